@@ -1,0 +1,171 @@
+// Package pynum reproduces the number and text conventions of the reference converter, which is written in
+// Python: the shortest round-trip repr of a double, the six-decimal rounding used for every time value,
+// and the text Python's str gives to JSON values (spec R-CONV-2 and "py-text").
+//
+// Every function here is pure and safe for concurrent use.
+package pynum
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Dec returns the double nearest to the decimal text s (R-CONV-2 dec).
+func Dec(s string) (float64, error) {
+	return strconv.ParseFloat(s, 64)
+}
+
+// Fix6 formats x with exactly six decimals and reads the text back (R-CONV-2 fix6).
+func Fix6(x float64) float64 {
+	var buf [64]byte
+	b := strconv.AppendFloat(buf[:0], x, 'f', 6, 64)
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return x // NaN and infinities round-trip to themselves
+	}
+	return v
+}
+
+// MicroTime returns dec("<sec>.<usec as 6 digits>") without formatting text: sec×10⁶+usec is exact below
+// 2⁵³ and IEEE division is correctly rounded, so the quotient is the double nearest to the decimal text.
+func MicroTime(sec uint64, usec uint32) float64 {
+	const limit uint64 = 1 << 53
+	if sec < (limit-1_000_000)/1_000_000 && usec < 1_000_000 {
+		return float64(sec*1e6+uint64(usec)) / 1e6
+	}
+	v, _ := strconv.ParseFloat(strconv.FormatUint(sec, 10)+"."+pad6(usec), 64)
+	return v
+}
+
+func pad6(u uint32) string {
+	s := strconv.FormatUint(uint64(u), 10)
+	for len(s) < 6 {
+		s = "0" + s
+	}
+	return s
+}
+
+// Repr returns Python's repr of a double (R-CONV-2 repr).
+func Repr(x float64) string {
+	return string(AppendRepr(nil, x))
+}
+
+// AppendRepr appends Python's repr of x to dst.
+func AppendRepr(dst []byte, x float64) []byte {
+	switch {
+	case math.IsNaN(x):
+		return append(dst, "nan"...)
+	case math.IsInf(x, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(x, -1):
+		return append(dst, "-inf"...)
+	case x == 0:
+		if math.Signbit(x) {
+			return append(dst, "-0.0"...)
+		}
+		return append(dst, "0.0"...)
+	}
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], x, 'e', -1, 64) // [-]d[.ddd]e±XX
+	neg := e[0] == '-'
+	if neg {
+		e = e[1:]
+		dst = append(dst, '-')
+	}
+	ePos := 0
+	for i, c := range e {
+		if c == 'e' {
+			ePos = i
+			break
+		}
+	}
+	mant := e[:ePos]
+	exp, _ := strconv.Atoi(string(e[ePos+1:]))
+	var digits [24]byte
+	nd := 0
+	for _, c := range mant {
+		if c != '.' {
+			digits[nd] = byte(c)
+			nd++
+		}
+	}
+	ds := digits[:nd]
+	if exp < -4 || exp >= 16 {
+		dst = append(dst, ds[0])
+		if nd > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, ds[1:]...)
+		}
+		dst = append(dst, 'e')
+		if exp < 0 {
+			dst = append(dst, '-')
+			exp = -exp
+		} else {
+			dst = append(dst, '+')
+		}
+		if exp < 10 {
+			dst = append(dst, '0')
+		}
+		return strconv.AppendInt(dst, int64(exp), 10)
+	}
+	if exp < 0 {
+		dst = append(dst, '0', '.')
+		for i := 0; i < -exp-1; i++ {
+			dst = append(dst, '0')
+		}
+		return append(dst, ds...)
+	}
+	// exp >= 0: exp+1 integer digits
+	if nd <= exp+1 {
+		dst = append(dst, ds...)
+		for i := nd; i < exp+1; i++ {
+			dst = append(dst, '0')
+		}
+		return append(dst, '.', '0')
+	}
+	dst = append(dst, ds[:exp+1]...)
+	dst = append(dst, '.')
+	return append(dst, ds[exp+1:]...)
+}
+
+// Text returns the text Python's str gives to a decoded JSON value ("py-text", section 0 of the spec).
+// Numbers must have been decoded with json.Decoder.UseNumber.
+func Text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case string:
+		return x
+	case json.Number:
+		return NumberText(string(x))
+	case float64:
+		return Repr(x)
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+// NumberText returns the py-text of a JSON number literal: integers keep their digits, every other
+// literal is written as repr of the nearest double.
+func NumberText(lit string) string {
+	if !strings.ContainsAny(lit, ".eE") {
+		return lit
+	}
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		// Out of range literals become inf in Python.
+		if strings.HasPrefix(lit, "-") {
+			return "-inf"
+		}
+		return "inf"
+	}
+	return Repr(f)
+}

@@ -1,0 +1,88 @@
+package pynum
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+)
+
+// R-CONV-2: repr examples from the spec.
+func TestRepr(t *testing.T) {
+	cases := map[float64]string{
+		0:                  "0.0",
+		1:                  "1.0",
+		48.689:             "48.689",
+		1617652286.24605:   "1617652286.24605",
+		99999999999.0:      "99999999999.0",
+		8.1e-05:            "8.1e-05",
+		1e16:               "1e+16",
+		0.0001:             "0.0001",
+		123456789012345678: "1.2345678901234568e+17",
+		-2.5:               "-2.5",
+		1e-10:              "1e-10",
+		20678.084:          "20678.084",
+		1234567890123456:   "1234567890123456.0",
+	}
+	for in, want := range cases {
+		if got := Repr(in); got != want {
+			t.Errorf("Repr(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := Repr(math.Copysign(0, -1)); got != "-0.0" {
+		t.Errorf("Repr(-0) = %q", got)
+	}
+}
+
+// R-CONV-2: fix6 rounds the exact binary value to six decimals.
+func TestFix6(t *testing.T) {
+	if got := Fix6(1617652286.320474 - 1617652286.246050); Repr(got) != "0.074424" {
+		t.Errorf("Fix6 = %s", Repr(got))
+	}
+	if got := Fix6(0.0000814); Repr(got) != "8.1e-05" {
+		t.Errorf("Fix6 = %s", Repr(got))
+	}
+}
+
+// R-PCAP-2: frame times are dec("<sec>.<usec>").
+func TestMicroTime(t *testing.T) {
+	for _, c := range []struct {
+		sec  uint64
+		usec uint32
+	}{{1617652286, 246050}, {1617652276, 543011}, {0, 1}, {4294967295, 999999}, {1 << 40, 5}} {
+		want, _ := Dec(formatMicro(c.sec, c.usec))
+		if got := MicroTime(c.sec, c.usec); got != want {
+			t.Errorf("MicroTime(%d,%d) = %v want %v", c.sec, c.usec, got, want)
+		}
+	}
+}
+
+func formatMicro(sec uint64, usec uint32) string {
+	return json.Number(func() string {
+		s := ""
+		for v := sec; ; v /= 10 {
+			s = string(rune('0'+v%10)) + s
+			if v < 10 {
+				break
+			}
+		}
+		return s + "." + pad6(usec)
+	}()).String()
+}
+
+func TestText(t *testing.T) {
+	cases := []struct {
+		in   any
+		want string
+	}{
+		{json.Number("443"), "443"},
+		{json.Number("443.0"), "443.0"},
+		{json.Number("1e2"), "100.0"},
+		{json.Number("0.055490970611572269"), "0.055490970611572266"}, // CPython 3.11 repr
+		{true, "True"}, {false, "False"}, {nil, "None"}, {"x", "x"},
+	}
+	for _, c := range cases {
+		if got := Text(c.in); got != c.want {
+			t.Errorf("Text(%v) = %q want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,20 @@
+// Package flow turns packets into bidirectional flows and names their destinations, exactly as the
+// reference converter (bayse-tools 1.0.5) does; the rule ids in comments (R-DEC-5, R-DIR-L2, …) are those of
+// ../shared/spec/bayseflow.md.
+//
+// # Usage
+//
+//  1. Create an [Engine] with [NewEngine]; feed it frames one at a time with [Engine.Packet], in capture
+//     order, each with its link type and time.
+//  2. Call [Engine.Flush] when the input (or, for a live sensor, a window) ends. It returns a [Sample]: the
+//     flows sorted, numbered and named (section 5 of the spec), ready for the BayseFlow writer.
+//
+// Flow-log inputs (Zeek, Interflow, NetFlow) build [Flow] records themselves and share the last steps
+// through [Finalize] and [Namer].
+//
+// The engine reads each frame in one streaming pass and holds only one entry per live flow, one per
+// non-local address and the DNS answer table; the reference's three passes over the file (R-PCAP-5) are
+// reproduced by remembering, per flow, which pass would have created it (R-ORD-2).
+//
+// An Engine is not safe for concurrent use. Frame bytes are not retained after Packet returns.
+package flow

@@ -1,0 +1,390 @@
+package flow
+
+import (
+	"math"
+	"net/netip"
+	"strconv"
+
+	"github.com/flowfleet/flowfleet/internal/pynum"
+)
+
+// Options selects the engine's behaviour beyond the reference's.
+type Options struct {
+	// DecodeVLAN decodes 802.1Q/QinQ-tagged Ethernet frames; the reference drops them (R-PCAP-3).
+	DecodeVLAN bool
+	// SessionNames names destinations from TLS SNI and HTTP Host (source "session"); the reference has
+	// no payload inspection (R-PCAP-6).
+	SessionNames bool
+	// MaxFlows bounds the flow table; 0 means unbounded (offline conversion). When full, the flow with
+	// the oldest last packet is exported early (see Evicted).
+	MaxFlows int
+	// MaxAnswers bounds the DNS answer table (0: DefaultMaxAnswers).
+	MaxAnswers int
+	// MaxActive bounds the set of non-local addresses seen (0: DefaultMaxActive).
+	MaxActive int
+}
+
+// DefaultMaxActive is the default bound of the set of non-local addresses an engine remembers.
+const DefaultMaxActive = 1 << 22
+
+// Stats counts what the engine saw.
+type Stats struct {
+	Frames    uint64 // frames offered
+	IPFrames  uint64 // frames that passed the IP pre-filter (R-PCAP-3)
+	Handled   uint64 // frames counted into a flow
+	Short     uint64 // IP frames of 34 bytes or fewer (R-DEC-0)
+	Ignored   uint64 // IP frames of other protocols or that could not be decoded
+	Truncated uint64 // frames the reference would abort on (R-DEC-11), skipped here
+	DNS       uint64 // DNS responses walked
+	Evicted   uint64 // flows exported early because the table was full
+}
+
+type endpoint struct {
+	addr [16]byte
+	port uint16
+}
+
+type flowKey struct {
+	v6, icmp bool
+	a, b     endpoint // a <= b
+}
+
+type flowState struct {
+	key      flowKey
+	class    uint8  // pass of the creating frame (R-PCAP-5)
+	seq      uint64 // index of the creating frame
+	first    float64
+	last     float64
+	label    Protocol
+	srcSide  uint8 // 0: key.a is the flow source
+	pkts     [2]int64
+	bytes    [2]int64
+	name     string // session name (SNI/Host), for the side nameSide
+	nameSide uint8
+	probes   uint8 // payload packets inspected for a session name
+	index    int   // position in Engine.list
+}
+
+// Engine assembles flows from frames (section 3) and names them (section 5). See the package doc.
+type Engine struct {
+	opts    Options
+	dec     decoder
+	dns     dnsWalker
+	norm    []byte
+	start   float64
+	seq     uint64
+	flows   map[flowKey]*flowState
+	list    []*flowState
+	active  map[[17]byte]struct{}
+	answers *AnswerTable
+	evicted []Flow
+	stats   Stats
+}
+
+// NewEngine returns an empty engine.
+func NewEngine(opts Options) *Engine {
+	e := &Engine{opts: opts}
+	e.reset()
+	return e
+}
+
+func (e *Engine) reset() {
+	e.start = NoStart
+	e.flows = make(map[flowKey]*flowState)
+	e.list = nil
+	e.active = make(map[[17]byte]struct{})
+	e.answers = NewAnswerTable()
+	e.answers.MaxEntries = e.opts.MaxAnswers
+	e.evicted = nil
+}
+
+// Stats returns the counters so far.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Start returns S so far: the earliest IP frame time, or NoStart.
+func (e *Engine) Start() float64 { return e.start }
+
+// Len returns the number of live flows.
+func (e *Engine) Len() int { return len(e.flows) }
+
+// Answers returns the DNS answer table of the current window.
+func (e *Engine) Answers() *AnswerTable { return e.answers }
+
+// Packet processes one frame captured at time t (seconds since the epoch, dec of the pcap time, R-PCAP-2).
+// The frame's bytes are not retained.
+func (e *Engine) Packet(link LinkType, t float64, data []byte) {
+	e.stats.Frames++
+	f, kind := e.normalize(link, data)
+	if kind == kindNotIP {
+		return
+	}
+	e.stats.IPFrames++
+	e.seq++
+	if t < e.start {
+		e.start = t // R-PCAP-4
+	}
+	if isDNSFrame(f, kind) { // R-DNS-1
+		if d := e.dec.decode(f, false); d.dataOff >= 0 {
+			e.stats.DNS++
+			e.dns.walk(e.answers, d.frame, d.dataOff, t)
+		}
+	}
+	if len(f) < 34 {
+		e.stats.Short++
+		return
+	}
+	class := outerClass(f, kind)
+	r := e.dec.decodeFrame(f)
+	if len(f) == 34 || !r.handled { // R-DEC-0, R-DEC-10
+		if len(f) == 34 {
+			e.stats.Short++
+		} else if r.tcpShort {
+			e.stats.Truncated++
+		} else {
+			e.stats.Ignored++
+		}
+		if r.addrs {
+			e.see(r.v6, &r.src)
+			e.see(r.v6, &r.dst)
+		}
+		return
+	}
+	e.stats.Handled++
+	icmp := r.label == ProtoICMP
+	a := endpoint{addr: r.src, port: r.portA}
+	b := endpoint{addr: r.dst, port: r.portB}
+	key := flowKey{v6: r.v6, icmp: icmp}
+	sender := uint8(0)
+	if less(b, a) {
+		key.a, key.b = b, a
+		sender = 1
+	} else {
+		key.a, key.b = a, b
+	}
+	st := e.flows[key]
+	if st == nil {
+		if e.opts.MaxFlows > 0 && len(e.flows) >= e.opts.MaxFlows {
+			e.evictOldest()
+		}
+		st = &flowState{key: key, class: class, seq: e.seq, first: t, label: r.label, index: len(e.list)}
+		st.srcSide = e.decide(r, sender)
+		e.flows[key] = st
+		e.list = append(e.list, st)
+		e.see(r.v6, &r.src)
+		e.see(r.v6, &r.dst)
+	} else if class < st.class {
+		// The reference's earlier pass would have created this flow from this frame (R-PKT-2, R-ORD-2).
+		st.class, st.seq, st.first, st.label = class, e.seq, t, r.label
+		st.srcSide = e.decide(r, sender)
+	}
+	if key.a == key.b {
+		sender = 0 // K == K': every frame counts for the source (R-PKT-3)
+		st.srcSide = 0
+	}
+	st.pkts[sender]++
+	st.bytes[sender] += r.payload
+	if t > st.last {
+		st.last = t
+	}
+	if e.opts.SessionNames && st.name == "" && r.label == ProtoTCP && st.probes < maxSessionProbes &&
+		r.dataOff >= 0 && r.dataOff < len(r.frame) {
+		st.probes++
+		if n := SessionName(r.frame[r.dataOff:]); n != "" {
+			st.name = n
+			st.nameSide = 1 - sender // the receiver of a ClientHello or request is the named server
+		}
+	}
+}
+
+const maxSessionProbes = 4
+
+// decide applies R-DIR to a flow's creating frame and returns the canonical side of the source.
+func (e *Engine) decide(r decoded, sender uint8) uint8 {
+	la := IsLocal(addrOf(r.v6, &r.src))
+	lb := IsLocal(addrOf(r.v6, &r.dst))
+	side := Direction(la, lb, r.label == ProtoICMP, int(r.portA), int(r.portB))
+	if side == SideA {
+		return sender
+	}
+	return 1 - sender
+}
+
+func less(x, y endpoint) bool {
+	for i := range x.addr {
+		if x.addr[i] != y.addr[i] {
+			return x.addr[i] < y.addr[i]
+		}
+	}
+	return x.port < y.port
+}
+
+func addrOf(v6 bool, b *[16]byte) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16(*b)
+	}
+	return netip.AddrFrom4([4]byte(b[:4]))
+}
+
+// see records a non-local address for the cache update (ACTIVE, R-NAME-1).
+func (e *Engine) see(v6 bool, b *[16]byte) {
+	var k [17]byte
+	if v6 {
+		k[0] = 1
+	}
+	copy(k[1:], b[:])
+	if _, ok := e.active[k]; ok {
+		return
+	}
+	limit := e.opts.MaxActive
+	if limit <= 0 {
+		limit = DefaultMaxActive
+	}
+	if len(e.active) >= limit || IsLocal(addrOf(v6, b)) {
+		return
+	}
+	e.active[k] = struct{}{}
+}
+
+func (e *Engine) isActive(s string) bool {
+	a, ok := ParseAddr(s)
+	if !ok {
+		return false
+	}
+	var k [17]byte
+	if a.Is6() {
+		k[0] = 1
+		b := a.As16()
+		copy(k[1:], b[:])
+	} else {
+		b := a.As4()
+		copy(k[1:], b[:])
+	}
+	_, in := e.active[k]
+	return in
+}
+
+// evictOldest exports the flow whose last packet is oldest, to bound the table.
+func (e *Engine) evictOldest() {
+	var oldest *flowState
+	for _, st := range e.list {
+		if st != nil && (oldest == nil || st.last < oldest.last) {
+			oldest = st
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	e.stats.Evicted++
+	e.evicted = append(e.evicted, e.export(oldest))
+	delete(e.flows, oldest.key)
+	e.list[oldest.index] = nil
+}
+
+// export turns a flow state into a Flow record.
+func (e *Engine) export(st *flowState) Flow {
+	src, dst := st.key.a, st.key.b
+	s, d := 0, 1
+	if st.srcSide == 1 {
+		src, dst = dst, src
+		s, d = 1, 0
+	}
+	fl := Flow{
+		SrcAddr:  AddrText(addrOf(st.key.v6, &src.addr)),
+		DstAddr:  AddrText(addrOf(st.key.v6, &dst.addr)),
+		Protocol: st.label,
+		SrcPkts:  st.pkts[s], SrcBytes: st.bytes[s],
+		DstPkts: st.pkts[d], DstBytes: st.bytes[d],
+		First: st.first, Last: st.last,
+	}
+	if !st.key.icmp {
+		fl.SrcPort = strconv.Itoa(int(src.port))
+		fl.DstPort = strconv.Itoa(int(dst.port))
+	}
+	if st.name != "" && int(st.nameSide) == d {
+		fl.Name = st.name
+		fl.NameSource = SourceSession
+	}
+	return fl
+}
+
+// Flush ends the input (or a window): it exports every flow in the reference's order, numbers them
+// (R-ID-1), names them with the answers seen and the long-term cache (section 5), and resets the engine
+// for the next window. cache may be nil.
+func (e *Engine) Flush(cache *NameCache) Sample {
+	live := make([]*flowState, 0, len(e.flows))
+	for _, st := range e.list {
+		if st != nil {
+			live = append(live, st)
+		}
+	}
+	// Creation order of the reference: by pass, then by the creating frame (R-ORD-2).
+	sortStable(live, func(x, y *flowState) bool {
+		if x.class != y.class {
+			return x.class < y.class
+		}
+		return x.seq < y.seq
+	})
+	s := Sample{Start: e.start, Flows: make([]Flow, 0, len(live)+len(e.evicted))}
+	s.Flows = append(s.Flows, e.evicted...)
+	for _, st := range live {
+		s.Flows = append(s.Flows, e.export(st))
+	}
+	Finalize(&s, true)
+	Name(s.Flows, e.answers, e.isActive, cache)
+	FixZeroPackets(s.Flows)
+	e.reset()
+	return s
+}
+
+// Finalize computes relativeStart and duration (R-FLOW-2, R-FLOW-3), sorts the flows stably by
+// relativeStart (R-ORD-1) and, for captures, numbers TCP and UDP flows (R-ID-1).
+func Finalize(s *Sample, captureIDs bool) {
+	for i := range s.Flows {
+		f := &s.Flows[i]
+		f.RelativeStart = fix6(f.First - s.Start)
+		if !f.DurationUnknown {
+			f.Duration = fix6(f.Last - f.First)
+		}
+	}
+	sortStable(s.Flows, func(x, y Flow) bool { return x.RelativeStart < y.RelativeStart })
+	if !captureIDs {
+		return
+	}
+	tcp, udp := 0, 0
+	for i := range s.Flows {
+		f := &s.Flows[i]
+		switch f.Protocol {
+		case ProtoTCP:
+			f.Identifier = strconv.Itoa(tcp)
+			tcp++
+		case ProtoUDP:
+			f.Identifier = strconv.Itoa(udp)
+			udp++
+		default:
+			f.Identifier = ""
+		}
+	}
+}
+
+// FixZeroPackets applies R-OUT-8: a side with bytes but no packets gets one packet.
+func FixZeroPackets(flows []Flow) {
+	for i := range flows {
+		f := &flows[i]
+		if f.SrcBytes > 0 && f.SrcPkts == 0 {
+			f.SrcPkts = 1
+		}
+		if f.DstBytes > 0 && f.DstPkts == 0 {
+			f.DstPkts = 1
+		}
+	}
+}
+
+func fix6(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	return pyFix6(x)
+}
+
+// FrameTime returns a frame's time as the reference reads it: dec("<sec>.<usec>") (R-PCAP-2).
+func FrameTime(sec uint64, usec uint32) float64 { return pynum.MicroTime(sec, usec) }

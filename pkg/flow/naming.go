@@ -1,0 +1,77 @@
+package flow
+
+// candidate is one (t, name) pair of R-NAME-1.
+type candidate struct {
+	t    float64
+	name string
+}
+
+// Name names every flow's destination (R-NAME-1, R-NAME-2) from the answer table, then updates the
+// long-term cache (R-CACHE-3). active reports whether an address text is in ACTIVE. cache may be nil.
+// Naming runs only when there is at least one flow.
+func Name(flows []Flow, answers *AnswerTable, active func(string) bool, cache *NameCache) {
+	if len(flows) == 0 {
+		return
+	}
+	lists := make(map[string][]candidate)
+	var order []string
+	if answers != nil {
+		answers.Each(func(n string, a Answer) {
+			if !active(a.Answer) {
+				return
+			}
+			l, ok := lists[a.Answer]
+			if !ok {
+				order = append(order, a.Answer)
+			}
+			lists[a.Answer] = append(l, candidate{t: a.Time, name: n[:max(len(n)-1, 0)]})
+		})
+	}
+	for _, l := range lists {
+		sortStable(l, func(x, y candidate) bool { return x.t < y.t })
+	}
+	for i := range flows {
+		nameFlow(&flows[i], lists[flows[i].DstAddr], cache)
+	}
+	if cache == nil {
+		return
+	}
+	for _, x := range order { // R-CACHE-3
+		l := lists[x]
+		same := true
+		for _, c := range l[1:] {
+			if c.name != l[0].name {
+				same = false
+				break
+			}
+		}
+		if same {
+			cache.Set(x, l[0].name)
+		}
+	}
+}
+
+// nameFlow applies R-NAME-2 to one flow.
+func nameFlow(f *Flow, list []candidate, cache *NameCache) {
+	if f.Name != "" { // step 1
+		f.NameSource = SourceSession
+		return
+	}
+	for i := len(list) - 1; i >= 0; i-- { // step 2
+		if list[i].t <= f.First {
+			f.Name, f.NameSource = list[i].name, SourcePassive
+			return
+		}
+	}
+	if cache != nil { // step 3
+		if n, ok := cache.Lookup(f.DstAddr); ok {
+			f.Name, f.NameSource = n, SourceCache
+			return
+		}
+	}
+	if len(list) > 0 { // step 4 (quirk)
+		f.Name, f.NameSource = list[0].name, SourcePassive
+		return
+	}
+	f.Name, f.NameSource = f.DstAddr, SourceOriginal // step 5
+}

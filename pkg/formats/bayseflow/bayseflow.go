@@ -1,0 +1,204 @@
+// Package bayseflow writes and reads BayseFlow files (.bf): one JSON object with a random hash, the
+// trafficDate, the fileName and the flows, laid out byte for byte as the reference's Python json.dumps
+// writes it (section 1 of the spec).
+package bayseflow
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/flow"
+)
+
+// NewHash returns a random version-4 UUID without dashes (R-OUT-2).
+func NewHash() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0F | 0x40
+	b[8] = b[8]&0x3F | 0x80
+	return hex.EncodeToString(b[:])
+}
+
+// Encode returns the BayseFlow file for a finished sample (R-OUT-1 … R-OUT-6, R-NUM-1, R-NUM-2).
+// hash may be "" for a fresh random one.
+func Encode(s flow.Sample, fileName, hash string) []byte {
+	if hash == "" {
+		hash = NewHash()
+	}
+	b := make([]byte, 0, 128+len(s.Flows)*220)
+	b = append(b, `{"hash": `...)
+	b = appendString(b, hash)
+	b = append(b, `, "trafficDate": `...)
+	b = appendString(b, pynum.Repr(s.Start))
+	b = append(b, `, "fileName": `...)
+	b = appendString(b, fileName)
+	b = append(b, `, "BayseFlows": [`...)
+	for i := range s.Flows {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = AppendFlow(b, &s.Flows[i])
+	}
+	return append(b, "]}"...)
+}
+
+// AppendFlow appends one flow object (R-OUT-5).
+func AppendFlow(b []byte, f *flow.Flow) []byte {
+	icmp := f.Protocol == flow.ProtoICMP
+	name := f.Name
+	if name == "" {
+		name = f.DstAddr
+	}
+	b = append(b, `{"src": `...)
+	if icmp {
+		b = appendString(b, f.SrcAddr)
+	} else {
+		b = appendString(b, f.SrcAddr+":"+f.SrcPort)
+	}
+	b = append(b, `, "dst": `...)
+	if icmp {
+		b = appendString(b, name)
+	} else {
+		b = appendString(b, name+":"+f.DstPort)
+	}
+	src := f.NameSource
+	if src == "" {
+		src = flow.SourceOriginal
+	}
+	b = append(b, `, "destinationNameSource": `...)
+	b = appendString(b, string(src))
+	b = append(b, `, "srcPkts": `...)
+	b = strconv.AppendInt(b, f.SrcPkts, 10)
+	b = append(b, `, "srcBytes": `...)
+	b = strconv.AppendInt(b, f.SrcBytes, 10)
+	b = append(b, `, "dstPkts": `...)
+	b = strconv.AppendInt(b, f.DstPkts, 10)
+	b = append(b, `, "dstBytes": `...)
+	b = strconv.AppendInt(b, f.DstBytes, 10)
+	b = append(b, `, "relativeStart": `...)
+	b = pynum.AppendRepr(b, f.RelativeStart)
+	b = append(b, `, "protocolInformation": `...)
+	b = appendString(b, string(f.Protocol))
+	b = append(b, `, "identifier": `...)
+	b = appendString(b, f.Identifier)
+	b = append(b, `, "duration": `...)
+	if f.DurationUnknown {
+		b = append(b, "-1"...)
+	} else {
+		b = pynum.AppendRepr(b, f.Duration)
+	}
+	return append(b, '}')
+}
+
+// appendString writes s as Python's json.dumps does with ensure_ascii: non-ASCII as \uXXXX (surrogate
+// pairs above U+FFFF), control characters escaped, '/' not escaped.
+func appendString(b []byte, s string) []byte {
+	const hexd = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"':
+				b = append(b, '\\', '"')
+			case '\\':
+				b = append(b, '\\', '\\')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				if c < 0x20 {
+					b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xF])
+				} else {
+					b = append(b, c)
+				}
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if r > 0xFFFF {
+			r -= 0x10000
+			hi, lo := 0xD800+(r>>10), 0xDC00+(r&0x3FF)
+			b = appendU(b, hi)
+			b = appendU(b, lo)
+			continue
+		}
+		b = appendU(b, r)
+	}
+	return append(b, '"')
+}
+
+func appendU(b []byte, r rune) []byte {
+	const hexd = "0123456789abcdef"
+	return append(b, '\\', 'u', hexd[r>>12&0xF], hexd[r>>8&0xF], hexd[r>>4&0xF], hexd[r&0xF])
+}
+
+// CaptureFileName names the output of a capture input (R-OUT-4): "_filtered" before the last dot of the
+// base name, then the extension replaced by ".bf".
+func CaptureFileName(input string) string {
+	base := filepath.Base(input)
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		return base[:i] + "_filtered.bf"
+	}
+	return base + "_filtered.bf"
+}
+
+// LogFileName names the output of a Zeek, Interflow or NetFlow input (R-OUT-4): the base name cut at its
+// last dot, plus ".bf".
+func LogFileName(input string) string {
+	base := filepath.Base(input)
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		return base[:i] + ".bf"
+	}
+	return base + ".bf"
+}
+
+// File is a decoded BayseFlow file.
+type File struct {
+	Hash        string `json:"hash"`
+	TrafficDate string `json:"trafficDate"`
+	FileName    string `json:"fileName"`
+	Flows       []Row  `json:"BayseFlows"`
+}
+
+// Row is one flow of a decoded BayseFlow file, numbers kept as written.
+type Row struct {
+	Src                   string      `json:"src"`
+	Dst                   string      `json:"dst"`
+	DestinationNameSource string      `json:"destinationNameSource"`
+	SrcPkts               json.Number `json:"srcPkts"`
+	SrcBytes              json.Number `json:"srcBytes"`
+	DstPkts               json.Number `json:"dstPkts"`
+	DstBytes              json.Number `json:"dstBytes"`
+	RelativeStart         json.Number `json:"relativeStart"`
+	ProtocolInformation   string      `json:"protocolInformation"`
+	Identifier            string      `json:"identifier"`
+	Duration              json.Number `json:"duration"`
+}
+
+// Decode parses a BayseFlow file.
+func Decode(data []byte) (*File, error) {
+	var f File
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("bayseflow: %w", err)
+	}
+	return &f, nil
+}

@@ -1,0 +1,247 @@
+// Package convert turns one input file into one BayseFlow file, as `flowctl convert` does: it detects the
+// input's format from its content, runs the matching reader through the flow engine or the flow-log
+// rules, names the flows with the long-term name cache, and writes the .bf file atomically.
+package convert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
+	"github.com/flowfleet/flowfleet/pkg/formats/pcapfile"
+)
+
+// Format names an input format.
+type Format string
+
+// The input formats.
+const (
+	FormatAuto      Format = "auto"
+	FormatPcap      Format = "pcap"
+	FormatZeek      Format = "zeek"
+	FormatInterflow Format = "interflow"
+	FormatNetflow   Format = "netflow"
+)
+
+// ParseFormat checks a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case "", FormatAuto:
+		return FormatAuto, nil
+	case FormatPcap, FormatZeek, FormatInterflow, FormatNetflow:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q (want auto, pcap, zeek, interflow or netflow)", s)
+}
+
+// Options controls one conversion.
+type Options struct {
+	Format Format
+	// DNSLog is the Zeek dns.log that goes with a Zeek conn.log ("" for none).
+	DNSLog string
+	// OutDir is where the .bf file is written ("" for the current directory).
+	OutDir string
+	// Cache is the long-term name cache (R-CACHE); nil turns it off. The caller loads and saves it.
+	Cache *flow.NameCache
+	// Location is the time zone NetFlow times are read in (R-NF-5); nil means time.Local.
+	Location *time.Location
+	// Flow holds the engine's extensions (VLAN decoding, session names).
+	Flow flow.Options
+	// Progress, when set, is called now and then with the bytes read so far and the input's size.
+	Progress func(read, total int64)
+}
+
+// Result describes a finished conversion.
+type Result struct {
+	Format   Format
+	Input    string
+	Output   string // path of the .bf file written
+	Sample   flow.Sample
+	Frames   uint64 // capture frames read (captures only)
+	Stats    flow.Stats
+	Warnings []string // conditions that did not stop the conversion (a truncated capture, …)
+}
+
+// ErrUnsupported reports an input whose format is not accepted (R-ERR-1).
+var ErrUnsupported = errors.New("unsupported input")
+
+// File converts the input file at path and writes the BayseFlow file.
+func File(ctx context.Context, path string, opts Options) (*Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: is a directory", path)
+	}
+	format := opts.Format
+	if format == "" || format == FormatAuto {
+		head := make([]byte, 64*1024)
+		n, _ := io.ReadFull(f, head)
+		format, err = Detect(head[:n])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	res := &Result{Format: format, Input: path}
+	var in io.Reader = f
+	if opts.Progress != nil {
+		in = &progressReader{r: f, total: st.Size(), fn: opts.Progress}
+	}
+	var fileName string
+	switch format {
+	case FormatPcap:
+		fileName = bayseflow.CaptureFileName(path)
+		err = convertCapture(ctx, in, path, opts, res)
+	case FormatZeek, FormatInterflow, FormatNetflow:
+		fileName = bayseflow.LogFileName(path)
+		err = convertLog(ctx, in, path, format, opts, res)
+	default:
+		err = fmt.Errorf("%w: format %q", ErrUnsupported, format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(opts.OutDir, fileName)
+	if err := flow.WriteFileAtomic(out, bayseflow.Encode(res.Sample, fileName, ""), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", out, err)
+	}
+	res.Output = out
+	return res, nil
+}
+
+// Detect names the format of an input from its first bytes.
+func Detect(head []byte) (Format, error) {
+	if pcapfile.IsCapture(head) {
+		return FormatPcap, nil
+	}
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if len(trimmed) == 0 {
+		// An empty file, or one of blank lines: a Zeek log without records gives an empty sample.
+		return FormatZeek, nil
+	}
+	switch trimmed[0] {
+	case '{', '[':
+		if bytes.Contains(head, []byte(`"id.orig_h"`)) || bytes.Contains(head, []byte(`"uid"`)) {
+			return FormatZeek, nil
+		}
+		if bytes.Contains(head, []byte(`"srcip"`)) || bytes.Contains(head, []byte(`"_id"`)) {
+			return FormatInterflow, nil
+		}
+		return "", fmt.Errorf("%w: JSON that is neither a Zeek conn.log nor Interflow; use --format", ErrUnsupported)
+	case '#':
+		return FormatZeek, nil
+	}
+	if !isText(head) {
+		return "", fmt.Errorf("%w: not a capture (pcap, pcapng), Zeek, Interflow or NetFlow CSV file", ErrUnsupported)
+	}
+	line := trimmed
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	switch {
+	case bytes.Count(line, []byte("\t")) >= 5:
+		return FormatZeek, nil
+	case bytes.Count(line, []byte(",")) >= 5:
+		return FormatNetflow, nil
+	}
+	return "", fmt.Errorf("%w: text that looks like no known flow log; use --format", ErrUnsupported)
+}
+
+func isText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+type progressReader struct {
+	r     io.Reader
+	n     int64
+	total int64
+	fn    func(int64, int64)
+	calls int
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.calls++
+	if p.calls%8 == 0 || err != nil {
+		p.fn(p.n, p.total)
+	}
+	return n, err
+}
+
+// convertCapture runs a capture through the flow engine in one pass (section 3).
+func convertCapture(ctx context.Context, in io.Reader, path string, opts Options, res *Result) error {
+	rd, err := pcapfile.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
+	}
+	if link, ok := rd.LinkType(); ok {
+		if err := flow.CheckLinkType(link); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	eng := flow.NewEngine(opts.Flow)
+	checked := map[flow.LinkType]bool{}
+	for {
+		fr, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, pcapfile.ErrTruncated) {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: stopped reading at %v; the frames before it were converted", path, err))
+				break
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if !checked[fr.Link] {
+			if err := flow.CheckLinkType(fr.Link); err != nil {
+				return fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
+			}
+			checked[fr.Link] = true
+		}
+		res.Frames++
+		if res.Frames%65536 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		eng.Packet(fr.Link, flow.FrameTime(fr.Sec, fr.Usec), fr.Data)
+	}
+	res.Stats = eng.Stats()
+	if res.Stats.Truncated > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))
+	}
+	res.Sample = eng.Flush(opts.Cache)
+	return nil
+}
+
+// activeDestinations is ACTIVE for flow logs: the non-local flow destinations (R-NAME-1).
+func activeDestinations(flows []flow.Flow) func(string) bool {
+	set := make(map[string]bool)
+	for i := range flows {
+		if a, ok := flow.ParseAddr(flows[i].DstAddr); ok && !flow.IsLocal(a) {
+			set[flows[i].DstAddr] = true
+		}
+	}
+	return func(s string) bool { return set[s] }
+}

@@ -1,0 +1,53 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/formats/zeek"
+)
+
+// logReaders maps the flow-log formats to their readers; each returns the flows in creation order with
+// S, and the answer table its DNS data gave (nil for none).
+var logReaders = map[Format]func(in io.Reader, path string, opts Options) (flow.Sample, *flow.AnswerTable, error){
+	FormatZeek: readZeek,
+}
+
+func readZeek(in io.Reader, path string, opts Options) (flow.Sample, *flow.AnswerTable, error) {
+	var dns io.Reader
+	if opts.DNSLog != "" {
+		f, err := os.Open(opts.DNSLog)
+		if err != nil {
+			return flow.Sample{}, nil, fmt.Errorf("open dns.log: %w", err)
+		}
+		defer f.Close()
+		dns = f
+	}
+	return zeek.Read(in, path, dns, opts.DNSLog)
+}
+
+// convertLog runs a flow log (Zeek, Interflow, NetFlow) through its reader and the shared naming steps.
+func convertLog(ctx context.Context, in io.Reader, path string, format Format, opts Options, res *Result) error {
+	read, ok := logReaders[format]
+	if !ok {
+		return fmt.Errorf("%w: format %q", ErrUnsupported, format)
+	}
+	if format != FormatZeek && opts.DNSLog != "" {
+		return fmt.Errorf("--dns goes with a Zeek conn.log, not with %s input", format)
+	}
+	s, answers, err := read(in, path, opts)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	flow.Finalize(&s, false)
+	flow.Name(s.Flows, answers, activeDestinations(s.Flows), opts.Cache)
+	flow.FixZeroPackets(s.Flows)
+	res.Sample = s
+	return nil
+}
