@@ -18,7 +18,28 @@ func Dec(s string) (float64, error) {
 }
 
 // Fix6 formats x with exactly six decimals and reads the text back (R-CONV-2 fix6).
+//
+// For |x| < 2^53/10^6 it computes the same result without text: n = x×10^6 rounded half to even is found
+// exactly from the rounded product p and its exact error (FMA), and n/10^6 is then correctly rounded
+// by the division, which is what parsing the six-decimal text gives.
 func Fix6(x float64) float64 {
+	if a := math.Abs(x); a < 9e9 {
+		p := x * 1e6
+		e := math.FMA(x, 1e6, -p) // exact: x×10^6 = p + e
+		n := math.RoundToEven(p)
+		// |p-n| < 0.5 leaves the exact product on n's side; at p = n±0.5 the sign of e breaks the tie.
+		switch r := p - n; {
+		case r == 0.5 && e > 0:
+			n++
+		case r == -0.5 && e < 0:
+			n--
+		}
+		return n / 1e6
+	}
+	return fix6Text(x)
+}
+
+func fix6Text(x float64) float64 {
 	var buf [64]byte
 	b := strconv.AppendFloat(buf[:0], x, 'f', 6, 64)
 	v, err := strconv.ParseFloat(string(b), 64)

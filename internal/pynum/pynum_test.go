@@ -3,6 +3,7 @@ package pynum
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -84,5 +85,32 @@ func TestText(t *testing.T) {
 		if got := Text(c.in); got != c.want {
 			t.Errorf("Text(%v) = %q want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// Fix6's arithmetic fast path must agree with formatting and parsing text on every value.
+func TestFix6MatchesText(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(x float64) {
+		if got, want := Fix6(x), fix6Text(x); got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+			t.Fatalf("Fix6(%v) = %v, text gives %v", x, got, want)
+		}
+	}
+	for i := 0; i < 2_000_000; i++ {
+		switch i % 4 {
+		case 0:
+			check(rng.Float64() * 1e4)
+		case 1:
+			check(float64(rng.Int64N(2_000_000_000)) + rng.Float64())
+		case 2: // differences of two capture times
+			a := MicroTime(uint64(1.6e9+rng.Int64N(1e8)), uint32(rng.IntN(1e6)))
+			b := MicroTime(uint64(1.6e9+rng.Int64N(1e8)), uint32(rng.IntN(1e6)))
+			check(a - b)
+		default: // exact ties at the seventh decimal
+			check(float64(rng.Int64N(1e9)) / 1e7 * 5)
+		}
+	}
+	for _, x := range []float64{0, math.Copysign(0, -1), -1e-9, 0.0000005, 0.0000015, 2.5e-7, 8999999999.9999995, 9e9, 1e12, math.Inf(1), math.NaN()} {
+		check(x)
 	}
 }

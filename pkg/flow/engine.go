@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/binary"
 	"math"
 	"net/netip"
 	"strconv"
@@ -78,6 +79,7 @@ type Engine struct {
 	active  map[[17]byte]struct{}
 	answers *AnswerTable
 	evicted []Flow
+	slab    []flowState
 	stats   Stats
 }
 
@@ -96,6 +98,7 @@ func (e *Engine) reset() {
 	e.answers = NewAnswerTable()
 	e.answers.MaxEntries = e.opts.MaxAnswers
 	e.evicted = nil
+	e.slab = nil
 }
 
 // Stats returns the counters so far.
@@ -166,12 +169,11 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 		if e.opts.MaxFlows > 0 && len(e.flows) >= e.opts.MaxFlows {
 			e.evictOldest()
 		}
-		st = &flowState{key: key, class: class, seq: e.seq, first: t, label: r.label, index: len(e.list)}
+		st = e.newState()
+		*st = flowState{key: key, class: class, seq: e.seq, first: t, label: r.label, index: len(e.list)}
 		st.srcSide = e.decide(r, sender)
 		e.flows[key] = st
 		e.list = append(e.list, st)
-		e.see(r.v6, &r.src)
-		e.see(r.v6, &r.dst)
 	} else if class < st.class {
 		// The reference's earlier pass would have created this flow from this frame (R-PKT-2, R-ORD-2).
 		st.class, st.seq, st.first, st.label = class, e.seq, t, r.label
@@ -198,6 +200,16 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 
 const maxSessionProbes = 4
 
+// newState returns a zeroed flow state from the current slab; slabs keep the many small states out of
+// the allocator's and the collector's way.
+func (e *Engine) newState() *flowState {
+	if len(e.slab) == cap(e.slab) {
+		e.slab = make([]flowState, 0, 1024)
+	}
+	e.slab = e.slab[:len(e.slab)+1]
+	return &e.slab[len(e.slab)-1]
+}
+
 // decide applies R-DIR to a flow's creating frame and returns the canonical side of the source.
 func (e *Engine) decide(r decoded, sender uint8) uint8 {
 	la := IsLocal(addrOf(r.v6, &r.src))
@@ -210,10 +222,13 @@ func (e *Engine) decide(r decoded, sender uint8) uint8 {
 }
 
 func less(x, y endpoint) bool {
-	for i := range x.addr {
-		if x.addr[i] != y.addr[i] {
-			return x.addr[i] < y.addr[i]
-		}
+	xh, yh := binary.BigEndian.Uint64(x.addr[0:8]), binary.BigEndian.Uint64(y.addr[0:8])
+	if xh != yh {
+		return xh < yh
+	}
+	xl, yl := binary.BigEndian.Uint64(x.addr[8:16]), binary.BigEndian.Uint64(y.addr[8:16])
+	if xl != yl {
+		return xl < yl
 	}
 	return x.port < y.port
 }
@@ -225,7 +240,8 @@ func addrOf(v6 bool, b *[16]byte) netip.Addr {
 	return netip.AddrFrom4([4]byte(b[:4]))
 }
 
-// see records a non-local address for the cache update (ACTIVE, R-NAME-1).
+// see records a non-local address of a frame that made no flow, for the cache update (ACTIVE, R-NAME-1).
+// Flow endpoints are in ACTIVE too; Flush checks them directly.
 func (e *Engine) see(v6 bool, b *[16]byte) {
 	var k [17]byte
 	if v6 {
@@ -261,6 +277,30 @@ func (e *Engine) isActive(s string) bool {
 	}
 	_, in := e.active[k]
 	return in
+}
+
+// activeFunc returns the ACTIVE test of R-NAME-1 for the answers of this window: non-local addresses that
+// were an endpoint of a flow or of another IP frame of at least 34 bytes.
+func (e *Engine) activeFunc(flows []Flow) func(string) bool {
+	endpoint := make(map[string]bool)
+	e.answers.Each(func(_ string, a Answer) { endpoint[a.Answer] = false })
+	if len(endpoint) > 0 {
+		for i := range flows {
+			if _, ok := endpoint[flows[i].SrcAddr]; ok {
+				endpoint[flows[i].SrcAddr] = true
+			}
+			if _, ok := endpoint[flows[i].DstAddr]; ok {
+				endpoint[flows[i].DstAddr] = true
+			}
+		}
+	}
+	return func(s string) bool {
+		if endpoint[s] {
+			a, ok := ParseAddr(s)
+			return ok && !IsLocal(a)
+		}
+		return e.isActive(s)
+	}
 }
 
 // evictOldest exports the flow whose last packet is oldest, to bound the table.
@@ -330,7 +370,7 @@ func (e *Engine) Flush(cache *NameCache) Sample {
 		s.Flows = append(s.Flows, e.export(st))
 	}
 	Finalize(&s, true)
-	Name(s.Flows, e.answers, e.isActive, cache)
+	Name(s.Flows, e.answers, e.activeFunc(s.Flows), cache)
 	FixZeroPackets(s.Flows)
 	e.reset()
 	return s
@@ -346,7 +386,7 @@ func Finalize(s *Sample, captureIDs bool) {
 			f.Duration = fix6(f.Last - f.First)
 		}
 	}
-	sortStable(s.Flows, func(x, y Flow) bool { return x.RelativeStart < y.RelativeStart })
+	sortFlows(s.Flows)
 	if !captureIDs {
 		return
 	}

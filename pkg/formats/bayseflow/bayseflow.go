@@ -4,10 +4,12 @@
 package bayseflow
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,10 +31,19 @@ func NewHash() string {
 // Encode returns the BayseFlow file for a finished sample (R-OUT-1 … R-OUT-6, R-NUM-1, R-NUM-2).
 // hash may be "" for a fresh random one.
 func Encode(s flow.Sample, fileName, hash string) []byte {
+	var buf bytes.Buffer
+	buf.Grow(128 + len(s.Flows)*200)
+	_ = EncodeTo(&buf, s, fileName, hash)
+	return buf.Bytes()
+}
+
+// EncodeTo writes the BayseFlow file for a finished sample to w, one flow at a time, so that memory
+// does not grow with the size of the file.
+func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
 	if hash == "" {
 		hash = NewHash()
 	}
-	b := make([]byte, 0, 128+len(s.Flows)*220)
+	b := make([]byte, 0, 64*1024)
 	b = append(b, `{"hash": `...)
 	b = appendString(b, hash)
 	b = append(b, `, "trafficDate": `...)
@@ -45,8 +56,16 @@ func Encode(s flow.Sample, fileName, hash string) []byte {
 			b = append(b, ", "...)
 		}
 		b = AppendFlow(b, &s.Flows[i])
+		if len(b) > 60*1024 {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 	}
-	return append(b, "]}"...)
+	b = append(b, "]}"...)
+	_, err := w.Write(b)
+	return err
 }
 
 // AppendFlow appends one flow object (R-OUT-5).
@@ -56,23 +75,23 @@ func AppendFlow(b []byte, f *flow.Flow) []byte {
 	if name == "" {
 		name = f.DstAddr
 	}
-	b = append(b, `{"src": `...)
-	if icmp {
-		b = appendString(b, f.SrcAddr)
-	} else {
-		b = appendString(b, f.SrcAddr+":"+f.SrcPort)
+	b = append(b, `{"src": "`...)
+	b = appendEscaped(b, f.SrcAddr)
+	if !icmp {
+		b = append(b, ':')
+		b = appendEscaped(b, f.SrcPort)
 	}
-	b = append(b, `, "dst": `...)
-	if icmp {
-		b = appendString(b, name)
-	} else {
-		b = appendString(b, name+":"+f.DstPort)
+	b = append(b, `", "dst": "`...)
+	b = appendEscaped(b, name)
+	if !icmp {
+		b = append(b, ':')
+		b = appendEscaped(b, f.DstPort)
 	}
 	src := f.NameSource
 	if src == "" {
 		src = flow.SourceOriginal
 	}
-	b = append(b, `, "destinationNameSource": `...)
+	b = append(b, `", "destinationNameSource": `...)
 	b = appendString(b, string(src))
 	b = append(b, `, "srcPkts": `...)
 	b = strconv.AppendInt(b, f.SrcPkts, 10)
@@ -100,8 +119,14 @@ func AppendFlow(b []byte, f *flow.Flow) []byte {
 // appendString writes s as Python's json.dumps does with ensure_ascii: non-ASCII as \uXXXX (surrogate
 // pairs above U+FFFF), control characters escaped, '/' not escaped.
 func appendString(b []byte, s string) []byte {
-	const hexd = "0123456789abcdef"
 	b = append(b, '"')
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+// appendEscaped writes the body of a JSON string, escaped as appendString says.
+func appendEscaped(b []byte, s string) []byte {
+	const hexd = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -141,7 +166,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		b = appendU(b, r)
 	}
-	return append(b, '"')
+	return b
 }
 
 func appendU(b []byte, r rune) []byte {

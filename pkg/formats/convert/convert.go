@@ -100,14 +100,19 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 	}
 	res := &Result{Format: format, Input: path}
 	var in io.Reader = f
-	if opts.Progress != nil {
+	if opts.Progress != nil && format != FormatPcap {
 		in = &progressReader{r: f, total: st.Size(), fn: opts.Progress}
 	}
 	var fileName string
 	switch format {
 	case FormatPcap:
 		fileName = bayseflow.CaptureFileName(path)
-		err = convertCapture(ctx, in, path, opts, res)
+		var rd *pcapfile.Reader
+		rd, err = pcapfile.NewReader(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
+		}
+		err = convertCapture(ctx, rd, path, st.Size(), opts, res)
 	case FormatZeek, FormatInterflow, FormatNetflow:
 		fileName = bayseflow.LogFileName(path)
 		err = convertLog(ctx, in, path, format, opts, res)
@@ -118,7 +123,8 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	out := filepath.Join(opts.OutDir, fileName)
-	if err := flow.WriteFileAtomic(out, bayseflow.Encode(res.Sample, fileName, ""), 0o644); err != nil {
+	write := func(w io.Writer) error { return bayseflow.EncodeTo(w, res.Sample, fileName, "") }
+	if err := flow.WriteFileAtomicFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
 	res.Output = out
@@ -191,11 +197,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // convertCapture runs a capture through the flow engine in one pass (section 3).
-func convertCapture(ctx context.Context, in io.Reader, path string, opts Options, res *Result) error {
-	rd, err := pcapfile.NewReader(in)
-	if err != nil {
-		return fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
-	}
+func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size int64, opts Options, res *Result) error {
 	if link, ok := rd.LinkType(); ok {
 		if err := flow.CheckLinkType(link); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -222,8 +224,13 @@ func convertCapture(ctx context.Context, in io.Reader, path string, opts Options
 			checked[fr.Link] = true
 		}
 		res.Frames++
-		if res.Frames%65536 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+		if res.Frames%65536 == 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if opts.Progress != nil {
+				opts.Progress(rd.Offset(), size)
+			}
 		}
 		eng.Packet(fr.Link, flow.FrameTime(fr.Sec, fr.Usec), fr.Data)
 	}

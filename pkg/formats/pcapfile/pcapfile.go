@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
@@ -56,7 +57,7 @@ func IsCapture(head []byte) bool {
 
 // Reader reads frames from a capture.
 type Reader struct {
-	r      *bufio.Reader
+	r      source
 	off    int64
 	ng     bool
 	order  binary.ByteOrder
@@ -80,9 +81,66 @@ type iface struct {
 	offset  int64  // if_tsoffset, seconds
 }
 
+// source is what the reader reads from: a buffered reader, or the bytes of a mapped file.
+type source interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Size() int
+}
+
 // NewReader reads the file header and returns a reader positioned at the first frame.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{r: bufio.NewReaderSize(r, 1<<20)}
+	return newReader(bufio.NewReaderSize(r, 1<<20))
+}
+
+// NewBytesReader reads a capture held in memory (for example a mapped file); frames point into data.
+func NewBytesReader(data []byte) (*Reader, error) {
+	return newReader(&bytesSource{data: data})
+}
+
+type bytesSource struct {
+	data []byte
+	pos  int
+}
+
+func (b *bytesSource) Peek(n int) ([]byte, error) {
+	rest := b.data[b.pos:]
+	if n > len(rest) {
+		if len(rest) == 0 {
+			return nil, io.EOF
+		}
+		return rest, io.ErrUnexpectedEOF
+	}
+	return rest[:n:n], nil
+}
+
+func (b *bytesSource) Discard(n int) (int, error) {
+	if rest := len(b.data) - b.pos; n > rest {
+		b.pos = len(b.data)
+		return rest, io.EOF
+	}
+	b.pos += n
+	return n, nil
+}
+
+func (b *bytesSource) Size() int { return math.MaxInt }
+
+// readFull fills p from the source.
+func (rd *Reader) readFull(p []byte) error {
+	b, err := rd.r.Peek(len(p))
+	if err != nil {
+		if err == io.EOF && len(b) == 0 {
+			return io.EOF
+		}
+		return io.ErrUnexpectedEOF
+	}
+	copy(p, b)
+	_, _ = rd.r.Discard(len(p))
+	return nil
+}
+
+func newReader(src source) (*Reader, error) {
+	rd := &Reader{r: src}
 	head, err := rd.r.Peek(4)
 	if err != nil || !IsCapture(head) {
 		return nil, ErrNotCapture
@@ -92,7 +150,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return rd, nil
 	}
 	var h [24]byte
-	if _, err := io.ReadFull(rd.r, h[:]); err != nil {
+	if err := rd.readFull(h[:]); err != nil {
 		return nil, fmt.Errorf("pcap file header: %w", ErrTruncated)
 	}
 	rd.off = 24
@@ -141,16 +199,18 @@ func (rd *Reader) nextPcap() (Frame, error) {
 		n = 24
 	}
 	start := rd.off
-	if _, err := io.ReadFull(rd.r, rd.hdr[:n]); err != nil {
-		if err == io.EOF {
+	hdr, err := rd.r.Peek(n)
+	if err != nil {
+		if err == io.EOF && len(hdr) == 0 {
 			return Frame{}, io.EOF
 		}
 		return Frame{}, fmt.Errorf("record header at byte %d: %w", start, ErrTruncated)
 	}
+	sec := uint64(rd.order.Uint32(hdr[0:4]))
+	frac := rd.order.Uint32(hdr[4:8])
+	caplen := int(rd.order.Uint32(hdr[8:12]))
+	_, _ = rd.r.Discard(n)
 	rd.off += int64(n)
-	sec := uint64(rd.order.Uint32(rd.hdr[0:4]))
-	frac := rd.order.Uint32(rd.hdr[4:8])
-	caplen := int(rd.order.Uint32(rd.hdr[8:12]))
 	if caplen > maxSnaplen || caplen < 0 {
 		return Frame{}, fmt.Errorf("record at byte %d: captured length %d is larger than %d: %w", start, caplen, maxSnaplen, ErrTruncated)
 	}
@@ -175,14 +235,30 @@ func (rd *Reader) nextPcap() (Frame, error) {
 	return Frame{Link: rd.pcap.link, Sec: sec, Usec: usec, Data: data, Offset: start}, nil
 }
 
-// read returns the next n bytes, valid until the next read.
+// read returns the next n bytes, valid until the next read. Records that fit the buffered reader are
+// returned in place, without a copy.
 func (rd *Reader) read(n int) ([]byte, error) {
+	if n <= rd.r.Size() {
+		b, err := rd.r.Peek(n)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rd.r.Discard(n); err != nil {
+			return nil, err
+		}
+		rd.off += int64(n)
+		return b, nil
+	}
 	if cap(rd.buf) < n {
-		rd.buf = make([]byte, n, max(n, 64*1024))
+		rd.buf = make([]byte, n)
 	}
 	b := rd.buf[:n]
-	if _, err := io.ReadFull(rd.r, b); err != nil {
-		return nil, err
+	for got := 0; got < n; {
+		chunk := min(n-got, rd.r.Size())
+		if err := rd.readFull(b[got : got+chunk]); err != nil {
+			return nil, err
+		}
+		got += chunk
 	}
 	rd.off += int64(n)
 	return b, nil
@@ -191,7 +267,7 @@ func (rd *Reader) read(n int) ([]byte, error) {
 func (rd *Reader) nextNG() (Frame, error) {
 	for {
 		start := rd.off
-		if _, err := io.ReadFull(rd.r, rd.hdr[:8]); err != nil {
+		if err := rd.readFull(rd.hdr[:8]); err != nil {
 			if err == io.EOF {
 				return Frame{}, io.EOF
 			}
@@ -202,7 +278,7 @@ func (rd *Reader) nextNG() (Frame, error) {
 		if typ == 0x0a0d0d0a {
 			// Section header: the byte-order magic follows the length.
 			var bom [4]byte
-			if _, err := io.ReadFull(rd.r, bom[:]); err != nil {
+			if err := rd.readFull(bom[:]); err != nil {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrTruncated)
 			}
 			rd.off += 4

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what FlowFleet needs to build and test on a fresh Debian/Ubuntu machine (run as root or with
+# sudo): the C headers gopacket's live capture links against, the network tools the capture tests use, and
+# PostgreSQL for the store tests. Go itself must already be installed. Safe to run again.
+set -euo pipefail
+need=()
+for pkg in libpcap-dev iproute2 tcpdump postgresql python3 ca-certificates; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+go version >/dev/null

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every check and test FlowFleet has: generated code is current, gofmt, go vet, buf lint, and the whole
+# Go test suite (unit, conformance against ../shared/conformance, integration, end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin"
+scripts/setup.sh
+if [ -x scripts/gen.sh ]; then
+  scripts/gen.sh --check
+fi
+bad=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null || true)
+if [ -n "$bad" ]; then
+  echo "gofmt would change:"; echo "$bad"; exit 1
+fi
+go vet ./...
+go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/flowfleet-test.log
