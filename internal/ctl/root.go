@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
 // NewRootCommand builds the flowctl command tree.
@@ -33,6 +35,7 @@ and from a config file (--config).`,
 		return loadConfig(vp, cmd)
 	}
 	root.AddCommand(newConvertCommand(vp))
+	root.AddCommand(pki.NewCommand())
 	for _, add := range extraCommands {
 		root.AddCommand(add(vp))
 	}
