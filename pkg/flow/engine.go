@@ -23,6 +23,10 @@ type Options struct {
 	MaxAnswers int
 	// MaxActive bounds the set of non-local addresses seen (0: DefaultMaxActive).
 	MaxActive int
+	// CarryAnswers keeps the DNS answers of the last CarryAnswers seconds (by frame time) across Flush,
+	// so that a flow in the next window is still named from a lookup made just before the boundary: the
+	// short-term name cache of the reference's streaming collector (R-STR-6). 0 for none (conversion).
+	CarryAnswers float64
 }
 
 // DefaultMaxActive is the default bound of the set of non-local addresses an engine remembers.
@@ -64,6 +68,9 @@ type flowState struct {
 	nameSide uint8
 	probes   uint8 // payload packets inspected for a session name
 	index    int   // position in Engine.list
+	// prev and next link the states in order of their last packet, oldest first, when the table is
+	// bounded (Options.MaxFlows).
+	prev, next *flowState
 }
 
 // Engine assembles flows from frames (section 3) and names them (section 5). See the package doc.
@@ -81,6 +88,9 @@ type Engine struct {
 	evicted []Flow
 	slab    []flowState
 	stats   Stats
+	latest  float64    // latest frame time seen
+	oldest  *flowState // least recently used state (bounded tables only)
+	newest  *flowState
 }
 
 // NewEngine returns an empty engine.
@@ -91,6 +101,7 @@ func NewEngine(opts Options) *Engine {
 }
 
 func (e *Engine) reset() {
+	old := e.answers
 	e.start = NoStart
 	e.flows = make(map[flowKey]*flowState)
 	e.list = nil
@@ -99,6 +110,15 @@ func (e *Engine) reset() {
 	e.answers.MaxEntries = e.opts.MaxAnswers
 	e.evicted = nil
 	e.slab = nil
+	e.oldest, e.newest = nil, nil
+	if old != nil && e.opts.CarryAnswers > 0 {
+		since := e.latest - e.opts.CarryAnswers
+		old.Each(func(n string, a Answer) {
+			if a.Time >= since {
+				e.answers.Add(n, a.Time, a.Answer)
+			}
+		})
+	}
 }
 
 // Stats returns the counters so far.
@@ -125,6 +145,9 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 	e.seq++
 	if t < e.start {
 		e.start = t // R-PCAP-4
+	}
+	if t > e.latest {
+		e.latest = t
 	}
 	if isDNSFrame(f, kind) { // R-DNS-1
 		if d := e.dec.decode(f, false); d.dataOff >= 0 {
@@ -187,6 +210,9 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 	st.bytes[sender] += r.payload
 	if t > st.last {
 		st.last = t
+	}
+	if e.opts.MaxFlows > 0 {
+		e.touch(st)
 	}
 	if e.opts.SessionNames && st.name == "" && r.label == ProtoTCP && st.probes < maxSessionProbes &&
 		r.dataOff >= 0 && r.dataOff < len(r.frame) {
@@ -303,21 +329,63 @@ func (e *Engine) activeFunc(flows []Flow) func(string) bool {
 	}
 }
 
-// evictOldest exports the flow whose last packet is oldest, to bound the table.
-func (e *Engine) evictOldest() {
-	var oldest *flowState
-	for _, st := range e.list {
-		if st != nil && (oldest == nil || st.last < oldest.last) {
-			oldest = st
-		}
-	}
-	if oldest == nil {
+// touch moves a state to the newest end of the recency list.
+func (e *Engine) touch(st *flowState) {
+	if e.newest == st {
 		return
 	}
+	e.unlink(st)
+	st.prev = e.newest
+	if e.newest != nil {
+		e.newest.next = st
+	}
+	e.newest = st
+	if e.oldest == nil {
+		e.oldest = st
+	}
+}
+
+func (e *Engine) unlink(st *flowState) {
+	if st.prev != nil {
+		st.prev.next = st.next
+	} else if e.oldest == st {
+		e.oldest = st.next
+	}
+	if st.next != nil {
+		st.next.prev = st.prev
+	} else if e.newest == st {
+		e.newest = st.prev
+	}
+	st.prev, st.next = nil, nil
+}
+
+// evictOldest exports the least recently used flow, to bound the table (Options.MaxFlows).
+func (e *Engine) evictOldest() {
+	st := e.oldest
+	if st == nil {
+		return
+	}
+	e.unlink(st)
 	e.stats.Evicted++
-	e.evicted = append(e.evicted, e.export(oldest))
-	delete(e.flows, oldest.key)
-	e.list[oldest.index] = nil
+	e.evicted = append(e.evicted, e.export(st))
+	delete(e.flows, st.key)
+	e.list[st.index] = nil
+}
+
+// TakeEvicted returns the flows exported early since the last call, numbered and named with what the
+// engine knows now, so that a live sensor can ship them at once instead of holding them until Flush.
+// Their RelativeStart and Identifier are provisional: the collector recomputes both for the sample.
+func (e *Engine) TakeEvicted(cache *NameCache) []Flow {
+	if len(e.evicted) == 0 {
+		return nil
+	}
+	out := e.evicted
+	e.evicted = nil
+	s := Sample{Start: e.start, Flows: out}
+	Finalize(&s, true)
+	Name(s.Flows, e.answers, e.activeFunc(s.Flows), cache)
+	FixZeroPackets(s.Flows)
+	return s.Flows
 }
 
 // export turns a flow state into a Flow record.
