@@ -1,0 +1,175 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+// Version is the collector's software version, reported to sensors in Welcome.
+var Version = "0.1.0"
+
+// Config is the collector's configuration.
+type Config struct {
+	// DataDir is where sample files are written (DataDir/samples/<host>_<start>.bf).
+	DataDir string
+	// Window is the window length every sensor must use (default 300 s).
+	Window time.Duration
+	// Grace is how long after a window's end (or its last late batch) a window with no end mark closes
+	// (default 60 s).
+	Grace time.Duration
+	// TrustDomain is the SPIFFE trust domain of certificates (default flowfleet.local).
+	TrustDomain string
+	// Name identifies this collector in the hosts table (default: the machine's host name).
+	Name string
+	// CommitDelay bounds how long a batch waits for others to share its transaction (default 2 ms).
+	CommitDelay time.Duration
+	// CloseInterval is how often due windows are looked for (default 1 s).
+	CloseInterval time.Duration
+	// MaxStreams bounds concurrent gRPC streams per connection (default 4096).
+	MaxStreams uint32
+}
+
+func (c *Config) setDefaults() {
+	if c.Window == 0 {
+		c.Window = 300 * time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = 60 * time.Second
+	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = "flowfleet.local"
+	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.CommitDelay == 0 {
+		c.CommitDelay = 2 * time.Millisecond
+	}
+	if c.CloseInterval == 0 {
+		c.CloseInterval = time.Second
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 4096
+	}
+}
+
+// Collector holds the collector's services and background work.
+type Collector struct {
+	cfg     Config
+	store   store.Store
+	log     *slog.Logger
+	metrics *metrics
+	commits chan *commitReq
+	events  *hub
+	streams *streamSet
+
+	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
+	drainOnce   sync.Once
+	stopCommits chan struct{} // closed when Run ends
+}
+
+// New checks the configuration and prepares the data directory.
+func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("collector: no data directory")
+	}
+	if cfg.Window < 10*time.Second || cfg.Window > 24*time.Hour || cfg.Window%time.Second != 0 {
+		return nil, fmt.Errorf("collector: window %s must be whole seconds between 10s and 24h", cfg.Window)
+	}
+	dir := filepath.Join(cfg.DataDir, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("collector: data directory: %w", err)
+	}
+	probe, err := os.CreateTemp(dir, ".probe*")
+	if err != nil {
+		return nil, fmt.Errorf("collector: data directory %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Collector{
+		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
+		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
+		draining: make(chan struct{}), stopCommits: make(chan struct{}),
+	}, nil
+}
+
+// SampleDir is where sample files are written.
+func (c *Collector) SampleDir() string { return filepath.Join(c.cfg.DataDir, "samples") }
+
+// Run commits batches and closes windows until ctx is done. Batches already received are committed
+// before it returns.
+func (c *Collector) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.commitLoop()
+	}()
+	t := time.NewTicker(c.cfg.CloseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			close(c.stopCommits)
+			<-done
+			return nil
+		case now := <-t.C:
+			c.closeDue(context.WithoutCancel(ctx), now)
+		}
+	}
+}
+
+// Drain ends every ingest stream (sensors see Unavailable and reconnect, to another collector if they
+// have one); batches already received are still committed and acknowledged. Call it before stopping the
+// gRPC server.
+func (c *Collector) Drain() {
+	c.drainOnce.Do(func() { close(c.draining) })
+}
+
+// closeDue closes every window that is due.
+func (c *Collector) closeDue(ctx context.Context, now time.Time) {
+	for {
+		due, err := c.store.DueWindows(ctx, now, c.cfg.Grace, 64)
+		if err != nil {
+			c.metrics.storeErrors.Inc()
+			c.log.Error("looking for windows to close", "err", err)
+			return
+		}
+		open, _ := c.store.CountOpenWindows(ctx)
+		c.metrics.openWindows.Set(float64(open))
+		if len(due) == 0 {
+			return
+		}
+		for _, w := range due {
+			s, err := c.store.CloseWindow(ctx, w, c.buildSample)
+			if err != nil {
+				c.metrics.storeErrors.Inc()
+				c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
+				return
+			}
+			if s == nil {
+				continue
+			}
+			c.metrics.samplesWritten.Inc()
+			c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
+				"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
+			c.events.publish(*s, store.StateOpen)
+		}
+		if len(due) < 64 {
+			return
+		}
+	}
+}

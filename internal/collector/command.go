@@ -1,0 +1,191 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/logx"
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+// NewCommand builds the collector's command line: flags, FLOWFLEET_* environment variables and an
+// optional config file, layered by viper.
+func NewCommand() *cobra.Command {
+	vp := viper.New()
+	vp.SetEnvPrefix("FLOWFLEET")
+	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	vp.AutomaticEnv()
+	cmd := &cobra.Command{
+		Use:   "collector",
+		Short: "Run a FlowFleet collector: ingest flows from sensors, write samples, answer queries",
+		Long: `The collector accepts flow batches from sensors over mutual-TLS gRPC, acknowledges each batch once it
+is durable in the store, closes every host's windows into samples (BayseFlow files under --data-dir,
+named <host>_<window start>.bf) and answers flowctl and any gRPC client.
+
+Every client needs a certificate from the fleet's CA (flowctl certs): sensors with role sensor,
+queriers with role reader, admin for both. The server certificate and CA bundle are re-read when their
+files change.
+
+Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for --data-dir) and
+--config FILE (YAML, TOML or JSON with the flag names as keys).`,
+		Example: `  collector --cert collector.pem --key collector-key.pem --ca ca.pem --data-dir /var/lib/flowfleet
+  collector --store postgres://flowfleet@db/flowfleet --listen :7443 ...`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := vp.BindPFlags(cmd.Flags()); err != nil {
+				return err
+			}
+			if path := vp.GetString("config"); path != "" {
+				vp.SetConfigFile(path)
+				if err := vp.ReadInConfig(); err != nil {
+					return fmt.Errorf("config %s: %w", path, err)
+				}
+			}
+			return run(cmd.Context(), vp)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "config file")
+	f.String("listen", ":7443", "gRPC listen address (mutual TLS)")
+	f.String("metrics-listen", "127.0.0.1:9464", `Prometheus metrics listen address ("" turns metrics off)`)
+	f.String("data-dir", "flowfleet-data", "directory for samples (and the SQLite store)")
+	f.String("store", "", `store: a SQLite file path, or postgres://… (default: <data-dir>/flowfleet.db)`)
+	f.Duration("window", 300*time.Second, "window length; sensors must use the same")
+	f.Duration("grace", 60*time.Second, "how long after a window's end a silent sensor's window is closed")
+	f.String("cert", "", "server certificate (PEM), e.g. from: flowctl certs issue --role collector")
+	f.String("key", "", "server private key (PEM)")
+	f.String("ca", "", "CA bundle that client certificates must chain to (PEM)")
+	f.String("trust-domain", auth.DefaultTrustDomain, "SPIFFE trust domain of the fleet's certificates")
+	f.String("name", "", "this collector's name in the hosts table (default: the machine's host name)")
+	f.Duration("shutdown-timeout", 15*time.Second, "how long a SIGTERM waits for streams to finish")
+	f.String("log-format", "text", "log format: text or json")
+	f.String("log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func run(ctx context.Context, vp *viper.Viper) error {
+	log, err := logx.New(os.Stderr, vp.GetString("log-format"), vp.GetString("log-level"))
+	if err != nil {
+		return err
+	}
+	files := auth.Files{CertFile: vp.GetString("cert"), KeyFile: vp.GetString("key"), CAFile: vp.GetString("ca")}
+	for _, fp := range [][2]string{{"--cert", files.CertFile}, {"--key", files.KeyFile}, {"--ca", files.CAFile}} {
+		flag, path := fp[0], fp[1]
+		if path == "" {
+			return fmt.Errorf("%s is required (make certificates with: flowctl certs init && flowctl certs issue --role collector --name NAME)", flag)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	creds, err := auth.NewServerCredentials(files, log)
+	if err != nil {
+		return fmt.Errorf("TLS: %w", err)
+	}
+	dataDir := vp.GetString("data-dir")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	dsn := vp.GetString("store")
+	if dsn == "" {
+		dsn = filepath.Join(dataDir, "flowfleet.db")
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
+		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name")}, log, reg)
+	if err != nil {
+		return err
+	}
+	srv, hs, err := c.NewGRPCServer(creds)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", vp.GetString("listen"))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var metricsSrv *http.Server
+	if addr := vp.GetString("metrics-listen"); addr != "" {
+		mlis, err := net.Listen("tcp", addr)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = metricsSrv.Serve(mlis) }()
+		log.Info("metrics listening", "addr", mlis.Addr().String())
+	}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(runCtx) }()
+	go c.WatchHealth(runCtx, hs, 5*time.Second)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	log.Info("collector listening", "addr", lis.Addr().String(), "store", redactDSN(dsn), "data_dir", dataDir,
+		"window", vp.GetDuration("window"), "grace", vp.GetDuration("grace"))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing in-flight batches")
+	case err := <-serveErr:
+		stopRun()
+		<-runDone
+		return fmt.Errorf("serve: %w", err)
+	}
+	c.Drain()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(vp.GetDuration("shutdown-timeout")):
+		log.Warn("streams did not finish in time; closing them")
+		srv.Stop()
+	}
+	stopRun()
+	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("collector stopped with an error", "err", err)
+	}
+	if metricsSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = metricsSrv.Shutdown(sctx)
+		cancel()
+	}
+	log.Info("collector stopped")
+	return nil
+}
+
+// redactDSN hides a PostgreSQL password in logs.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
+				return dsn[:i+3+colon] + ":***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}

@@ -1,0 +1,5 @@
+package collector
+
+import "strconv"
+
+func flowpbItoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,199 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+// contentChunk is the size of GetSampleContent chunks (the proto allows 64 KiB).
+const contentChunk = 64 * 1024
+
+type sampleServer struct {
+	flowfleetv1.UnimplementedSampleServiceServer
+	c *Collector
+}
+
+// toStatus maps store errors to gRPC status errors.
+func toStatus(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrBadToken):
+		return status.Error(codes.InvalidArgument, "invalid page_token")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Errorf(codes.Unavailable, "store: %v", err)
+}
+
+var stateToProto = map[store.SampleState]flowfleetv1.SampleState{
+	store.StateOpen:        flowfleetv1.SampleState_SAMPLE_STATE_OPEN,
+	store.StateClosed:      flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
+	store.StateWritten:     flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN,
+	store.StateRelayed:     flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
+	store.StateRelayFailed: flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED,
+	store.StateProcessed:   flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
+}
+
+func stateFromProto(s flowfleetv1.SampleState) store.SampleState {
+	for k, v := range stateToProto {
+		if v == s {
+			return k
+		}
+	}
+	return ""
+}
+
+// SampleToProto converts a sample's metadata.
+func SampleToProto(s *store.Sample) *flowfleetv1.Sample {
+	return &flowfleetv1.Sample{
+		Id: s.ID, Host: s.Host, WindowStart: s.WindowStart, WindowSeconds: s.WindowSeconds,
+		Revision: uint32(s.Revision), FlowCount: int64(s.FlowCount), Bytes: s.Bytes, State: stateToProto[s.State],
+		FileName: s.FileName, RemoteId: s.RemoteID, RelayError: s.RelayError,
+		CreateTime: timestamppb.New(s.Created), UpdateTime: timestamppb.New(s.Updated),
+	}
+}
+
+func (s *sampleServer) ListSamples(ctx context.Context, req *flowfleetv1.ListSamplesRequest) (*flowfleetv1.ListSamplesResponse, error) {
+	f := store.SampleFilter{Host: req.GetHost(), State: stateFromProto(req.GetState()),
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	if req.GetSince() != nil {
+		f.Since = req.GetSince().AsTime()
+	}
+	if req.GetUntil() != nil {
+		f.Until = req.GetUntil().AsTime()
+	}
+	samples, next, err := s.c.store.ListSamples(ctx, f)
+	if err != nil {
+		return nil, toStatus(err, "samples")
+	}
+	resp := &flowfleetv1.ListSamplesResponse{NextPageToken: next}
+	for i := range samples {
+		resp.Samples = append(resp.Samples, SampleToProto(&samples[i]))
+	}
+	return resp, nil
+}
+
+func (s *sampleServer) GetSample(ctx context.Context, req *flowfleetv1.GetSampleRequest) (*flowfleetv1.GetSampleResponse, error) {
+	x, err := s.c.store.GetSample(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	return &flowfleetv1.GetSampleResponse{Sample: SampleToProto(x)}, nil
+}
+
+func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest, stream flowfleetv1.SampleService_GetSampleContentServer) error {
+	ctx := stream.Context()
+	x, err := s.c.store.GetSample(ctx, req.GetId())
+	if err != nil {
+		return toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	content, err := s.c.store.SampleContent(ctx, req.GetId())
+	if err != nil {
+		return toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	first := true
+	for off := 0; off < len(content) || first; off += contentChunk {
+		end := min(off+contentChunk, len(content))
+		resp := &flowfleetv1.GetSampleContentResponse{Chunk: content[off:end]}
+		if first {
+			resp.Sample = SampleToProto(x)
+			first = false
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sampleServer) ListSampleFlows(ctx context.Context, req *flowfleetv1.ListSampleFlowsRequest) (*flowfleetv1.ListSampleFlowsResponse, error) {
+	enc, err := s.c.store.SampleFlows(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	flows, err := flowpb.Decode(enc)
+	if err != nil {
+		return nil, status.Errorf(codes.DataLoss, "sample %q: %v", req.GetId(), err)
+	}
+	off := 0
+	if t := req.GetPageToken(); t != "" {
+		off, err = strconv.Atoi(t)
+		if err != nil || off < 0 || off > len(flows) {
+			return nil, status.Error(codes.InvalidArgument, "invalid page_token")
+		}
+	}
+	size := int(req.GetPageSize())
+	if size <= 0 {
+		size = 1000
+	}
+	end := min(off+size, len(flows))
+	resp := &flowfleetv1.ListSampleFlowsResponse{Flows: flows[off:end]}
+	if end < len(flows) {
+		resp.NextPageToken = strconv.Itoa(end)
+	}
+	return resp, nil
+}
+
+func (s *sampleServer) WatchSamples(req *flowfleetv1.WatchSamplesRequest, stream flowfleetv1.SampleService_WatchSamplesServer) error {
+	sub := s.c.events.subscribe(req.GetHost())
+	defer s.c.events.unsubscribe(sub)
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.c.draining:
+			return status.Error(codes.Unavailable, "collector is shutting down")
+		case ev := <-sub.ch:
+			if lost := sub.takeLost(); lost > 0 {
+				if err := stream.Send(&flowfleetv1.WatchSamplesResponse{Message: &flowfleetv1.WatchSamplesResponse_EventsLost{
+					EventsLost: &flowfleetv1.EventsLost{Count: lost}}}); err != nil {
+					return err
+				}
+			}
+			if err := stream.Send(&flowfleetv1.WatchSamplesResponse{Message: &flowfleetv1.WatchSamplesResponse_Event{
+				Event: &flowfleetv1.SampleEvent{Sample: SampleToProto(&ev.sample), PreviousState: stateToProto[ev.previous],
+					Time: timestamppb.Now()}}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+type fleetServer struct {
+	flowfleetv1.UnimplementedFleetServiceServer
+	c *Collector
+}
+
+func (s *fleetServer) ListHosts(ctx context.Context, req *flowfleetv1.ListHostsRequest) (*flowfleetv1.ListHostsResponse, error) {
+	hosts, err := s.c.store.ListHosts(ctx)
+	if err != nil {
+		return nil, toStatus(err, "hosts")
+	}
+	resp := &flowfleetv1.ListHostsResponse{}
+	for _, h := range hosts {
+		connected := h.Connected
+		if h.Collector == s.c.cfg.Name {
+			connected = s.c.streams.connected(h.Name) // this collector knows for sure
+		}
+		if req.GetConnectedOnly() && !connected {
+			continue
+		}
+		resp.Hosts = append(resp.Hosts, &flowfleetv1.Host{Name: h.Name, LastContact: timestamppb.New(h.LastContact),
+			Connected: connected, SoftwareVersion: h.SoftwareVersion, FlowsReceived: h.FlowsReceived,
+			DropsReported: h.DropsReported, StreamId: h.StreamID})
+	}
+	return resp, nil
+}

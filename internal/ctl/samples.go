@@ -1,0 +1,357 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newSamplesCommand, newHostsCommand)
+}
+
+func newSamplesCommand(vp *viper.Viper) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "samples",
+		Short: "List, fetch and watch the samples a collector wrote",
+		Long: `A sample is one host's flows in one window, written by the collector as a BayseFlow file named
+<host>_<window start>.bf. These commands query the collector over mutual TLS with a reader (or admin)
+certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFLEET_CERT, ….`,
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List samples, newest first",
+		Example: `  flowctl samples list --host web01 --since 2h
+  flowctl samples list --state written -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSamplesList(cmd, vp) },
+	}
+	addConnFlags(list)
+	list.Flags().String("host", "", "only this host's samples")
+	list.Flags().String("since", "", "only windows starting at or after this time (RFC 3339, or a duration ago such as 2h)")
+	list.Flags().String("until", "", "only windows starting before this time (RFC 3339, or a duration ago)")
+	list.Flags().String("state", "", "only samples in this state: open, closed, written, relayed, relay_failed, processed")
+	list.Flags().StringP("output", "o", "table", "output: table, wide or json")
+	list.Flags().Int("limit", 0, "stop after this many samples (0: all)")
+
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Download a sample's BayseFlow file",
+		Example: `  flowctl samples get web01_1700000000 -o web01.bf
+  flowctl samples get web01_1700000000 > web01.bf`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runSamplesGet(cmd, vp, args[0]) },
+	}
+	addConnFlags(get)
+	get.Flags().StringP("output-file", "o", "", "write the file here instead of standard output")
+
+	flows := &cobra.Command{
+		Use:   "flows ID",
+		Short: "Print a sample's flows",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return runSamplesFlows(cmd, vp, args[0]) },
+	}
+	addConnFlags(flows)
+	flows.Flags().StringP("output", "o", "table", "output: table or json")
+
+	watch := &cobra.Command{
+		Use:   "watch",
+		Short: "Print samples as the collector writes them, until interrupted",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runSamplesWatch(cmd, vp) },
+	}
+	addConnFlags(watch)
+	watch.Flags().String("host", "", "only this host's samples")
+	watch.Flags().Duration("for", 0, "stop after this long (0: until interrupted)")
+	cmd.AddCommand(list, get, flows, watch)
+	return cmd
+}
+
+// parseWhen reads an RFC 3339 time or a duration before now.
+func parseWhen(s string) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return timestamppb.New(time.Now().Add(-d)), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("time %q: want RFC 3339 (2026-11-25T10:00:00Z) or a duration (90m)", s)
+	}
+	return timestamppb.New(t), nil
+}
+
+var stateNames = map[string]flowfleetv1.SampleState{
+	"open": flowfleetv1.SampleState_SAMPLE_STATE_OPEN, "closed": flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
+	"written": flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN, "relayed": flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
+	"relay_failed": flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED, "processed": flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
+}
+
+func stateName(s flowfleetv1.SampleState) string {
+	for k, v := range stateNames {
+		if v == s {
+			return k
+		}
+	}
+	return "unknown"
+}
+
+func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
+	req := &flowfleetv1.ListSamplesRequest{Host: vp.GetString("host"), PageSize: 500}
+	var err error
+	if req.Since, err = parseWhen(vp.GetString("since")); err != nil {
+		return err
+	}
+	if req.Until, err = parseWhen(vp.GetString("until")); err != nil {
+		return err
+	}
+	if s := vp.GetString("state"); s != "" {
+		st, ok := stateNames[s]
+		if !ok {
+			return fmt.Errorf("--state %q: want one of open, closed, written, relayed, relay_failed, processed", s)
+		}
+		req.State = st
+	}
+	out := vp.GetString("output")
+	if out != "table" && out != "wide" && out != "json" {
+		return fmt.Errorf("--output %q: want table, wide or json", out)
+	}
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := flowfleetv1.NewSampleServiceClient(conn)
+	limit := vp.GetInt("limit")
+	var all []*flowfleetv1.Sample
+	for {
+		ctx, cancel := timeoutCtx(cmd.Context(), vp)
+		resp, err := client.ListSamples(ctx, req)
+		cancel()
+		if err != nil {
+			return friendly(err, addr)
+		}
+		all = append(all, resp.GetSamples()...)
+		if resp.GetNextPageToken() == "" || (limit > 0 && len(all) >= limit) {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	w := cmd.OutOrStdout()
+	if out == "json" {
+		return printJSONList(w, all)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if out == "wide" {
+		fmt.Fprintln(tw, "ID\tHOST\tWINDOW START\tSECONDS\tREV\tFLOWS\tBYTES\tSTATE\tREMOTE ID\tUPDATED\tERROR")
+	} else {
+		fmt.Fprintln(tw, "ID\tHOST\tWINDOW START\tFLOWS\tSTATE\tREMOTE ID")
+	}
+	for _, s := range all {
+		start := time.Unix(s.GetWindowStart(), 0).UTC().Format(time.RFC3339)
+		remote := s.GetRemoteId()
+		if remote == "" {
+			remote = "-"
+		}
+		if out == "wide" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetWindowSeconds(),
+				s.GetRevision(), s.GetFlowCount(), s.GetBytes(), stateName(s.GetState()), remote,
+				s.GetUpdateTime().AsTime().UTC().Format(time.RFC3339), sanitize(s.GetRelayError()))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetFlowCount(), stateName(s.GetState()), remote)
+		}
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "no samples")
+	}
+	return tw.Flush()
+}
+
+func printJSONList[T proto.Message](w io.Writer, items []T) error {
+	raw := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		b, err := protojson.Marshal(it)
+		if err != nil {
+			return err
+		}
+		raw[i] = b
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(raw)
+}
+
+// sanitize drops control characters from text that came from the network before it reaches a terminal.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func runSamplesGet(cmd *cobra.Command, vp *viper.Viper, id string) error {
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := timeoutCtx(cmd.Context(), vp)
+	defer cancel()
+	stream, err := flowfleetv1.NewSampleServiceClient(conn).GetSampleContent(ctx, &flowfleetv1.GetSampleContentRequest{Id: id})
+	if err != nil {
+		return friendly(err, addr)
+	}
+	var content []byte
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return friendly(err, addr)
+		}
+		content = append(content, resp.GetChunk()...)
+	}
+	if path := vp.GetString("output-file"); path != "" {
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d bytes\n", path, len(content))
+		return nil
+	}
+	_, err = cmd.OutOrStdout().Write(content)
+	return err
+}
+
+func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
+	out := vp.GetString("output")
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := flowfleetv1.NewSampleServiceClient(conn)
+	req := &flowfleetv1.ListSampleFlowsRequest{Id: id, PageSize: 1000}
+	var flows []*flowfleetv1.Flow
+	for {
+		ctx, cancel := timeoutCtx(cmd.Context(), vp)
+		resp, err := client.ListSampleFlows(ctx, req)
+		cancel()
+		if err != nil {
+			return friendly(err, addr)
+		}
+		flows = append(flows, resp.GetFlows()...)
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if out == "json" {
+		return printJSONList(cmd.OutOrStdout(), flows)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SRC\tDST\tNAME SOURCE\tPROTO\tSRC PKTS\tSRC BYTES\tDST PKTS\tDST BYTES\tSTART\tDURATION")
+	for _, f := range flows {
+		src, dst := f.GetSrcAddr(), sanitize(f.GetDstName())
+		if f.GetProtocol() != flowfleetv1.Protocol_PROTOCOL_ICMP {
+			src += ":" + f.GetSrcPort()
+			dst += ":" + f.GetDstPort()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.6f\n", src, dst,
+			strings.ToLower(strings.TrimPrefix(f.GetNameSource().String(), "NAME_SOURCE_")),
+			strings.TrimPrefix(f.GetProtocol().String(), "PROTOCOL_"), f.GetSrcPkts(), f.GetSrcBytes(),
+			f.GetDstPkts(), f.GetDstBytes(), time.UnixMicro(int64(f.GetFirstSeen()*1e6)).UTC().Format("15:04:05.000000"),
+			f.GetLastSeen()-f.GetFirstSeen())
+	}
+	return tw.Flush()
+}
+
+func runSamplesWatch(cmd *cobra.Command, vp *viper.Viper) error {
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx := cmd.Context()
+	if d := vp.GetDuration("for"); d > 0 {
+		var cancel func()
+		ctx, cancel = timeoutCtxFor(ctx, d)
+		defer cancel()
+	}
+	stream, err := flowfleetv1.NewSampleServiceClient(conn).WatchSamples(ctx, &flowfleetv1.WatchSamplesRequest{Host: vp.GetString("host")})
+	if err != nil {
+		return friendly(err, addr)
+	}
+	w := cmd.OutOrStdout()
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return friendly(err, addr)
+		}
+		if lost := resp.GetEventsLost(); lost != nil {
+			fmt.Fprintf(w, "(%d events lost: this watcher was too slow)\n", lost.GetCount())
+			continue
+		}
+		s := resp.GetEvent().GetSample()
+		fmt.Fprintf(w, "%s  %s  host=%s window=%s flows=%d state=%s\n", time.Now().UTC().Format(time.RFC3339), s.GetId(),
+			s.GetHost(), time.Unix(s.GetWindowStart(), 0).UTC().Format(time.RFC3339), s.GetFlowCount(), stateName(s.GetState()))
+	}
+}
+
+func newHostsCommand(vp *viper.Viper) *cobra.Command {
+	cmd := &cobra.Command{Use: "hosts", Short: "Show the sensors a collector knows"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List hosts: last contact, connected, version, flows received, drops reported",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, addr, err := dial(vp)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := timeoutCtx(cmd.Context(), vp)
+			defer cancel()
+			resp, err := flowfleetv1.NewFleetServiceClient(conn).ListHosts(ctx, &flowfleetv1.ListHostsRequest{})
+			if err != nil {
+				return friendly(err, addr)
+			}
+			if vp.GetString("output") == "json" {
+				return printJSONList(cmd.OutOrStdout(), resp.GetHosts())
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "HOST\tCONNECTED\tLAST CONTACT\tVERSION\tFLOWS\tDROPS")
+			for _, h := range resp.GetHosts() {
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%d\n", h.GetName(), h.GetConnected(),
+					h.GetLastContact().AsTime().UTC().Format(time.RFC3339), sanitize(h.GetSoftwareVersion()),
+					h.GetFlowsReceived(), h.GetDropsReported())
+			}
+			return tw.Flush()
+		},
+	}
+	addConnFlags(list)
+	list.Flags().StringP("output", "o", "table", "output: table or json")
+	cmd.AddCommand(list)
+	return cmd
+}

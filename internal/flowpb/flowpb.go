@@ -1,0 +1,102 @@
+// Package flowpb converts flows between the flow engine's record (pkg/flow) and the API's message
+// (flowfleet.v1.Flow), and encodes lists of flows for storage.
+package flowpb
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/pkg/flow"
+)
+
+// ToProto converts an engine flow of the window starting at windowStart.
+func ToProto(f *flow.Flow, windowStart int64) *flowfleetv1.Flow {
+	name := f.Name
+	if name == "" {
+		name = f.DstAddr
+	}
+	return &flowfleetv1.Flow{
+		SrcAddr: f.SrcAddr, SrcPort: f.SrcPort, DstAddr: f.DstAddr, DstPort: f.DstPort,
+		DstName: name, NameSource: nameSourceToProto(f.NameSource), Protocol: protocolToProto(f.Protocol),
+		SrcPkts: f.SrcPkts, SrcBytes: f.SrcBytes, DstPkts: f.DstPkts, DstBytes: f.DstBytes,
+		FirstSeen: f.First, LastSeen: f.Last, WindowStart: windowStart,
+	}
+}
+
+// FromProto converts an API flow to an engine flow (RelativeStart, Duration and Identifier unset).
+func FromProto(p *flowfleetv1.Flow) flow.Flow {
+	return flow.Flow{
+		SrcAddr: p.GetSrcAddr(), SrcPort: p.GetSrcPort(), DstAddr: p.GetDstAddr(), DstPort: p.GetDstPort(),
+		Protocol: protocolFromProto(p.GetProtocol()), SrcPkts: p.GetSrcPkts(), SrcBytes: p.GetSrcBytes(),
+		DstPkts: p.GetDstPkts(), DstBytes: p.GetDstBytes(), First: p.GetFirstSeen(), Last: p.GetLastSeen(),
+		Name: p.GetDstName(), NameSource: nameSourceFromProto(p.GetNameSource()),
+	}
+}
+
+// Encode stores a list of API flows as one FlowBatch message.
+func Encode(flows []*flowfleetv1.Flow) ([]byte, error) {
+	b, err := proto.Marshal(&flowfleetv1.FlowBatch{Flows: flows})
+	if err != nil {
+		return nil, fmt.Errorf("encode flows: %w", err)
+	}
+	return b, nil
+}
+
+// Decode reads a list stored by Encode.
+func Decode(b []byte) ([]*flowfleetv1.Flow, error) {
+	var m flowfleetv1.FlowBatch
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode flows: %w", err)
+	}
+	return m.GetFlows(), nil
+}
+
+func nameSourceToProto(s flow.NameSource) flowfleetv1.NameSource {
+	switch s {
+	case flow.SourceSession:
+		return flowfleetv1.NameSource_NAME_SOURCE_SESSION
+	case flow.SourcePassive:
+		return flowfleetv1.NameSource_NAME_SOURCE_PASSIVE
+	case flow.SourceCache:
+		return flowfleetv1.NameSource_NAME_SOURCE_CACHE
+	}
+	return flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL
+}
+
+func nameSourceFromProto(s flowfleetv1.NameSource) flow.NameSource {
+	switch s {
+	case flowfleetv1.NameSource_NAME_SOURCE_SESSION:
+		return flow.SourceSession
+	case flowfleetv1.NameSource_NAME_SOURCE_PASSIVE:
+		return flow.SourcePassive
+	case flowfleetv1.NameSource_NAME_SOURCE_CACHE:
+		return flow.SourceCache
+	}
+	return flow.SourceOriginal
+}
+
+func protocolToProto(p flow.Protocol) flowfleetv1.Protocol {
+	switch p {
+	case flow.ProtoTCP:
+		return flowfleetv1.Protocol_PROTOCOL_TCP
+	case flow.ProtoUDP:
+		return flowfleetv1.Protocol_PROTOCOL_UDP
+	case flow.ProtoICMP:
+		return flowfleetv1.Protocol_PROTOCOL_ICMP
+	}
+	return flowfleetv1.Protocol_PROTOCOL_OTHER
+}
+
+func protocolFromProto(p flowfleetv1.Protocol) flow.Protocol {
+	switch p {
+	case flowfleetv1.Protocol_PROTOCOL_TCP:
+		return flow.ProtoTCP
+	case flowfleetv1.Protocol_PROTOCOL_UDP:
+		return flow.ProtoUDP
+	case flowfleetv1.Protocol_PROTOCOL_ICMP:
+		return flow.ProtoICMP
+	}
+	return flow.ProtoOther
+}

@@ -1,0 +1,160 @@
+// Package store keeps the collector's state: hosts, per-stream dedup marks, open windows with the flow
+// batches they received, and the samples written from them (metadata, .bf content and flows). One
+// interface, two backends on database/sql: SQLite (embedded default, pure Go, modernc.org/sqlite) and
+// PostgreSQL (pgx), with versioned migrations (goose) run at open.
+//
+// Every method is safe for concurrent use. Batches are durable when SaveBatches returns: the collector
+// acknowledges a batch only after that.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound reports a sample or host that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SampleState is where a sample is on its way to NetworkSage.
+type SampleState string
+
+// The sample states (DESIGN.md: open → closed → written → relayed | relay_failed).
+const (
+	StateOpen        SampleState = "open"
+	StateClosed      SampleState = "closed"
+	StateWritten     SampleState = "written"
+	StateRelayed     SampleState = "relayed"
+	StateRelayFailed SampleState = "relay_failed"
+	StateProcessed   SampleState = "processed"
+)
+
+// Batch is one acknowledged unit of a sensor's stream, split by window.
+type Batch struct {
+	Host     string
+	StreamID string
+	Seq      uint64
+	Parts    []BatchPart
+	Drops    uint64 // losses the sensor reported with this batch
+	Received time.Time
+}
+
+// BatchPart is the flows of a batch that fall into one window, encoded by the collector.
+type BatchPart struct {
+	WindowStart   int64
+	WindowSeconds uint32
+	FlowCount     int
+	Flows         []byte
+}
+
+// WindowRef names one host × window.
+type WindowRef struct {
+	Host          string
+	WindowStart   int64
+	WindowSeconds uint32
+}
+
+// WindowContent is what a window holds when it closes.
+type WindowContent struct {
+	WindowRef
+	Revision       int // the revision the new sample gets (1 for the first)
+	FirstFrameTime float64
+	Batches        [][]byte // encoded flows, in arrival order
+}
+
+// NewSample is a sample built from a window, ready to be recorded.
+type NewSample struct {
+	ID        string
+	FileName  string
+	FlowCount int
+	Bytes     int64 // payload bytes of all flows
+	State     SampleState
+	Content   []byte // the .bf file
+	Flows     []byte // the flows, encoded, in sample order
+}
+
+// Sample is a sample's metadata.
+type Sample struct {
+	ID            string
+	Host          string
+	WindowStart   int64
+	WindowSeconds uint32
+	Revision      int
+	FlowCount     int
+	Bytes         int64
+	State         SampleState
+	FileName      string
+	RemoteID      string
+	RelayError    string
+	Created       time.Time
+	Updated       time.Time
+}
+
+// SampleFilter selects samples; zero values select everything.
+type SampleFilter struct {
+	Host      string
+	Since     time.Time // window start at or after
+	Until     time.Time // window start before
+	State     SampleState
+	PageSize  int
+	PageToken string
+}
+
+// Host is what the collector knows of one sensor host.
+type Host struct {
+	Name            string
+	StreamID        string
+	SoftwareVersion string
+	WindowSeconds   uint32
+	FirstContact    time.Time
+	LastContact     time.Time
+	Connected       bool
+	Collector       string
+	FlowsReceived   uint64
+	DropsReported   uint64
+}
+
+// HostContact records a sensor's hello or goodbye.
+type HostContact struct {
+	Name            string
+	StreamID        string
+	SoftwareVersion string
+	WindowSeconds   uint32
+	Connected       bool
+	Collector       string
+	Drops           uint64 // drops to add (hello totals are not added: batches carry deltas)
+	At              time.Time
+}
+
+// Store is the collector's persistent state.
+type Store interface {
+	// SaveBatches stores batches in one transaction; dup[i] reports a batch already stored (its seq is
+	// at or below the stream's mark), which is not stored again. Batches of one stream must come in
+	// ascending seq.
+	SaveBatches(ctx context.Context, batches []Batch) (dup []bool, err error)
+	// EndWindow marks a window as complete on the sensor's side, so it closes without waiting for grace.
+	EndWindow(ctx context.Context, w WindowRef, firstFrameTime float64) error
+	// DueWindows lists open windows that are marked ended, or whose end (or last batch) is grace ago.
+	DueWindows(ctx context.Context, now time.Time, grace time.Duration, limit int) ([]WindowRef, error)
+	// CloseWindow builds and records the window's next sample revision in one transaction; build
+	// receives the window's batches. It returns nil, nil when the window is not open (someone closed
+	// it first).
+	CloseWindow(ctx context.Context, w WindowRef, build func(WindowContent) (NewSample, error)) (*Sample, error)
+
+	ListSamples(ctx context.Context, f SampleFilter) (samples []Sample, nextToken string, err error)
+	GetSample(ctx context.Context, id string) (*Sample, error)
+	SampleContent(ctx context.Context, id string) ([]byte, error)
+	SampleFlows(ctx context.Context, id string) ([]byte, error)
+	// SetSampleState records a relay outcome.
+	SetSampleState(ctx context.Context, id string, state SampleState, remoteID, relayError string) (*Sample, error)
+
+	ContactHost(ctx context.Context, c HostContact) error
+	ListHosts(ctx context.Context) ([]Host, error)
+
+	// CountOpenWindows counts windows not closed yet.
+	CountOpenWindows(ctx context.Context) (int, error)
+
+	// Ping checks the database.
+	Ping(ctx context.Context) error
+	Close() error
+}
