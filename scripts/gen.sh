@@ -8,17 +8,29 @@
 # The tools are installed with `go install` (through the Go module proxy; no other download) into
 # $FLOWFLEET_TOOLS_BIN, default ./bin (git-ignored), and put first on PATH so buf.gen.yaml's local
 # plugins resolve to the pinned versions. Needs only go and diff.
+#
+# It also regenerates, and in --check mode diffs, two more outputs of proto/:
+#   docs/api.md                              buf.gen.docs.yaml: protoc-gen-doc (go install, pinned below)
+#                                            with the template docs/api.md.tmpl
+#   examples/python/flowfleet_client/gen/    buf.gen.python.yaml: protoc's built-in python/pyi generators and
+#                                            grpc_python_plugin, both from Debian (apt packages
+#                                            protobuf-compiler protobuf-compiler-grpc, installed by
+#                                            scripts/setup.sh), at the versions pinned below, which match the
+#                                            python3-protobuf and python3-grpcio runtime the example uses
 set -euo pipefail
 
 BUF_VERSION=v1.75.0
 PROTOC_GEN_GO_VERSION=v1.36.12      # keep equal to google.golang.org/protobuf in go.mod
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
+PROTOC_GEN_DOC_VERSION=v1.5.1
+PROTOC_VERSION=3.21.12              # Debian's protobuf-compiler; equal to python3-protobuf's protobuf release
+GRPC_PYTHON_PLUGIN_VERSION=1.51.1   # Debian's protobuf-compiler-grpc; equal to python3-grpcio
 
 check=0
 case "${1:-}" in
   "") ;;
   --check) check=1 ;;
-  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
@@ -41,7 +53,27 @@ install() {
 install buf github.com/bufbuild/buf/cmd/buf "$BUF_VERSION"
 install protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 install protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+install protoc-gen-doc github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc "$PROTOC_GEN_DOC_VERSION"
 export PATH="$bin:$PATH"
+
+# The Python generators come from apt, not go install: check they are there and are the pinned versions
+# (protoc 26 and newer generate code that Debian's python3-protobuf 3.21 refuses to import).
+have=$(protoc --version 2>/dev/null || true)
+if [[ "$have" != "libprotoc $PROTOC_VERSION" ]]; then
+  echo "gen.sh: need protoc $PROTOC_VERSION from the Debian package protobuf-compiler (run scripts/setup.sh); found: ${have:-no protoc on PATH}" >&2
+  exit 1
+fi
+if ! command -v grpc_python_plugin >/dev/null; then
+  echo "gen.sh: need grpc_python_plugin from the Debian package protobuf-compiler-grpc (run scripts/setup.sh)" >&2
+  exit 1
+fi
+if command -v dpkg-query >/dev/null; then
+  have=$(dpkg-query -W -f='${Version}' protobuf-compiler-grpc 2>/dev/null || true)
+  if [[ "$have" != "$GRPC_PYTHON_PLUGIN_VERSION"* ]]; then
+    echo "gen.sh: need protobuf-compiler-grpc $GRPC_PYTHON_PLUGIN_VERSION (grpc_python_plugin); found: ${have:-not installed}" >&2
+    exit 1
+  fi
+fi
 
 buf lint
 if ! buf format --diff --exit-code --path proto/flowfleet; then
@@ -51,7 +83,9 @@ fi
 
 if [[ $check == 0 ]]; then
   buf generate
-  echo "gen.sh: gen/ regenerated" >&2
+  buf generate --template buf.gen.docs.yaml
+  buf generate --template buf.gen.python.yaml
+  echo "gen.sh: gen/, docs/api.md and examples/python/flowfleet_client/gen/ regenerated" >&2
   exit 0
 fi
 
@@ -63,3 +97,21 @@ if ! diff -r gen "$tmp/gen"; then
   exit 1
 fi
 echo "gen.sh: gen/ is up to date" >&2
+
+# docs/api.md and the Python modules (regenerated into the same temporary directory).
+stale=0
+buf generate --template buf.gen.docs.yaml --output "$tmp"
+if ! diff docs/api.md "$tmp/docs/api.md"; then
+  echo "gen.sh: docs/api.md is out of date with proto/ or docs/api.md.tmpl; run scripts/gen.sh and commit the result" >&2
+  stale=1
+fi
+pygen=examples/python/flowfleet_client/gen
+buf generate --template buf.gen.python.yaml --output "$tmp"
+if ! diff -r -x __pycache__ "$pygen" "$tmp/$pygen"; then
+  echo "gen.sh: $pygen is out of date with proto/; run scripts/gen.sh and commit the result" >&2
+  stale=1
+fi
+if [[ $stale == 1 ]]; then
+  exit 1
+fi
+echo "gen.sh: docs/api.md and $pygen are up to date" >&2

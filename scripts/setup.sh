@@ -4,7 +4,7 @@
 # PostgreSQL for the store tests. Go itself must already be installed. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in libpcap-dev iproute2 tcpdump postgresql python3 ca-certificates; do
+for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -178,6 +178,9 @@ func Text(v any) string {
 // literal is written as repr of the nearest double.
 func NumberText(lit string) string {
 	if !strings.ContainsAny(lit, ".eE") {
+		if strings.Trim(lit, "-0") == "" && strings.HasPrefix(lit, "-") {
+			return "0" // Python's int has no negative zero
+		}
 		return lit
 	}
 	f, err := strconv.ParseFloat(lit, 64)

@@ -76,6 +76,8 @@ func TestText(t *testing.T) {
 		want string
 	}{
 		{json.Number("443"), "443"},
+		{json.Number("-0"), "0"},
+		{json.Number("-12"), "-12"},
 		{json.Number("443.0"), "443.0"},
 		{json.Number("1e2"), "100.0"},
 		{json.Number("0.055490970611572269"), "0.055490970611572266"}, // CPython 3.11 repr

@@ -7,13 +7,26 @@ import (
 	"os"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/formats/interflow"
+	"github.com/flowfleet/flowfleet/pkg/formats/netflow"
 	"github.com/flowfleet/flowfleet/pkg/formats/zeek"
 )
 
 // logReaders maps the flow-log formats to their readers; each returns the flows in creation order with
 // S, and the answer table its DNS data gave (nil for none).
 var logReaders = map[Format]func(in io.Reader, path string, opts Options) (flow.Sample, *flow.AnswerTable, error){
-	FormatZeek: readZeek,
+	FormatZeek:      readZeek,
+	FormatInterflow: readInterflow,
+	FormatNetflow:   readNetflow,
+}
+
+func readInterflow(in io.Reader, path string, _ Options) (flow.Sample, *flow.AnswerTable, error) {
+	return interflow.Read(in, path)
+}
+
+func readNetflow(in io.Reader, path string, opts Options) (flow.Sample, *flow.AnswerTable, error) {
+	s, err := netflow.Read(in, path, netflow.Options{Location: opts.Location})
+	return s, nil, err
 }
 
 func readZeek(in io.Reader, path string, opts Options) (flow.Sample, *flow.AnswerTable, error) {

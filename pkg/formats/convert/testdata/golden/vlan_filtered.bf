@@ -1,0 +1,1 @@
+{"hash": "4a4c5a9badfa4d4b8e2e40509f6bb2ed", "trafficDate": "1700000000.5", "fileName": "vlan_filtered.bf", "BayseFlows": [{"src": "192.168.1.2:50000", "dst": "192.168.1.1:53", "destinationNameSource": "original", "srcPkts": 1, "srcBytes": 29, "dstPkts": 0, "dstBytes": 0, "relativeStart": 0.0, "protocolInformation": "UDP", "identifier": "0", "duration": 0.0}]}
