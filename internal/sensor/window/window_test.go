@@ -1,0 +1,213 @@
+package window_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"buf.build/go/protovalidate"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/sensor/sensortest"
+	"github.com/flowfleet/flowfleet/internal/sensor/window"
+	"github.com/flowfleet/flowfleet/pkg/flow"
+)
+
+type event struct {
+	flows []*flowfleetv1.Flow
+	end   *flowfleetv1.WindowEnd
+}
+
+type recorder struct{ events []event }
+
+func (r *recorder) Batch(f []*flowfleetv1.Flow)         { r.events = append(r.events, event{flows: f}) }
+func (r *recorder) WindowEnd(we *flowfleetv1.WindowEnd) { r.events = append(r.events, event{end: we}) }
+
+func (r *recorder) take() []event {
+	e := r.events
+	r.events = nil
+	return e
+}
+
+// base is a window start for W = 300 s.
+const base = 1_700_000_100
+
+func validator(t *testing.T) func(*flowfleetv1.Flow) error {
+	v, err := protovalidate.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(f *flowfleetv1.Flow) error {
+		if err := v.Validate(f); err != nil {
+			t.Errorf("flow fails validation: %v (%v)", err, f)
+			return err
+		}
+		return nil
+	}
+}
+
+func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
+	if base%300 != 0 {
+		t.Fatal("base not aligned")
+	}
+	rec := &recorder{}
+	w := window.New(window.Options{Window: 300 * time.Second, BatchFlows: 2, Check: validator(t), Logger: sensortest.QuietLogger()}, rec)
+	pkt := func(sec uint64, usec uint32, data []byte) {
+		t.Helper()
+		if !w.Packet(flow.LinkEthernet, sec, usec, data) {
+			t.Fatalf("packet at %d dropped", sec)
+		}
+	}
+	// Window 1: three UDP conversations and one TCP one.
+	pkt(base+10, 250000, sensortest.UDPFrame("10.1.0.5", 40000, "10.2.0.9", 53, []byte("query-payload-000")))
+	pkt(base+10, 500000, sensortest.UDPFrame("10.2.0.9", 53, "10.1.0.5", 40000, []byte("answer-payload-00000")))
+	pkt(base+20, 0, sensortest.UDPFrame("10.1.0.5", 40001, "10.2.0.9", 123, []byte("ntp-payload-000000")))
+	pkt(base+30, 0, sensortest.UDPFrame("10.1.0.5", 40002, "10.2.0.9", 514, []byte("syslog-payload-000")))
+	pkt(base+40, 0, sensortest.TCPFrame("10.1.0.5", 50000, "10.2.0.9", 80, "S", nil))
+	pkt(base+40, 1000, sensortest.TCPFrame("10.2.0.9", 80, "10.1.0.5", 50000, "SA", nil))
+	if ev := rec.take(); len(ev) != 0 {
+		t.Fatalf("output before the window ended: %v", ev)
+	}
+	// A packet of the next window flushes the first.
+	pkt(base+300+5, 0, sensortest.UDPFrame("10.1.0.6", 41000, "10.2.0.10", 53, []byte("next-window-query")))
+	ev := rec.take()
+	if len(ev) != 3 || ev[2].end == nil {
+		t.Fatalf("want 2 batches and a window end, got %d events", len(ev))
+	}
+	var flows []*flowfleetv1.Flow
+	for _, e := range ev[:2] {
+		if len(e.flows) > 2 {
+			t.Errorf("batch of %d flows, more than BatchFlows", len(e.flows))
+		}
+		flows = append(flows, e.flows...)
+	}
+	if len(flows) != 4 {
+		t.Fatalf("%d flows in window 1, want 4", len(flows))
+	}
+	for _, f := range flows {
+		if f.GetWindowStart() != base {
+			t.Errorf("flow %s window_start %d, want %d", f.GetDstPort(), f.GetWindowStart(), base)
+		}
+		if f.GetFirstSeen() < base || f.GetFirstSeen() >= base+300 {
+			t.Errorf("flow first_seen %f outside the window", f.GetFirstSeen())
+		}
+	}
+	dns := flows[0]
+	if dns.GetSrcAddr() != "10.1.0.5" || dns.GetDstPort() != "53" || dns.GetSrcPkts() != 1 || dns.GetDstPkts() != 1 ||
+		dns.GetProtocol() != flowfleetv1.Protocol_PROTOCOL_UDP || dns.GetDstName() != "10.2.0.9" ||
+		dns.GetNameSource() != flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL {
+		t.Errorf("first flow %v", dns)
+	}
+	var tcp *flowfleetv1.Flow
+	for _, f := range flows {
+		if f.GetProtocol() == flowfleetv1.Protocol_PROTOCOL_TCP {
+			tcp = f
+		}
+	}
+	if tcp == nil || tcp.GetDstPort() != "80" || tcp.GetSrcPkts() != 1 || tcp.GetDstPkts() != 1 {
+		t.Errorf("tcp flow %v", tcp)
+	}
+	end := ev[2].end
+	if end.GetWindowStart() != base || end.GetWindowSeconds() != 300 || end.GetFirstFrameTime() != flow.FrameTime(base+10, 250000) {
+		t.Errorf("window end %v, want start %d, first frame %v", end, base, flow.FrameTime(base+10, 250000))
+	}
+
+	// A packet just before the current window (another interface read late) is dropped and counted.
+	if w.Packet(flow.LinkEthernet, base+299, 0, sensortest.UDPFrame("10.1.0.5", 1, "10.2.0.9", 2, []byte("late-late-late-late"))) {
+		t.Error("late packet accepted")
+	}
+	if w.Late() != 1 {
+		t.Errorf("late = %d", w.Late())
+	}
+
+	// No packet closes window 2: the wall clock does, at its end + grace.
+	w.Tick(time.Unix(base+600, 0).Add(time.Second))
+	if ev := rec.take(); len(ev) != 0 {
+		t.Fatalf("flushed before the grace period: %v", ev)
+	}
+	w.Tick(time.Unix(base+600, 0).Add(window.DefaultGrace))
+	ev = rec.take()
+	if len(ev) != 2 || len(ev[0].flows) != 1 || ev[1].end == nil {
+		t.Fatalf("window 2: %d events", len(ev))
+	}
+	if f := ev[0].flows[0]; f.GetWindowStart() != base+300 || f.GetSrcAddr() != "10.1.0.6" {
+		t.Errorf("window 2 flow %v", f)
+	}
+	if e := ev[1].end; e.GetWindowStart() != base+300 || e.GetFirstFrameTime() != flow.FrameTime(base+305, 0) {
+		t.Errorf("window 2 end %v", e)
+	}
+	if w.Current() != base+600 {
+		t.Errorf("current window %d after the wall-clock flush, want %d", w.Current(), base+600)
+	}
+	// An empty window sends nothing.
+	w.Tick(time.Unix(base+900, 0).Add(window.DefaultGrace))
+	if ev := rec.take(); len(ev) != 0 {
+		t.Errorf("empty window produced %v", ev)
+	}
+}
+
+func TestWindowEvictedFlowsShippedWithCurrentWindow(t *testing.T) {
+	rec := &recorder{}
+	w := window.New(window.Options{Window: 60 * time.Second, MaxFlows: 2, Check: validator(t), Logger: sensortest.QuietLogger()}, rec)
+	start := uint64(base - base%60)
+	for i := 0; i < 5; i++ {
+		w.Packet(flow.LinkEthernet, start+uint64(i), 0, sensortest.UDPFrame("10.1.0.5", uint16(30000+i), "10.2.0.9", 53, []byte("some-query-payload")))
+	}
+	w.ShipEvicted()
+	ev := rec.take()
+	if len(ev) != 1 || len(ev[0].flows) != 3 {
+		t.Fatalf("want one batch of the 3 evicted flows, got %v", ev)
+	}
+	for _, f := range ev[0].flows {
+		if f.GetWindowStart() != int64(start) {
+			t.Errorf("evicted flow window_start %d, want %d", f.GetWindowStart(), start)
+		}
+	}
+	w.Flush()
+	ev = rec.take()
+	if len(ev) != 2 || len(ev[0].flows) != 2 || ev[1].end == nil {
+		t.Fatalf("flush: %v", ev)
+	}
+	if got := ev[1].end.GetFirstFrameTime(); got != float64(start) {
+		t.Errorf("first frame time %v, want %d (includes evicted flows' frames)", got, start)
+	}
+}
+
+func TestWindowClockSteppedBack(t *testing.T) {
+	rec := &recorder{}
+	w := window.New(window.Options{Window: 60 * time.Second, Logger: sensortest.QuietLogger()}, rec)
+	start := uint64(base - base%60)
+	w.Packet(flow.LinkEthernet, start+600, 0, sensortest.UDPFrame("10.1.0.5", 1000, "10.2.0.9", 53, []byte("payload-payload-1")))
+	if !w.Packet(flow.LinkEthernet, start, 0, sensortest.UDPFrame("10.1.0.5", 1001, "10.2.0.9", 53, []byte("payload-payload-2"))) {
+		t.Fatal("packet after a clock step dropped")
+	}
+	if w.Current() != int64(start) {
+		t.Errorf("current %d, want %d", w.Current(), start)
+	}
+	if ev := rec.take(); len(ev) != 2 {
+		t.Errorf("the window before the step was not flushed: %v", ev)
+	}
+}
+
+func TestToProtoNames(t *testing.T) {
+	long := fmt.Sprintf("%01100d", 0)
+	cases := []struct {
+		in       flow.Flow
+		name     string
+		src      flowfleetv1.NameSource
+		protocol flowfleetv1.Protocol
+	}{
+		{flow.Flow{DstAddr: "1.2.3.4", Protocol: flow.ProtoTCP}, "1.2.3.4", flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL, flowfleetv1.Protocol_PROTOCOL_TCP},
+		{flow.Flow{DstAddr: "1.2.3.4", Name: "a.example", NameSource: flow.SourcePassive, Protocol: flow.ProtoUDP}, "a.example", flowfleetv1.NameSource_NAME_SOURCE_PASSIVE, flowfleetv1.Protocol_PROTOCOL_UDP},
+		{flow.Flow{DstAddr: "1.2.3.4", Name: "b.example", NameSource: flow.SourceCache, Protocol: flow.ProtoICMP}, "b.example", flowfleetv1.NameSource_NAME_SOURCE_CACHE, flowfleetv1.Protocol_PROTOCOL_ICMP},
+		{flow.Flow{DstAddr: "1.2.3.4", Name: "c.example", NameSource: flow.SourceSession, Protocol: flow.ProtoOther}, "c.example", flowfleetv1.NameSource_NAME_SOURCE_SESSION, flowfleetv1.Protocol_PROTOCOL_OTHER},
+		{flow.Flow{DstAddr: "1.2.3.4", Name: "1.2.3.4", NameSource: flow.SourceOriginal}, "1.2.3.4", flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL, flowfleetv1.Protocol_PROTOCOL_OTHER},
+		{flow.Flow{DstAddr: "1.2.3.4", Name: long, NameSource: flow.SourcePassive}, "1.2.3.4", flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL, flowfleetv1.Protocol_PROTOCOL_OTHER},
+	}
+	for i, c := range cases {
+		p := window.ToProto(&c.in, 600)
+		if p.GetDstName() != c.name || p.GetNameSource() != c.src || p.GetProtocol() != c.protocol || p.GetWindowStart() != 600 {
+			t.Errorf("case %d: %v", i, p)
+		}
+	}
+}
