@@ -26,9 +26,15 @@ down() {
   sleep 0.5
   for ns in ff-host-a ff-host-b ff-services; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
   done
+  for i in 1 2 3; do ip link del "veth-$i" 2>/dev/null || true; done
+  for ns in ff-host-a ff-host-b ff-services; do ip netns del "$ns" 2>/dev/null || true; done
   ip link del ffbr0 2>/dev/null || true
+  # Namespace teardown is asynchronous in the kernel: wait until the names are free again.
+  for _ in $(seq 50); do
+    ip link show veth-1 >/dev/null 2>&1 || ip link show ffbr0 >/dev/null 2>&1 || break
+    sleep 0.1
+  done
 }
 
 if [ "${1:-}" = "down" ]; then
@@ -71,6 +77,8 @@ for ns in ff-host-a ff-host-b ff-services; do
   ip netns add "$ns"
   ip link add "veth-$i" type veth peer name eth0 netns "$ns"
   ip link set "veth-$i" master ffbr0 up
+  # IPv4 only: keeps the demo's samples free of IPv6 neighbour-discovery chatter.
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
 done
@@ -104,19 +112,19 @@ for h in "${hosts[@]}"; do
 done
 sleep 2
 
+began=$(date +%s)
 step "Making traffic from the test hosts: DNS lookups, HTTP, TLS with SNI, ping"
 for h in "${hosts[@]}"; do
   ip netns exec "ff-$h" "$work/bin/demonet" traffic -dns 10.99.0.2:53 -names web.demo.test,api.demo.test -rounds 3 || true
   ip netns exec "ff-$h" ping -c 3 -i 0.2 100.64.0.1 >/dev/null 2>&1 || true
 done
 
-ctl=("$flowctl" --collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem"
-     --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem")
+conn=(--collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem"
+      --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem")
 step "Waiting for the window to close (up to $((window * 2 + 15)) s)"
 deadline=$(( $(date +%s) + window * 2 + 15 ))
 while :; do
-  n=$("$flowctl" samples list --collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem" \
-      --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem" -o json 2>/dev/null \
+  n=$("$flowctl" samples list "${conn[@]}" --since "$(( $(date +%s) - began + window ))s" -o json 2>/dev/null \
       | python3 -c 'import json,sys; print(len({s["host"] for s in json.load(sys.stdin)}))' 2>/dev/null || echo 0)
   [ "$n" -ge 2 ] && break
   if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -127,15 +135,12 @@ while :; do
 done
 
 step "flowctl samples list"
-"$flowctl" samples list --collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem" \
-  --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem"
-first=$("$flowctl" samples list --collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem" \
-  --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem" --host host-a -o json \
-  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[-1]["id"] if s else "")')
+"$flowctl" samples list "${conn[@]}"
+first=$("$flowctl" samples list "${conn[@]}" --host host-a -o json \
+  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[0]["id"] if s else "")')
 if [ -n "$first" ]; then
   step "flowctl samples flows $first"
-  "$flowctl" samples flows "$first" --collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem" \
-    --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem"
+  "$flowctl" samples flows "$first" "${conn[@]}"
 fi
 
 cat <<EOT
@@ -145,6 +150,6 @@ The fleet is running:
   samples (.bf) $work/data/samples/
   certificates  $work/pki/
   metrics       http://127.0.0.1:9464/metrics
-Query it:  ${ctl[*]} samples list
+Query it:  $flowctl samples list ${conn[*]}
 Stop it:   sudo scripts/demo.sh down
 EOT

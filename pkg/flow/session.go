@@ -170,12 +170,27 @@ func hostName(b []byte) string {
 	if len(b) == 0 || len(b) > 253 {
 		return ""
 	}
+	label := 0 // length of the current label
 	for _, c := range b {
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			label++
+		case c == '.':
+			// fix: empty labels (".0", "a..b") were accepted, giving names like ".0" from garbage
+			if label == 0 {
+				return ""
+			}
+			label = 0
+			continue
 		default:
 			return ""
 		}
+		if label > 63 { // fix: labels longer than DNS allows were accepted
+			return ""
+		}
+	}
+	if label == 0 { // an empty last label ("a..", after the one trailing dot is cut)
+		return ""
 	}
 	return strings.ToLower(string(b))
 }

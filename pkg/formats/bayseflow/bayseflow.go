@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,7 +73,9 @@ func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
 func AppendFlow(b []byte, f *flow.Flow) []byte {
 	icmp := f.Protocol == flow.ProtoICMP
 	name := f.Name
-	if name == "" {
+	if name == "" && f.NameSource == "" { // never named: the address (R-NAME-2 step 5)
+		// fix: a flow *named* "" (a passive name filed under Q = "", R-DNS-3/R-DNS-7) was written with
+		// its address; the reference writes the empty name, "dst": ":443".
 		name = f.DstAddr
 	}
 	b = append(b, `{"src": "`...)
@@ -102,7 +105,7 @@ func AppendFlow(b []byte, f *flow.Flow) []byte {
 	b = append(b, `, "dstBytes": `...)
 	b = strconv.AppendInt(b, f.DstBytes, 10)
 	b = append(b, `, "relativeStart": `...)
-	b = pynum.AppendRepr(b, f.RelativeStart)
+	b = appendNumber(b, f.RelativeStart)
 	b = append(b, `, "protocolInformation": `...)
 	b = appendString(b, string(f.Protocol))
 	b = append(b, `, "identifier": `...)
@@ -111,7 +114,7 @@ func AppendFlow(b []byte, f *flow.Flow) []byte {
 	if f.DurationUnknown {
 		b = append(b, "-1"...)
 	} else {
-		b = pynum.AppendRepr(b, f.Duration)
+		b = appendNumber(b, f.Duration)
 	}
 	return append(b, '}')
 }
@@ -146,7 +149,9 @@ func appendEscaped(b []byte, s string) []byte {
 			case '\f':
 				b = append(b, '\\', 'f')
 			default:
-				if c < 0x20 {
+				// Python's ensure_ascii escapes everything outside ' '..'~', so DEL (0x7f) too; it can
+				// reach the output through DNS names, which R-DNS-6 uses verbatim (fix: was written raw).
+				if c < 0x20 || c == 0x7f {
 					b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xF])
 				} else {
 					b = append(b, c)
@@ -167,6 +172,21 @@ func appendEscaped(b []byte, s string) []byte {
 		b = appendU(b, r)
 	}
 	return b
+}
+
+// appendNumber writes a double as Python's json.dumps does: repr, except NaN, Infinity and -Infinity
+// (fix: repr's "nan"/"inf" were written, which is neither the reference's output nor JSON any reader
+// accepts; a Zeek ts or duration of "nan"/"inf" parses as a number in both Python and Go).
+func appendNumber(b []byte, x float64) []byte {
+	switch {
+	case math.IsNaN(x):
+		return append(b, "NaN"...)
+	case math.IsInf(x, 1):
+		return append(b, "Infinity"...)
+	case math.IsInf(x, -1):
+		return append(b, "-Infinity"...)
+	}
+	return pynum.AppendRepr(b, x)
 }
 
 func appendU(b []byte, r rune) []byte {

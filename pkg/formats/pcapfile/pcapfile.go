@@ -223,6 +223,10 @@ func (rd *Reader) nextPcap() (Frame, error) {
 		return Frame{}, fmt.Errorf("record at byte %d: %w", start, ErrTruncated)
 	}
 	if skip := caplen - keep; skip > 0 {
+		// data may point into the buffered reader, and discarding past its buffer refills the buffer over
+		// it: copy it out first (fix: snaplen-cut records came back holding later bytes of the file).
+		rd.buf = append(rd.buf[:0], data...)
+		data = rd.buf
 		if _, err := rd.r.Discard(skip); err != nil {
 			return Frame{}, fmt.Errorf("record at byte %d: %w", start, ErrTruncated)
 		}
