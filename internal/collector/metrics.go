@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_acks_total",
 			Help: "Batch acknowledgements sent."}),
 		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowfleet_collector_ack_latency_seconds",
-			Help: "Time from receiving a batch to acknowledging it (durable in the store).",
+			Help:    "Time from receiving a batch to acknowledging it (durable in the store).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		commitSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowfleet_collector_commit_batches",
 			Help: "Batches per store transaction.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
