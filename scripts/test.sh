@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin"
 scripts/setup.sh
-if [ -x scripts/gen.sh ]; then
-  scripts/gen.sh --check
+scripts/gen.sh --check
+# The API must not break compatibility with the previous commit's (buf's FILE rules).
+if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto/flowfleet 2>/dev/null; then
+  bin/buf breaking --against '.git#ref=HEAD~1'
 fi
 bad=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null || true)
 if [ -n "$bad" ]; then

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	CloseInterval time.Duration
 	// MaxStreams bounds concurrent gRPC streams per connection (default 4096).
 	MaxStreams uint32
+	// Relay configures the NetworkSage relay (relay.go); with no API key it is off.
+	Relay relay.Config
 }
 
 func (c *Config) setDefaults() {
@@ -72,6 +75,7 @@ type Collector struct {
 	commits chan *commitReq
 	events  *hub
 	streams *streamSet
+	relay   *relay.Worker // nil when the relay is off
 
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
 	drainOnce   sync.Once
@@ -100,11 +104,15 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Collector{
+	c := &Collector{
 		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
-	}, nil
+	}
+	if err := c.newRelay(reg); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // SampleDir is where sample files are written.
@@ -118,6 +126,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		defer close(done)
 		c.commitLoop()
 	}()
+	relayStopped := c.startRelay(ctx)
 	t := time.NewTicker(c.cfg.CloseInterval)
 	defer t.Stop()
 	for {
@@ -125,6 +134,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			close(c.stopCommits)
 			<-done
+			relayStopped()
 			return nil
 		case now := <-t.C:
 			c.closeDue(context.WithoutCancel(ctx), now)
@@ -154,7 +164,7 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 			return
 		}
 		for _, w := range due {
-			s, err := c.store.CloseWindow(ctx, w, c.buildSample)
+			s, err := c.store.CloseWindow(ctx, w, c.buildSampleForStore)
 			if err != nil {
 				c.metrics.storeErrors.Inc()
 				c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
@@ -167,6 +177,7 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 			c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
 				"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
 			c.events.publish(*s, store.StateOpen)
+			c.notifyRelay()
 		}
 		if len(due) < 64 {
 			return

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/logx"
+	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -74,6 +75,10 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("trust-domain", auth.DefaultTrustDomain, "SPIFFE trust domain of the fleet's certificates")
 	f.String("name", "", "this collector's name in the hosts table (default: the machine's host name)")
 	f.Duration("shutdown-timeout", 15*time.Second, "how long a SIGTERM waits for streams to finish")
+	f.String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL the relay uploads samples to")
+	f.String("networksage-api-key-file", "", "file holding the NetworkSage API key (else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config); with no key the relay is off")
+	f.String("networksage-type", relay.DefaultType, "upload type sent with each sample: secflow, pcap, pcapng, zeek or interflow")
+	f.Int("relay-concurrency", 4, "NetworkSage uploads in flight at once")
 	f.String("log-format", "text", "log format: text or json")
 	f.String("log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -106,6 +111,10 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if dsn == "" {
 		dsn = filepath.Join(dataDir, "flowfleet.db")
 	}
+	relayCfg, err := relayConfig(vp)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
@@ -114,7 +123,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
-		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name")}, log, reg)
+		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg}, log, reg)
 	if err != nil {
 		return err
 	}

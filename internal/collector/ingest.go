@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -26,7 +27,14 @@ type commitReq struct {
 	flows    int
 	received time.Time
 	done     chan commitResult
+	// failed is shared by the batches of one ingest stream: once a batch of the stream fails to commit,
+	// later ones must not be stored either, or the stream's dedup mark would pass the failed batch and
+	// its replay would be acknowledged as a duplicate without being stored.
+	failed *atomic.Bool
 }
+
+// errStreamFailed answers the batches queued behind a batch of the same stream that failed to commit.
+var errStreamFailed = errors.New("an earlier batch of the stream failed to commit")
 
 type commitResult struct {
 	dup bool
@@ -81,6 +89,19 @@ func (c *Collector) drainCommits() {
 }
 
 func (c *Collector) commit(group []*commitReq) {
+	live := group[:0:0]
+	for _, r := range group {
+		if r.failed != nil && r.failed.Load() {
+			c.metrics.batches.WithLabelValues("failed").Inc()
+			r.done <- commitResult{err: errStreamFailed}
+			continue
+		}
+		live = append(live, r)
+	}
+	group = live
+	if len(group) == 0 {
+		return
+	}
 	batches := make([]store.Batch, len(group))
 	for i, r := range group {
 		batches[i] = r.batch
@@ -92,6 +113,11 @@ func (c *Collector) commit(group []*commitReq) {
 	if err != nil {
 		c.metrics.storeErrors.Inc()
 		c.log.Error("storing batches", "batches", len(group), "err", err)
+		for _, r := range group {
+			if r.failed != nil {
+				r.failed.Store(true)
+			}
+		}
 	}
 	for i, r := range group {
 		switch {
@@ -211,6 +237,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 // receive reads the stream until it ends, the collector drains, or an ack fails.
 func (s *ingestServer) receive(stream flowfleetv1.IngestService_IngestServer, host, streamID string, queue chan<- pending, ackFailed <-chan struct{}) error {
 	c := s.c
+	var failed atomic.Bool // set once a batch of this stream fails to commit
 	msgs := make(chan *flowfleetv1.IngestRequest)
 	errc := make(chan error, 1)
 	go func() {
@@ -242,6 +269,7 @@ func (s *ingestServer) receive(stream flowfleetv1.IngestService_IngestServer, ho
 		switch x := m.GetMessage().(type) {
 		case *flowfleetv1.IngestRequest_Batch:
 			req := c.newCommit(host, streamID, x.Batch)
+			req.failed = &failed
 			select {
 			case c.commits <- req:
 			case <-c.stopCommits:

@@ -2,10 +2,13 @@ package ctl
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -38,6 +41,9 @@ func dial(vp *viper.Viper) (*grpc.ClientConn, string, error) {
 			return nil, addr, fmt.Errorf("%s is required to reach the collector (or FLOWFLEET_%s, or the config file)", fp[0], strings.ToUpper(strings.TrimPrefix(fp[0], "--")))
 		}
 	}
+	if err := checkValidity(files.CertFile, time.Now()); err != nil {
+		return nil, addr, err
+	}
 	serverName := vp.GetString("server-name")
 	if serverName == "" {
 		host, _, err := net.SplitHostPort(addr)
@@ -55,6 +61,30 @@ func dial(vp *viper.Viper) (*grpc.ClientConn, string, error) {
 		return nil, addr, fmt.Errorf("collector %s: %w", addr, err)
 	}
 	return conn, addr, nil
+}
+
+// checkValidity reports a client certificate that is expired or not yet valid before any connection is
+// made: the collector would only close the connection, which says nothing useful.
+func checkValidity(certFile string, now time.Time) error {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return fmt.Errorf("--cert: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return fmt.Errorf("--cert %s: no PEM certificate in the file", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("--cert %s: %w", certFile, err)
+	}
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("the client certificate %s expired on %s: issue a new one with flowctl certs issue", certFile, cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("the client certificate %s is not valid before %s: check this machine's clock", certFile, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // friendly explains the errors a first user meets.
@@ -76,7 +106,8 @@ func friendly(err error, addr string) error {
 			return fmt.Errorf("the collector at %s and this client do not trust each other's certificates: check that --ca is the fleet's CA and that the certificates come from it (%s)", addr, msg)
 		case strings.Contains(msg, "expired"):
 			return fmt.Errorf("a certificate has expired: issue a new one with flowctl certs issue (%s)", msg)
-		case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"):
+		case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "certificate required"),
+			strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection reset"):
 			return fmt.Errorf("the collector at %s refused this client's certificate: is it issued by the fleet's CA and still valid? (%s)", addr, msg)
 		}
 		return fmt.Errorf("collector %s unavailable: %s", addr, msg)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -75,8 +77,40 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	addConnFlags(watch)
 	watch.Flags().String("host", "", "only this host's samples")
 	watch.Flags().Duration("for", 0, "stop after this long (0: until interrupted)")
-	cmd.AddCommand(list, get, flows, watch)
+	relayCmd := &cobra.Command{
+		Use:   "relay ID",
+		Short: "Queue a sample for upload to NetworkSage again (admin)",
+		Long: `Queue a sample for upload to NetworkSage again, at once: after fixing what made its upload fail
+(state relay_failed: a refused key, a sample too large), or to upload it once more. Its state goes back to
+written and the collector's relay uploads it. Needs a certificate with role admin, and a collector whose
+relay is on (it has a NetworkSage API key).`,
+		Example: `  flowctl samples relay web01_1700000000`,
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runSamplesRelay(cmd, vp, args[0]) },
+	}
+	addConnFlags(relayCmd)
+	cmd.AddCommand(list, get, flows, watch, relayCmd)
 	return cmd
+}
+
+func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := timeoutCtx(cmd.Context(), vp)
+	defer cancel()
+	resp, err := flowfleetv1.NewSampleServiceClient(conn).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	if status.Code(err) == codes.PermissionDenied {
+		return fmt.Errorf("permission denied: re-queueing a sample needs a certificate with role admin (%s)", status.Convert(err).Message())
+	}
+	if err != nil {
+		return friendly(err, addr)
+	}
+	s := resp.GetSample()
+	fmt.Fprintf(cmd.OutOrStdout(), "%s queued for upload to NetworkSage (state %s)\n", s.GetId(), stateName(s.GetState()))
+	return nil
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now.

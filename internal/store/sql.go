@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -82,12 +83,38 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
-	p, err := goose.NewProvider(gd, s.db, sub)
+	var opts []goose.ProviderOption
+	if s.dialect == dialectPostgres {
+		// Collectors started together must not run the migrations at the same time.
+		opts = append(opts, goose.WithSessionLocker(pgMigrationLock{}))
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// pgMigrationLock serialises the migrations of collectors sharing a PostgreSQL database with a
+// session-level advisory lock, waited for (not polled) until the context ends.
+type pgMigrationLock struct{}
+
+// pgMigrationLockID is the advisory lock key of FlowFleet's migrations (an arbitrary constant).
+const pgMigrationLockID = 0x466c6f77466c74 // "FlowFlt"
+
+func (pgMigrationLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(pgMigrationLockID)); err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	return nil
+}
+
+func (pgMigrationLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", int64(pgMigrationLockID)); err != nil {
+		return fmt.Errorf("migration unlock: %w", err)
 	}
 	return nil
 }
@@ -119,6 +146,12 @@ func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx
 
 func (s *sqlStore) Close() error { return s.db.Close() }
 
+// SaveBatches stores a group of batches in one transaction, in four steps so that concurrent
+// transactions (several collectors on PostgreSQL) lock shared rows in one global order and cannot
+// deadlock: (1) the dedup marks of every stream, sorted by (host, stream, seq), each advanced only if
+// the batch is above it (a conditional upsert, so two collectors holding the same replayed batch store
+// it once); (2) the batches' parts, in arrival order; (3) the windows they touch, sorted, one upsert
+// each; (4) the hosts' counters, sorted, one update each.
 func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, error) {
 	dup := make([]bool, len(batches))
 	if len(batches) == 0 {
@@ -129,67 +162,137 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		return nil, fmt.Errorf("store: save batches: %w", err)
 	}
 	defer tx.Rollback()
-	getHWM, err := tx.PrepareContext(ctx, s.q(`SELECT hwm FROM streams WHERE host = ? AND stream_id = ?`))
-	if err != nil {
-		return nil, fmt.Errorf("store: save batches: %w", err)
-	}
 	setHWM, err := tx.PrepareContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES (?, ?, ?)
-		ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm`))
+		ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm WHERE streams.hwm < excluded.hwm`))
 	if err != nil {
 		return nil, fmt.Errorf("store: save batches: %w", err)
 	}
+	defer setHWM.Close()
+	order := make([]int, len(batches))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := &batches[order[a]], &batches[order[b]]
+		if x.Host != y.Host {
+			return x.Host < y.Host
+		}
+		if x.StreamID != y.StreamID {
+			return x.StreamID < y.StreamID
+		}
+		return x.Seq < y.Seq
+	})
+	for _, i := range order {
+		b := &batches[i]
+		res, err := setHWM.ExecContext(ctx, b.Host, b.StreamID, int64(b.Seq))
+		if err != nil {
+			return nil, fmt.Errorf("store: save batches: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("store: save batches: %w", err)
+		}
+		dup[i] = n == 0 // at or below the stream's mark: stored before
+	}
+
+	type windowKey struct {
+		host  string
+		start int64
+	}
+	type windowAdd struct {
+		secs  uint32
+		flows int
+		last  int64
+	}
+	type hostAdd struct {
+		flows, drops int64
+		last         int64
+	}
+	windows := map[windowKey]*windowAdd{}
+	hosts := map[string]*hostAdd{}
 	addPart, err := tx.PrepareContext(ctx, s.q(`INSERT INTO window_batches
 		(host, window_start, stream_id, seq, flow_count, flows, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`))
 	if err != nil {
 		return nil, fmt.Errorf("store: save batches: %w", err)
 	}
-	openWindow, err := tx.PrepareContext(ctx, s.q(`INSERT INTO windows
-		(host, window_start, window_seconds, state, end_marked, last_batch_at, revision, flow_count)
-		VALUES (?, ?, ?, 'open', 0, ?, 0, ?)
-		ON CONFLICT (host, window_start) DO UPDATE SET
-			end_marked = CASE WHEN windows.state = 'open' THEN windows.end_marked ELSE 0 END,
-			state = 'open',
-			last_batch_at = excluded.last_batch_at,
-			flow_count = windows.flow_count + excluded.flow_count`))
-	if err != nil {
-		return nil, fmt.Errorf("store: save batches: %w", err)
-	}
-	countHost, err := tx.PrepareContext(ctx, s.q(`UPDATE hosts SET flows_received = flows_received + ?,
-		drops_reported = drops_reported + ?, last_contact = ? WHERE name = ?`))
-	if err != nil {
-		return nil, fmt.Errorf("store: save batches: %w", err)
-	}
-	hwm := map[[2]string]int64{}
-	for i, b := range batches {
-		key := [2]string{b.Host, b.StreamID}
-		mark, ok := hwm[key]
-		if !ok {
-			err := getHWM.QueryRowContext(ctx, b.Host, b.StreamID).Scan(&mark)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("store: save batches: %w", err)
-			}
-		}
-		if int64(b.Seq) <= mark {
-			dup[i] = true
-			hwm[key] = mark
+	defer addPart.Close()
+	for i := range batches {
+		if dup[i] {
 			continue
 		}
-		hwm[key] = int64(b.Seq)
-		if _, err := setHWM.ExecContext(ctx, b.Host, b.StreamID, int64(b.Seq)); err != nil {
-			return nil, fmt.Errorf("store: save batches: %w", err)
+		b := &batches[i]
+		at := ms(b.Received)
+		h := hosts[b.Host]
+		if h == nil {
+			h = &hostAdd{}
+			hosts[b.Host] = h
 		}
-		flows := 0
+		h.drops += int64(b.Drops)
+		h.last = max(h.last, at)
 		for _, p := range b.Parts {
-			if _, err := addPart.ExecContext(ctx, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), p.FlowCount, p.Flows, ms(b.Received)); err != nil {
+			if _, err := addPart.ExecContext(ctx, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), p.FlowCount, p.Flows, at); err != nil {
 				return nil, fmt.Errorf("store: save batches: %w", err)
 			}
-			if _, err := openWindow.ExecContext(ctx, b.Host, p.WindowStart, int64(p.WindowSeconds), ms(b.Received), p.FlowCount); err != nil {
-				return nil, fmt.Errorf("store: save batches: %w", err)
+			k := windowKey{b.Host, p.WindowStart}
+			w := windows[k]
+			if w == nil {
+				w = &windowAdd{secs: p.WindowSeconds}
+				windows[k] = w
 			}
-			flows += p.FlowCount
+			w.flows += p.FlowCount
+			w.last = max(w.last, at)
+			h.flows += int64(p.FlowCount)
 		}
-		if _, err := countHost.ExecContext(ctx, flows, int64(b.Drops), ms(b.Received), b.Host); err != nil {
+	}
+
+	if len(windows) > 0 {
+		keys := make([]windowKey, 0, len(windows))
+		for k := range windows {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(a, b int) bool {
+			if keys[a].host != keys[b].host {
+				return keys[a].host < keys[b].host
+			}
+			return keys[a].start < keys[b].start
+		})
+		openWindow, err := tx.PrepareContext(ctx, s.q(`INSERT INTO windows
+			(host, window_start, window_seconds, state, end_marked, last_batch_at, revision, flow_count)
+			VALUES (?, ?, ?, 'open', 0, ?, 0, ?)
+			ON CONFLICT (host, window_start) DO UPDATE SET
+				end_marked = CASE WHEN windows.state = 'open' THEN windows.end_marked ELSE 0 END,
+				state = 'open',
+				last_batch_at = excluded.last_batch_at,
+				flow_count = windows.flow_count + excluded.flow_count`))
+		if err != nil {
 			return nil, fmt.Errorf("store: save batches: %w", err)
+		}
+		defer openWindow.Close()
+		for _, k := range keys {
+			w := windows[k]
+			if _, err := openWindow.ExecContext(ctx, k.host, k.start, int64(w.secs), w.last, w.flows); err != nil {
+				return nil, fmt.Errorf("store: save batches: %w", err)
+			}
+		}
+	}
+
+	if len(hosts) > 0 {
+		names := make([]string, 0, len(hosts))
+		for name := range hosts {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		countHost, err := tx.PrepareContext(ctx, s.q(`UPDATE hosts SET flows_received = flows_received + ?,
+			drops_reported = drops_reported + ?, last_contact = ? WHERE name = ?`))
+		if err != nil {
+			return nil, fmt.Errorf("store: save batches: %w", err)
+		}
+		defer countHost.Close()
+		for _, name := range names {
+			h := hosts[name]
+			if _, err := countHost.ExecContext(ctx, h.flows, h.drops, h.last, name); err != nil {
+				return nil, fmt.Errorf("store: save batches: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -279,6 +382,11 @@ func (s *sqlStore) CloseWindow(ctx context.Context, w WindowRef, build func(Wind
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), ns.ID, w.Host, w.WindowStart, secs, c.Revision,
 		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, ns.Content, ns.Flows, ms(now), ms(now)); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
+	}
+	if ns.Relay {
+		if err := s.enqueueTx(ctx, tx, ns.ID, ns.FileName, now); err != nil {
+			return nil, fmt.Errorf("store: close window: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?
 		WHERE host = ? AND window_start = ?`), c.Revision, w.Host, w.WindowStart); err != nil {

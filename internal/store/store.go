@@ -71,6 +71,7 @@ type NewSample struct {
 	State     SampleState
 	Content   []byte // the .bf file
 	Flows     []byte // the flows, encoded, in sample order
+	Relay     bool   // queue the sample for the NetworkSage relay (Outbox) in the same transaction
 }
 
 // Sample is a sample's metadata.
@@ -153,6 +154,9 @@ type Store interface {
 
 	// CountOpenWindows counts windows not closed yet.
 	CountOpenWindows(ctx context.Context) (int, error)
+
+	// Outbox is the relay queue (outbox.go).
+	Outbox
 
 	// Ping checks the database.
 	Ping(ctx context.Context) error

@@ -116,7 +116,7 @@ type Sample struct {
 	// Base name of the .bf file, also its `fileName` member: `<host>_<window_start>.bf`, or
 	// `<host>_<window_start>_r<revision>.bf` from revision 2; "" until it is written.
 	FileName string `protobuf:"bytes,9,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
-	// NetworkSage's sampleId (a UUID) once the relay has uploaded the sample; "" before.
+	// NetworkSage's sampleId (32 lower-case hex digits) once the relay has uploaded the sample; "" before.
 	RemoteId string `protobuf:"bytes,10,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
 	// The last relay error, if the last upload attempt failed; "" otherwise. Never contains the API key.
 	RelayError string `protobuf:"bytes,11,opt,name=relay_error,json=relayError,proto3" json:"relay_error,omitempty"`
@@ -979,6 +979,98 @@ func (x *EventsLost) GetLastTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RelaySampleRequest names the sample to queue for upload again.
+type RelaySampleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample's id. Required: 1–64 characters of [A-Za-z0-9_-].
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelaySampleRequest) Reset() {
+	*x = RelaySampleRequest{}
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelaySampleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelaySampleRequest) ProtoMessage() {}
+
+func (x *RelaySampleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelaySampleRequest.ProtoReflect.Descriptor instead.
+func (*RelaySampleRequest) Descriptor() ([]byte, []int) {
+	return file_flowfleet_v1_sample_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RelaySampleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RelaySampleResponse is the sample as queued.
+type RelaySampleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample, in state WRITTEN with no remote_id.
+	Sample        *Sample `protobuf:"bytes,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelaySampleResponse) Reset() {
+	*x = RelaySampleResponse{}
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelaySampleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelaySampleResponse) ProtoMessage() {}
+
+func (x *RelaySampleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelaySampleResponse.ProtoReflect.Descriptor instead.
+func (*RelaySampleResponse) Descriptor() ([]byte, []int) {
+	return file_flowfleet_v1_sample_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RelaySampleResponse) GetSample() *Sample {
+	if x != nil {
+		return x.Sample
+	}
+	return nil
+}
+
 var File_flowfleet_v1_sample_service_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
@@ -1049,7 +1141,11 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x129\n" +
 	"\n" +
 	"first_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstTime\x127\n" +
-	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime*\xca\x01\n" +
+	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\"A\n" +
+	"\x12RelaySampleRequest\x12+\n" +
+	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"C\n" +
+	"\x13RelaySampleResponse\x12,\n" +
+	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample*\xca\x01\n" +
 	"\vSampleState\x12\x1c\n" +
 	"\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n" +
@@ -1057,13 +1153,14 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n" +
 	"\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n" +
 	"\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n" +
-	"\x16SAMPLE_STATE_PROCESSED\x10\x062\xe8\x03\n" +
+	"\x16SAMPLE_STATE_PROCESSED\x10\x062\xc1\x04\n" +
 	"\rSampleService\x12W\n" +
 	"\vListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n" +
 	"\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n" +
 	"\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x010\x01\x12c\n" +
 	"\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n" +
-	"\fWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x010\x01B\xb4\x01\n" +
+	"\fWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x010\x01\x12W\n" +
+	"\vRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02B\xb4\x01\n" +
 	"\x10com.flowfleet.v1B\x12SampleServiceProtoP\x01Z;github.com/flowfleet/flowfleet/gen/flowfleet/v1;flowfleetv1\xa2\x02\x03FXX\xaa\x02\fFlowfleet.V1\xca\x02\fFlowfleet\\V1\xe2\x02\x18Flowfleet\\V1\\GPBMetadata\xea\x02\rFlowfleet::V1b\x06proto3"
 
 var (
@@ -1079,7 +1176,7 @@ func file_flowfleet_v1_sample_service_proto_rawDescGZIP() []byte {
 }
 
 var file_flowfleet_v1_sample_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flowfleet_v1_sample_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_flowfleet_v1_sample_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_flowfleet_v1_sample_service_proto_goTypes = []any{
 	(SampleState)(0),                 // 0: flowfleet.v1.SampleState
 	(*Sample)(nil),                   // 1: flowfleet.v1.Sample
@@ -1095,42 +1192,47 @@ var file_flowfleet_v1_sample_service_proto_goTypes = []any{
 	(*WatchSamplesResponse)(nil),     // 11: flowfleet.v1.WatchSamplesResponse
 	(*SampleEvent)(nil),              // 12: flowfleet.v1.SampleEvent
 	(*EventsLost)(nil),               // 13: flowfleet.v1.EventsLost
-	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
-	(*Flow)(nil),                     // 15: flowfleet.v1.Flow
+	(*RelaySampleRequest)(nil),       // 14: flowfleet.v1.RelaySampleRequest
+	(*RelaySampleResponse)(nil),      // 15: flowfleet.v1.RelaySampleResponse
+	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(*Flow)(nil),                     // 17: flowfleet.v1.Flow
 }
 var file_flowfleet_v1_sample_service_proto_depIdxs = []int32{
 	0,  // 0: flowfleet.v1.Sample.state:type_name -> flowfleet.v1.SampleState
-	14, // 1: flowfleet.v1.Sample.create_time:type_name -> google.protobuf.Timestamp
-	14, // 2: flowfleet.v1.Sample.update_time:type_name -> google.protobuf.Timestamp
-	14, // 3: flowfleet.v1.ListSamplesRequest.since:type_name -> google.protobuf.Timestamp
-	14, // 4: flowfleet.v1.ListSamplesRequest.until:type_name -> google.protobuf.Timestamp
+	16, // 1: flowfleet.v1.Sample.create_time:type_name -> google.protobuf.Timestamp
+	16, // 2: flowfleet.v1.Sample.update_time:type_name -> google.protobuf.Timestamp
+	16, // 3: flowfleet.v1.ListSamplesRequest.since:type_name -> google.protobuf.Timestamp
+	16, // 4: flowfleet.v1.ListSamplesRequest.until:type_name -> google.protobuf.Timestamp
 	0,  // 5: flowfleet.v1.ListSamplesRequest.state:type_name -> flowfleet.v1.SampleState
 	1,  // 6: flowfleet.v1.ListSamplesResponse.samples:type_name -> flowfleet.v1.Sample
 	1,  // 7: flowfleet.v1.GetSampleResponse.sample:type_name -> flowfleet.v1.Sample
 	1,  // 8: flowfleet.v1.GetSampleContentResponse.sample:type_name -> flowfleet.v1.Sample
-	15, // 9: flowfleet.v1.ListSampleFlowsResponse.flows:type_name -> flowfleet.v1.Flow
+	17, // 9: flowfleet.v1.ListSampleFlowsResponse.flows:type_name -> flowfleet.v1.Flow
 	12, // 10: flowfleet.v1.WatchSamplesResponse.event:type_name -> flowfleet.v1.SampleEvent
 	13, // 11: flowfleet.v1.WatchSamplesResponse.events_lost:type_name -> flowfleet.v1.EventsLost
 	1,  // 12: flowfleet.v1.SampleEvent.sample:type_name -> flowfleet.v1.Sample
 	0,  // 13: flowfleet.v1.SampleEvent.previous_state:type_name -> flowfleet.v1.SampleState
-	14, // 14: flowfleet.v1.SampleEvent.time:type_name -> google.protobuf.Timestamp
-	14, // 15: flowfleet.v1.EventsLost.first_time:type_name -> google.protobuf.Timestamp
-	14, // 16: flowfleet.v1.EventsLost.last_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: flowfleet.v1.SampleService.ListSamples:input_type -> flowfleet.v1.ListSamplesRequest
-	4,  // 18: flowfleet.v1.SampleService.GetSample:input_type -> flowfleet.v1.GetSampleRequest
-	6,  // 19: flowfleet.v1.SampleService.GetSampleContent:input_type -> flowfleet.v1.GetSampleContentRequest
-	8,  // 20: flowfleet.v1.SampleService.ListSampleFlows:input_type -> flowfleet.v1.ListSampleFlowsRequest
-	10, // 21: flowfleet.v1.SampleService.WatchSamples:input_type -> flowfleet.v1.WatchSamplesRequest
-	3,  // 22: flowfleet.v1.SampleService.ListSamples:output_type -> flowfleet.v1.ListSamplesResponse
-	5,  // 23: flowfleet.v1.SampleService.GetSample:output_type -> flowfleet.v1.GetSampleResponse
-	7,  // 24: flowfleet.v1.SampleService.GetSampleContent:output_type -> flowfleet.v1.GetSampleContentResponse
-	9,  // 25: flowfleet.v1.SampleService.ListSampleFlows:output_type -> flowfleet.v1.ListSampleFlowsResponse
-	11, // 26: flowfleet.v1.SampleService.WatchSamples:output_type -> flowfleet.v1.WatchSamplesResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	16, // 14: flowfleet.v1.SampleEvent.time:type_name -> google.protobuf.Timestamp
+	16, // 15: flowfleet.v1.EventsLost.first_time:type_name -> google.protobuf.Timestamp
+	16, // 16: flowfleet.v1.EventsLost.last_time:type_name -> google.protobuf.Timestamp
+	1,  // 17: flowfleet.v1.RelaySampleResponse.sample:type_name -> flowfleet.v1.Sample
+	2,  // 18: flowfleet.v1.SampleService.ListSamples:input_type -> flowfleet.v1.ListSamplesRequest
+	4,  // 19: flowfleet.v1.SampleService.GetSample:input_type -> flowfleet.v1.GetSampleRequest
+	6,  // 20: flowfleet.v1.SampleService.GetSampleContent:input_type -> flowfleet.v1.GetSampleContentRequest
+	8,  // 21: flowfleet.v1.SampleService.ListSampleFlows:input_type -> flowfleet.v1.ListSampleFlowsRequest
+	10, // 22: flowfleet.v1.SampleService.WatchSamples:input_type -> flowfleet.v1.WatchSamplesRequest
+	14, // 23: flowfleet.v1.SampleService.RelaySample:input_type -> flowfleet.v1.RelaySampleRequest
+	3,  // 24: flowfleet.v1.SampleService.ListSamples:output_type -> flowfleet.v1.ListSamplesResponse
+	5,  // 25: flowfleet.v1.SampleService.GetSample:output_type -> flowfleet.v1.GetSampleResponse
+	7,  // 26: flowfleet.v1.SampleService.GetSampleContent:output_type -> flowfleet.v1.GetSampleContentResponse
+	9,  // 27: flowfleet.v1.SampleService.ListSampleFlows:output_type -> flowfleet.v1.ListSampleFlowsResponse
+	11, // 28: flowfleet.v1.SampleService.WatchSamples:output_type -> flowfleet.v1.WatchSamplesResponse
+	15, // 29: flowfleet.v1.SampleService.RelaySample:output_type -> flowfleet.v1.RelaySampleResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_flowfleet_v1_sample_service_proto_init() }
@@ -1149,7 +1251,7 @@ func file_flowfleet_v1_sample_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowfleet_v1_sample_service_proto_rawDesc), len(file_flowfleet_v1_sample_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

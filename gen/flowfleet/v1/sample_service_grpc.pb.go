@@ -24,6 +24,7 @@ const (
 	SampleService_GetSampleContent_FullMethodName = "/flowfleet.v1.SampleService/GetSampleContent"
 	SampleService_ListSampleFlows_FullMethodName  = "/flowfleet.v1.SampleService/ListSampleFlows"
 	SampleService_WatchSamples_FullMethodName     = "/flowfleet.v1.SampleService/WatchSamples"
+	SampleService_RelaySample_FullMethodName      = "/flowfleet.v1.SampleService/RelaySample"
 )
 
 // SampleServiceClient is the client API for SampleService service.
@@ -31,8 +32,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
-// relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC is
-// read-only.
+// relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
+// RelaySample is read-only; RelaySample needs the `admin` role.
 type SampleServiceClient interface {
 	// ListSamples lists samples newest first (by window start, then host), filtered by host, window
 	// start range and state, one page at a time.
@@ -52,6 +53,12 @@ type SampleServiceClient interface {
 	// open until the client cancels it or the collector shuts down (UNAVAILABLE). A client that reads too
 	// slowly loses events and is told how many in an EventsLost message.
 	WatchSamples(ctx context.Context, in *WatchSamplesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSamplesResponse], error)
+	// RelaySample queues a sample for upload to NetworkSage again, due now: its state goes back to
+	// WRITTEN, its remote_id and relay_error are cleared, and the relay uploads it as it uploads a new
+	// sample. Use it after fixing what made an upload fail (RELAY_FAILED), or to upload a sample once
+	// more. Needs the `admin` role. NOT_FOUND if there is no such sample, FAILED_PRECONDITION if the relay
+	// is off on this collector (it has no NetworkSage API key).
+	RelaySample(ctx context.Context, in *RelaySampleRequest, opts ...grpc.CallOption) (*RelaySampleResponse, error)
 }
 
 type sampleServiceClient struct {
@@ -130,13 +137,23 @@ func (c *sampleServiceClient) WatchSamples(ctx context.Context, in *WatchSamples
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SampleService_WatchSamplesClient = grpc.ServerStreamingClient[WatchSamplesResponse]
 
+func (c *sampleServiceClient) RelaySample(ctx context.Context, in *RelaySampleRequest, opts ...grpc.CallOption) (*RelaySampleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelaySampleResponse)
+	err := c.cc.Invoke(ctx, SampleService_RelaySample_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SampleServiceServer is the server API for SampleService service.
 // All implementations must embed UnimplementedSampleServiceServer
 // for forward compatibility.
 //
 // SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
-// relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC is
-// read-only.
+// relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
+// RelaySample is read-only; RelaySample needs the `admin` role.
 type SampleServiceServer interface {
 	// ListSamples lists samples newest first (by window start, then host), filtered by host, window
 	// start range and state, one page at a time.
@@ -156,6 +173,12 @@ type SampleServiceServer interface {
 	// open until the client cancels it or the collector shuts down (UNAVAILABLE). A client that reads too
 	// slowly loses events and is told how many in an EventsLost message.
 	WatchSamples(*WatchSamplesRequest, grpc.ServerStreamingServer[WatchSamplesResponse]) error
+	// RelaySample queues a sample for upload to NetworkSage again, due now: its state goes back to
+	// WRITTEN, its remote_id and relay_error are cleared, and the relay uploads it as it uploads a new
+	// sample. Use it after fixing what made an upload fail (RELAY_FAILED), or to upload a sample once
+	// more. Needs the `admin` role. NOT_FOUND if there is no such sample, FAILED_PRECONDITION if the relay
+	// is off on this collector (it has no NetworkSage API key).
+	RelaySample(context.Context, *RelaySampleRequest) (*RelaySampleResponse, error)
 	mustEmbedUnimplementedSampleServiceServer()
 }
 
@@ -180,6 +203,9 @@ func (UnimplementedSampleServiceServer) ListSampleFlows(context.Context, *ListSa
 }
 func (UnimplementedSampleServiceServer) WatchSamples(*WatchSamplesRequest, grpc.ServerStreamingServer[WatchSamplesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchSamples not implemented")
+}
+func (UnimplementedSampleServiceServer) RelaySample(context.Context, *RelaySampleRequest) (*RelaySampleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RelaySample not implemented")
 }
 func (UnimplementedSampleServiceServer) mustEmbedUnimplementedSampleServiceServer() {}
 func (UnimplementedSampleServiceServer) testEmbeddedByValue()                       {}
@@ -278,6 +304,24 @@ func _SampleService_WatchSamples_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SampleService_WatchSamplesServer = grpc.ServerStreamingServer[WatchSamplesResponse]
 
+func _SampleService_RelaySample_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RelaySampleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SampleServiceServer).RelaySample(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SampleService_RelaySample_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SampleServiceServer).RelaySample(ctx, req.(*RelaySampleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SampleService_ServiceDesc is the grpc.ServiceDesc for SampleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -296,6 +340,10 @@ var SampleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSampleFlows",
 			Handler:    _SampleService_ListSampleFlows_Handler,
+		},
+		{
+			MethodName: "RelaySample",
+			Handler:    _SampleService_RelaySample_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

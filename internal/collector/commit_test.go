@@ -1,0 +1,77 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+// failingStore fails SaveBatches while fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingStore) SaveBatches(ctx context.Context, b []store.Batch) ([]bool, error) {
+	if f.fail.Load() {
+		return nil, errors.New("injected store failure")
+	}
+	return f.Store.SaveBatches(ctx, b)
+}
+
+// A batch queued behind a batch of the same stream that failed to commit must not be stored: the
+// stream's dedup mark would pass the failed batch, and its replay would be acknowledged as a duplicate
+// without ever being stored.
+func TestCommitFailureStopsTheStream(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "flowfleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := &failingStore{Store: st}
+	c, err := New(fs, Config{DataDir: dir, Window: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := int64(1_700_000_040)
+	commit := func(failed *atomic.Bool, seq uint64) commitResult {
+		r := c.newCommit("h", "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 2, int(seq)*10)})
+		r.failed = failed
+		c.commit([]*commitReq{r})
+		return <-r.done
+	}
+	var first atomic.Bool
+	if r := commit(&first, 1); r.err != nil || r.dup {
+		t.Fatalf("batch 1: %+v", r)
+	}
+	fs.fail.Store(true)
+	if r := commit(&first, 2); r.err == nil {
+		t.Fatal("batch 2 did not fail")
+	}
+	fs.fail.Store(false)
+	if r := commit(&first, 3); r.err == nil {
+		t.Fatal("batch 3 was stored behind the failed batch 2")
+	}
+	// The sensor reconnects and replays 2 and 3: both are new to the store.
+	var second atomic.Bool
+	for _, seq := range []uint64{2, 3} {
+		if r := commit(&second, seq); r.err != nil || r.dup {
+			t.Fatalf("replayed batch %d: %+v, want stored", seq, r)
+		}
+	}
+	s, err := st.CloseWindow(context.Background(), store.WindowRef{Host: "h", WindowStart: ws, WindowSeconds: 60}, c.buildSample)
+	if err != nil || s == nil || s.FlowCount != 6 {
+		t.Fatalf("sample %+v, %v; want 6 flows", s, err)
+	}
+}

@@ -1,0 +1,126 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/viper"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+// relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,
+// and the key from --networksage-api-key-file, else FLOWFLEET_NETWORKSAGE_API_KEY or
+// networksage-api-key in the config file. There is deliberately no flag that takes the key itself: a
+// command line is visible to every user of the machine.
+func relayConfig(vp *viper.Viper) (relay.Config, error) {
+	cfg := relay.Config{BaseURL: vp.GetString("networksage-url"), Type: vp.GetString("networksage-type"),
+		Concurrency: vp.GetInt("relay-concurrency")}
+	if path := vp.GetString("networksage-api-key-file"); path != "" {
+		key, err := relay.KeyFromFile(path)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.APIKey = key
+	} else {
+		cfg.APIKey = relay.Secret(strings.TrimSpace(vp.GetString("networksage-api-key")))
+	}
+	if cfg.Concurrency < 1 || cfg.Concurrency > 64 {
+		return cfg, fmt.Errorf("--relay-concurrency %d: want 1 to 64", cfg.Concurrency)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// newRelay starts the relay's worker when there is a key, and says once whether the relay is on.
+func (c *Collector) newRelay(reg prometheus.Registerer) error {
+	cfg := c.cfg.Relay
+	if !cfg.Enabled() {
+		c.log.Info("relay off: no NetworkSage API key; samples are written and kept but not uploaded " +
+			"(set FLOWFLEET_NETWORKSAGE_API_KEY, networksage-api-key in the config file, or --networksage-api-key-file)")
+		return nil
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = c.cfg.Name
+	}
+	w, err := relay.NewWorker(c.store, cfg, c.log, reg)
+	if err != nil {
+		return err
+	}
+	w.OnChange(func(s store.Sample, previous store.SampleState) { c.events.publish(s, previous) })
+	c.relay = w
+	typ := cfg.Type
+	if typ == "" {
+		typ = relay.DefaultType
+	}
+	conc := cfg.Concurrency
+	if conc == 0 {
+		conc = 4
+	}
+	c.log.Info("relay on: samples are uploaded to NetworkSage", "url", w.Client().BaseURL(), "type", typ,
+		"concurrency", conc)
+	return nil
+}
+
+// startRelay runs the relay's worker until ctx is done; the returned function waits for it to stop.
+func (c *Collector) startRelay(ctx context.Context) (wait func()) {
+	if c.relay == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.relay.Run(ctx)
+	}()
+	return func() { <-done }
+}
+
+// buildSampleForStore is the CloseWindow callback: buildSample, plus the sample queued for the relay in
+// the same transaction when the relay is on.
+func (c *Collector) buildSampleForStore(w store.WindowContent) (store.NewSample, error) {
+	ns, err := c.buildSample(w)
+	ns.Relay = c.relay != nil
+	return ns, err
+}
+
+// notifyRelay tells the relay that a sample was queued.
+func (c *Collector) notifyRelay() {
+	if c.relay != nil {
+		c.relay.Notify()
+	}
+}
+
+// RelaySample queues a sample for upload again (admin only: auth.DefaultPolicy).
+func (s *sampleServer) RelaySample(ctx context.Context, req *flowfleetv1.RelaySampleRequest) (*flowfleetv1.RelaySampleResponse, error) {
+	if s.c.relay == nil {
+		return nil, status.Error(codes.FailedPrecondition, "the relay is off on this collector: it has no NetworkSage API key")
+	}
+	before, err := s.c.store.GetSample(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	x, err := s.c.store.EnqueueRelay(ctx, req.GetId(), time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
+	}
+	if err != nil {
+		return nil, toStatus(err, "sample")
+	}
+	s.c.log.Info("sample queued for the relay again", "sample", x.ID, "previous_state", string(before.State))
+	s.c.relay.Notify()
+	if x.State != before.State {
+		s.c.events.publish(*x, before.State)
+	}
+	return &flowfleetv1.RelaySampleResponse{Sample: SampleToProto(x)}, nil
+}

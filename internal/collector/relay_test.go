@@ -1,0 +1,217 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/viper"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
+	"github.com/flowfleet/flowfleet/internal/store"
+)
+
+const relayTestKey = "nsk_test_c0ffee00c0ffee00c0ffee00c0ffee00"
+
+// startFake serves a fake NetworkSage over TLS and returns it with a relay configuration pointing at it
+// (short backoffs and scans, polling off).
+func startFake(t *testing.T) (*sagefake.Fake, relay.Config) {
+	t.Helper()
+	fake := sagefake.New(sagefake.Options{Keys: []string{relayTestKey}})
+	srv := httptest.NewTLSServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, relay.Config{BaseURL: srv.URL, APIKey: relayTestKey, HTTPClient: srv.Client(),
+		ScanInterval: 20 * time.Millisecond, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		PollInterval: -1, Timeout: 5 * time.Second}
+}
+
+// End to end: a sensor's window closes over mTLS, the sample is written, queued and uploaded, and it
+// ends relayed with the fake's sampleId; the .bf that reached the fake is the sample's file.
+func TestRelayEndToEnd(t *testing.T) {
+	p := newTestPKI(t)
+	fake, rcfg := startFake(t)
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Relay: rcfg})
+	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	reader := dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+
+	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
+	defer cancelWatch()
+	watch, err := flowfleetv1.NewSampleServiceClient(reader).WatchSamples(wctx, &flowfleetv1.WatchSamplesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var states []flowfleetv1.SampleState
+	go func() {
+		for {
+			resp, err := watch.Recv()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			states = append(states, resp.GetEvent().GetSample().GetState())
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let the watch subscribe
+
+	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := int64(1_700_000_040)
+	s.send(1, testFlows(ws, 3, 0))
+	s.ack()
+	s.endWindow(ws, 60, 0)
+	id, fileName := SampleName("web01", ws, 1)
+	var got *store.Sample
+	waitFor(t, "the sample to be relayed", func() bool {
+		got, _ = tc.st.GetSample(context.Background(), id)
+		return got != nil && got.State == store.StateRelayed
+	})
+	ups := fake.Uploads()
+	if len(ups) != 1 || got.RemoteID != ups[0].SampleID || ups[0].FileName != fileName || ups[0].PartName != fileName {
+		t.Fatalf("sample %+v; fake uploads %d", got, len(ups))
+	}
+	file, err := os.ReadFile(filepath.Join(tc.c.SampleDir(), fileName))
+	if err != nil || !bytes.Equal(file, ups[0].Content) {
+		t.Fatalf("uploaded bytes differ from the sample file (%v)", err)
+	}
+	waitFor(t, "the relayed event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) >= 2 && states[len(states)-1] == flowfleetv1.SampleState_SAMPLE_STATE_RELAYED
+	})
+
+	// Re-queueing is for admins only.
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	_, err = flowfleetv1.NewSampleServiceClient(reader).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("reader RelaySample: %v, want PermissionDenied", err)
+	}
+	resp, err := flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := resp.GetSample().GetState(); st != flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN || resp.GetSample().GetRemoteId() != "" {
+		t.Fatalf("re-queued sample: %v", resp.GetSample())
+	}
+	waitFor(t, "the second upload", func() bool {
+		got, _ = tc.st.GetSample(context.Background(), id)
+		return got != nil && got.State == store.StateRelayed && len(fake.Uploads()) == 2
+	})
+	if got.RemoteID != fake.Uploads()[1].SampleID {
+		t.Fatalf("remote id %q after the re-upload", got.RemoteID)
+	}
+	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: "nope_1"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown sample: %v", err)
+	}
+	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: "bad id!"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("invalid id: %v", err)
+	}
+}
+
+// With no key the relay is off: it says so once, samples stay written and are not queued, and
+// RelaySample is refused.
+func TestRelayOffWithoutKey(t *testing.T) {
+	var logs bytes.Buffer
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := New(st, Config{DataDir: t.TempDir()}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "relay off"); n != 1 {
+		t.Fatalf("%d 'relay off' lines:\n%s", n, logs.String())
+	}
+
+	p := newTestPKI(t)
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
+	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := int64(1_700_000_040)
+	s.send(1, testFlows(ws, 1, 0))
+	s.ack()
+	s.endWindow(ws, 60, 0)
+	id, _ := SampleName("web01", ws, 1)
+	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
+	if stats, _ := tc.st.OutboxStats(context.Background()); stats.Queued != 0 {
+		t.Fatalf("queued with the relay off: %+v", stats)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("RelaySample with the relay off: %v", err)
+	}
+}
+
+// The key comes from the key file, else the environment or config file; it never shows in --help.
+func TestRelayConfigAndHelp(t *testing.T) {
+	t.Setenv("FLOWFLEET_NETWORKSAGE_API_KEY", relayTestKey)
+	vp := viper.New()
+	vp.SetEnvPrefix("FLOWFLEET")
+	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	vp.AutomaticEnv()
+	vp.Set("relay-concurrency", 4)
+	cfg, err := relayConfig(vp)
+	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
+		t.Fatalf("key from the environment: %v", err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte("  file-key-0123456789abcdef\n"), 0o600)
+	vp.Set("networksage-api-key-file", keyFile)
+	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
+		t.Fatalf("key from the file: %v", err)
+	}
+	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a missing key file was accepted")
+	}
+	vp.Set("networksage-api-key-file", "")
+	vp.Set("networksage-type", "exe")
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a bad type was accepted")
+	}
+
+	cmd := NewCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"--help"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	help := out.String()
+	for _, flag := range []string{"--networksage-url", "--networksage-api-key-file", "--networksage-type", "--relay-concurrency"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("--help lacks %s", flag)
+		}
+	}
+	if strings.Contains(help, relayTestKey) || strings.Contains(help, "--networksage-api-key ") {
+		t.Errorf("--help shows the key or a key flag:\n%s", help)
+	}
+}
