@@ -17,6 +17,7 @@ package interflow
 
 import (
 	"fmt"
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"io"
 	"math"
 	"sort"
@@ -126,33 +127,33 @@ type record struct {
 func Read(r io.Reader, name string) (s flow.Sample, answers *flow.AnswerTable, err error) {
 	s.Start = flow.NoStart
 	empty := s // what an error returns
-	lr := newLineReader(r, MaxLine)
+	lr := pytext.NewLineReader(r, MaxLine)
 	var recs []record
 	lines := 0
 	for {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return empty, nil, fmt.Errorf("%s:%d: %v", name, lr.num, err)
+			return empty, nil, fmt.Errorf("%s:%d: %v", name, lr.Line(), err)
 		}
 		lines++
-		if err := checkText(line); err != nil {
-			return empty, nil, fmt.Errorf("%s:%d: not a JSON text file: %v", name, lr.num, err)
+		if err := pytext.CheckText(line); err != nil {
+			return empty, nil, fmt.Errorf("%s:%d: not a JSON text file: %v", name, lr.Line(), err)
 		}
 		v, err := decodeLine(line)
 		if err != nil {
-			return empty, nil, fmt.Errorf("%s:%d: not one complete JSON value: %v", name, lr.num, err)
+			return empty, nil, fmt.Errorf("%s:%d: not one complete JSON value: %v", name, lr.Line(), err)
 		}
 		switch v.k {
 		case kArr: // R-IF-1: an array line replaces the records so far
 			recs = make([]record, 0, len(v.arr))
 			for i := range v.arr {
-				recs = append(recs, parseRecord(&v.arr[i], lr.num))
+				recs = append(recs, parseRecord(&v.arr[i], lr.Line()))
 			}
 		case kObj:
-			recs = append(recs, parseRecord(&v, lr.num))
+			recs = append(recs, parseRecord(&v, lr.Line()))
 		default:
 			// Any other value makes the reference drop every record and stop reading.
 			return s, nil, nil
@@ -229,7 +230,7 @@ func add(f *flow.Flow, rec *record) error {
 		dst  *int64
 		text string
 	}{{&f.SrcPkts, rec.outPackets}, {&f.DstPkts, rec.inPackets}} {
-		v, ok := pyInt(c.text)
+		v, ok := pytext.Int(c.text)
 		if !ok {
 			return fmt.Errorf("packet count %q is not an integer", c.text)
 		}
@@ -241,7 +242,7 @@ func add(f *flow.Flow, rec *record) error {
 		dst  *int64
 		text string
 	}{{&f.SrcBytes, rec.outBytes}, {&f.DstBytes, rec.inBytes}} {
-		if v, ok := pyInt(c.text); ok { // bytes that are not an integer are skipped
+		if v, ok := pytext.Int(c.text); ok { // bytes that are not an integer are skipped
 			if err := addTo(c.dst, v.IsInt64(), v.Int64()); err != nil {
 				return err
 			}
@@ -374,7 +375,7 @@ func parseFlow(rec *record, v *jval, fs *firsts) {
 		} else {
 			rec.durText = pyText(d)
 			if rec.durText != "-" {
-				if x, ok := pyFloat(rec.durText); ok {
+				if x, ok := pytext.Float(rec.durText); ok {
 					rec.dur, rec.durSecs = durValue, x
 				} else {
 					rec.dur = durBad
@@ -511,7 +512,7 @@ func counters(fs *firsts) (out, in, outP, inP string, ok bool) {
 		return "", "", "", "", false
 	}
 	for _, c := range []counter{outB, inB, outK, inK} {
-		if c.derived != nil && c.derived.isInt && len(strings.TrimPrefix(c.derived.text(), "-")) > maxIntDigits {
+		if c.derived != nil && c.derived.isInt && len(strings.TrimPrefix(c.derived.text(), "-")) > pytext.MaxIntDigits {
 			return "", "", "", "", false // CPython refuses str() of an int of more than 4300 digits
 		}
 	}

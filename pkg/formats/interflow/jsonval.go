@@ -60,7 +60,7 @@ func (v *jval) get(key string) *jval {
 // depth of 1000 (recursion limit); FlowFleet refuses deeper documents earlier.
 const MaxDepth = 512
 
-// maxIntDigits is CPython's limit on the digits of an integer literal (3.11); json.loads raises on longer
+// maxIntDigitsJSON is CPython's limit on the digits of an integer literal (3.11); json.loads raises on longer
 // ones, which aborts the conversion.
 const maxIntDigitsJSON = 4300
 

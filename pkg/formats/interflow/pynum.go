@@ -2,6 +2,7 @@ package interflow
 
 import (
 	"errors"
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"math"
 	"math/big"
 	"strconv"
@@ -126,7 +127,7 @@ func isZero(v *jval) bool {
 func floatOf(v *jval) (float64, error) {
 	switch v.k {
 	case kStr:
-		f, ok := pyFloat(v.s)
+		f, ok := pytext.Float(v.s)
 		if !ok {
 			return 0, errValue
 		}

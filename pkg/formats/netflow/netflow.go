@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"io"
 	"math"
 	"math/big"
@@ -142,23 +143,23 @@ func Read(r io.Reader, name string, opts Options) (flow.Sample, error) {
 		loc = time.Local
 	}
 	rd := &reader{name: name, loc: loc, index: make(map[string]*group)}
-	lr := newLineReader(r, MaxLine)
+	lr := pytext.NewLineReader(r, MaxLine)
 	num := 0 // Python's enumerate index: lines numbered from 0 (R-NF-2)
 	blank := true
 	for ; ; num++ {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return empty, rd.errorf(lr.num, "%v", err)
+			return empty, rd.errorf(lr.Line(), "%v", err)
 		}
-		if err := checkText(line); err != nil {
-			return empty, rd.errorf(lr.num, "not a CSV text file: %v", err)
+		if err := pytext.CheckText(line); err != nil {
+			return empty, rd.errorf(lr.Line(), "not a CSV text file: %v", err)
 		}
 		if blank && looksJSON(line) {
 			if err := checkJSON(line, lr); err != nil {
-				return empty, rd.errorf(lr.num, "neither CSV nor JSON: %v", err)
+				return empty, rd.errorf(lr.Line(), "neither CSV nor JSON: %v", err)
 			}
 			return empty, nil // R-NF-1: JSON NetFlow is accepted but not supported
 		}
@@ -168,7 +169,7 @@ func Read(r io.Reader, name string, opts Options) (flow.Sample, error) {
 		if bytes.IndexByte(line, ',') >= 0 {
 			rd.sawComma = true
 		}
-		rd.line(num, lr.num, string(line))
+		rd.line(num, lr.Line(), string(line))
 	}
 	if num == 0 {
 		return empty, fmt.Errorf("%s: empty file (not CSV text)", name)
@@ -195,7 +196,7 @@ func looksJSON(line []byte) bool {
 
 // checkJSON validates the rest of the input as a sequence of JSON values, reading it line by line
 // through lr so that the line bound still holds.
-func checkJSON(first []byte, lr *lineReader) error {
+func checkJSON(first []byte, lr *pytext.LineReader) error {
 	src := &linesSource{lr: lr, pending: append(append([]byte(nil), first...), '\n')}
 	dec := json.NewDecoder(src)
 	values, depth := 0, 0
@@ -230,19 +231,19 @@ func checkJSON(first []byte, lr *lineReader) error {
 
 // linesSource presents the remaining lines of a lineReader as a byte stream.
 type linesSource struct {
-	lr      *lineReader
+	lr      *pytext.LineReader
 	pending []byte
 	err     error
 }
 
 func (s *linesSource) Read(p []byte) (int, error) {
 	for len(s.pending) == 0 {
-		line, err := s.lr.next()
+		line, err := s.lr.Next()
 		if err == io.EOF {
 			return 0, io.EOF
 		}
 		if err == nil {
-			err = checkText(line)
+			err = pytext.CheckText(line)
 		}
 		if err != nil {
 			s.err = err
@@ -260,7 +261,7 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 // items lower-cases and strips a line, splits it on commas and drops empty items (R-NF-2).
 func items(line string) []string {
-	parts := strings.Split(pyStrip(strings.ToLower(line)), ",")
+	parts := strings.Split(pytext.Strip(strings.ToLower(line)), ",")
 	out := parts[:0]
 	for _, p := range parts {
 		if p != "" {
@@ -277,7 +278,7 @@ func (rd *reader) setHeader(names []string) {
 		rd.columns[i] = -1
 	}
 	for i, n := range names {
-		if ro, ok := headerRoles[pyStrip(n)]; ok {
+		if ro, ok := headerRoles[pytext.Strip(n)]; ok {
 			rd.columns[ro] = i
 		}
 	}
@@ -300,7 +301,7 @@ func (rd *reader) line(num, at int, line string) {
 	}
 	get := func(ro role) (string, bool) {
 		if c := rd.columns[ro]; c >= 0 {
-			return pyStrip(fields[c]), true
+			return pytext.Strip(fields[c]), true
 		}
 		return "", false
 	}
@@ -464,7 +465,7 @@ func (rd *reader) add(f *flow.Flow, rec *record) error {
 		dst  *int64
 		text string
 	}{{&f.SrcPkts, rec.srcPackets}, {&f.DstPkts, rec.dstPackets}} {
-		v, ok := pyInt(c.text)
+		v, ok := pytext.Int(c.text)
 		if !ok {
 			return rd.errorf(rec.line, "packet count %q is not an integer", c.text)
 		}
@@ -476,7 +477,7 @@ func (rd *reader) add(f *flow.Flow, rec *record) error {
 		dst  *int64
 		text string
 	}{{&f.SrcBytes, rec.srcBytes}, {&f.DstBytes, rec.dstBytes}} {
-		if v, ok := pyInt(c.text); ok { // bytes that are not an integer ("-") are skipped
+		if v, ok := pytext.Int(c.text); ok { // bytes that are not an integer ("-") are skipped
 			if *c.dst, err = addInt(*c.dst, v); err != nil {
 				return rd.errorf(rec.line, "%v", err)
 			}
@@ -484,7 +485,7 @@ func (rd *reader) add(f *flow.Flow, rec *record) error {
 	}
 	end := rec.t
 	if rec.duration != "-" {
-		d, ok := pyFloat(rec.duration)
+		d, ok := pytext.Float(rec.duration)
 		if !ok {
 			return rd.errorf(rec.line, "duration %q is not a number", rec.duration)
 		}
@@ -580,7 +581,7 @@ func wrongDirection(f *flow.Flow) (bool, error) {
 		return false, fmt.Errorf("source address %q is not an IP address", f.SrcAddr)
 	}
 	port := func(s string) (*big.Int, error) {
-		v, ok := pyInt(s)
+		v, ok := pytext.Int(s)
 		if !ok {
 			return nil, fmt.Errorf("port %q is not an integer", s)
 		}

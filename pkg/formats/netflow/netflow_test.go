@@ -1,6 +1,7 @@
 package netflow
 
 import (
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"math"
 	"strings"
 	"testing"
@@ -432,31 +433,31 @@ func TestCreationOrder(t *testing.T) {
 // Python's int() and float() on field text.
 func TestPyConversions(t *testing.T) {
 	for in, want := range map[string]int64{" 12 ": 12, "+5": 5, "-0": 0, "1_000": 1000, "007": 7} {
-		v, ok := pyInt(in)
+		v, ok := pytext.Int(in)
 		if !ok || v.Int64() != want {
 			t.Errorf("int(%q) = %v %v, want %d", in, v, ok, want)
 		}
 	}
 	for _, in := range []string{"1__0", "_1", "1_", "0x10", "1.0", "", "  ", "1e3", strings.Repeat("9", 4301)} {
-		if v, ok := pyInt(in); ok {
+		if v, ok := pytext.Int(in); ok {
 			t.Errorf("int(%q) = %v, want ValueError", in, v)
 		}
 	}
 	for in, want := range map[string]float64{"1.5": 1.5, " -2.5e3 ": -2500, "1_0.5": 10.5, ".5": .5, "5.": 5,
 		"1e1_0": 1e10, "inf": math.Inf(1), "-Infinity": math.Inf(-1), "1e400": math.Inf(1),
 		"-1e400": math.Inf(-1), "1e-400": 0} {
-		v, ok := pyFloat(in)
+		v, ok := pytext.Float(in)
 		if !ok || v != want {
 			t.Errorf("float(%q) = %v %v, want %v", in, v, ok, want)
 		}
 	}
 	for _, in := range []string{"nan", "-nan", "+NaN"} {
-		if v, ok := pyFloat(in); !ok || !math.IsNaN(v) {
+		if v, ok := pytext.Float(in); !ok || !math.IsNaN(v) {
 			t.Errorf("float(%q) = %v %v", in, v, ok)
 		}
 	}
 	for _, in := range []string{"1._5", "1_.5", ".", "e5", "1e", "1e+_5", "0x1p3", "1,5", "infinit", ""} {
-		if v, ok := pyFloat(in); ok {
+		if v, ok := pytext.Float(in); ok {
 			t.Errorf("float(%q) = %v, want ValueError", in, v)
 		}
 	}

@@ -1,4 +1,4 @@
-package interflow
+package pytext
 
 import (
 	"math"
@@ -8,33 +8,32 @@ import (
 	"unicode"
 )
 
-// The reference turns JSON values into Python text and numbers; these helpers reproduce Python's int()
-// and float() on text. Only ASCII digits are recognised (Python also accepts other Unicode decimal digits
-// in such text, e.g. a timestamp string written in Arabic-Indic digits; FlowFleet treats those as
-// non-numeric).
+// Package pytext reproduces the Python conversions the reference applies to text it reads from logs —
+// str.strip, int() and float() — and reads lines as Python's universal newlines do. Only ASCII digits
+// are recognised (Python also accepts other Unicode decimal digits).
 
-// pyIsSpace reports whether Python's str.isspace() is true for r.
-func pyIsSpace(r rune) bool {
+// IsSpace reports whether Python's str.isspace() is true for r.
+func IsSpace(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
-// pyStrip is Python's str.strip() without arguments.
-func pyStrip(s string) string { return strings.TrimFunc(s, pyIsSpace) }
+// Strip is Python's str.strip() without arguments.
+func Strip(s string) string { return strings.TrimFunc(s, IsSpace) }
 
-// maxIntDigits is CPython's limit on the digits of an int parsed from text (3.11: 4300).
-const maxIntDigits = 4300
+// MaxIntDigits is CPython's limit on the digits of an int parsed from text (3.11: 4300).
+const MaxIntDigits = 4300
 
 // pyInt parses s as Python's int(s) does (surrounding whitespace, a sign, digits with single underscores
 // between them). ok is false where Python raises ValueError.
-func pyInt(s string) (v *big.Int, ok bool) {
-	s = pyStrip(s)
+func Int(s string) (v *big.Int, ok bool) {
+	s = Strip(s)
 	neg := false
 	if s != "" && (s[0] == '+' || s[0] == '-') {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
-	digits, ok := pyDigits(s)
-	if !ok || len(digits) > maxIntDigits {
+	digits, ok := Digits(s)
+	if !ok || len(digits) > MaxIntDigits {
 		return nil, false
 	}
 	v, ok = new(big.Int).SetString(digits, 10)
@@ -49,7 +48,7 @@ func pyInt(s string) (v *big.Int, ok bool) {
 
 // pyDigits validates a run of ASCII digits with optional single underscores between digits (PEP 515) and
 // returns the digits alone.
-func pyDigits(s string) (string, bool) {
+func Digits(s string) (string, bool) {
 	if s == "" || s[0] == '_' || s[len(s)-1] == '_' {
 		return "", false
 	}
@@ -78,8 +77,8 @@ func pyDigits(s string) (string, bool) {
 // pyFloat parses s as Python's float(s) does: surrounding whitespace, a sign, inf/infinity/nan in any
 // case, or a decimal literal whose digit runs may contain single underscores. Overflow gives ±Inf (as
 // in Python). ok is false where Python raises ValueError.
-func pyFloat(s string) (float64, bool) {
-	s = pyStrip(s)
+func Float(s string) (float64, bool) {
+	s = Strip(s)
 	body := s
 	if body != "" && (body[0] == '+' || body[0] == '-') {
 		body = body[1:]
@@ -104,7 +103,7 @@ func pyFloat(s string) (float64, bool) {
 		if j == i {
 			return "", true
 		}
-		d, ok := pyDigits(body[i:j])
+		d, ok := Digits(body[i:j])
 		i = j
 		return d, ok
 	}
@@ -142,13 +141,14 @@ func pyFloat(s string) (float64, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(clean.String(), 64)
-	if err != nil && !isRange(err) {
+	if err != nil && !IsRange(err) {
 		return 0, false
 	}
 	return v, true
 }
 
-func isRange(err error) bool {
+// IsRange reports a strconv range error.
+func IsRange(err error) bool {
 	ne, ok := err.(*strconv.NumError)
 	return ok && ne.Err == strconv.ErrRange
 }

@@ -1,4 +1,4 @@
-package interflow
+package pytext
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 	"unicode/utf8"
 )
 
-// lineReader splits its input into lines the way Python's text files do (universal newlines: "\n", "\r\n"
+// LineReader splits its input into lines the way Python's text files do (universal newlines: "\n", "\r\n"
 // and a lone "\r" all end a line; a last line without terminator still counts). Every byte is scanned
 // once, and a line longer than max bytes is an error rather than an unbounded allocation.
-type lineReader struct {
+type LineReader struct {
 	r          io.Reader
 	buf        []byte
 	pos, end   int
@@ -23,15 +23,17 @@ type lineReader struct {
 	emptyReads int
 }
 
-var errLineTooLong = errors.New("line too long")
+// ErrLineTooLong reports a line longer than the reader's bound.
+var ErrLineTooLong = errors.New("line too long")
 
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: r, buf: make([]byte, 64<<10), max: max}
+// NewLineReader reads lines of at most max bytes from r.
+func NewLineReader(r io.Reader, max int) *LineReader {
+	return &LineReader{r: r, buf: make([]byte, 64<<10), max: max}
 }
 
 // next returns the next line without its terminator; the slice is valid until the following call.
 // It returns io.EOF after the last line.
-func (lr *lineReader) next() ([]byte, error) {
+func (lr *LineReader) Next() ([]byte, error) {
 	lr.line = lr.line[:0]
 	started := false
 	for {
@@ -87,18 +89,18 @@ func (lr *lineReader) next() ([]byte, error) {
 	}
 }
 
-func (lr *lineReader) add(b []byte) error {
+func (lr *LineReader) add(b []byte) error {
 	if len(lr.line)+len(b) > lr.max {
 		lr.num++
-		return fmt.Errorf("%w (more than %d bytes)", errLineTooLong, lr.max)
+		return fmt.Errorf("%w (more than %d bytes)", ErrLineTooLong, lr.max)
 	}
 	lr.line = append(lr.line, b...)
 	return nil
 }
 
 // checkText reports why a line is not text: invalid UTF-8, a NUL byte or another control character that
-// text files do not contain (libmagic's notion of text, roughly; R-IF-1).
-func checkText(b []byte) error {
+// text files do not contain (libmagic's notion of text, roughly; R-IF-1, R-NF-1).
+func CheckText(b []byte) error {
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c < utf8.RuneSelf {
@@ -116,3 +118,6 @@ func checkText(b []byte) error {
 	}
 	return nil
 }
+
+// Line returns the 1-based number of the line last returned by Next.
+func (lr *LineReader) Line() int { return lr.num }

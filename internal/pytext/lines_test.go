@@ -1,4 +1,4 @@
-package interflow
+package pytext
 
 import (
 	"errors"
@@ -18,10 +18,10 @@ func TestLineReader(t *testing.T) {
 		"one byte": iotest.OneByteReader(strings.NewReader(in)),
 		"half":     iotest.HalfReader(strings.NewReader(in)),
 	} {
-		lr := newLineReader(r, 10)
+		lr := NewLineReader(r, 10)
 		var got []string
 		for {
-			line, err := lr.next()
+			line, err := lr.Next()
 			if err == io.EOF {
 				break
 			}
@@ -34,15 +34,15 @@ func TestLineReader(t *testing.T) {
 			t.Errorf("%s: lines %q (%d), want %q", name, got, lr.num, want)
 		}
 	}
-	lr := newLineReader(strings.NewReader("12345\n12345678901\n"), 10)
-	if _, err := lr.next(); err != nil {
+	lr := NewLineReader(strings.NewReader("12345\n12345678901\n"), 10)
+	if _, err := lr.Next(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lr.next(); !errors.Is(err, errLineTooLong) || lr.num != 2 {
+	if _, err := lr.Next(); !errors.Is(err, ErrLineTooLong) || lr.num != 2 {
 		t.Errorf("long line: %v at %d", err, lr.num)
 	}
-	lr = newLineReader(iotest.ErrReader(errors.New("boom")), 10)
-	if _, err := lr.next(); err == nil || err.Error() != "boom" {
+	lr = NewLineReader(iotest.ErrReader(errors.New("boom")), 10)
+	if _, err := lr.Next(); err == nil || err.Error() != "boom" {
 		t.Errorf("read error: %v", err)
 	}
 }
