@@ -156,6 +156,10 @@ func openSensor(t *testing.T, conn *grpc.ClientConn, streamID string, window uin
 	}
 	if err := st.Send(&flowfleetv1.IngestRequest{Message: &flowfleetv1.IngestRequest_Hello{Hello: &flowfleetv1.Hello{
 		StreamId: streamID, SoftwareVersion: "test/1", WindowSeconds: window}}}); err != nil {
+		if err == io.EOF {
+			// The server ended the stream first (refused it): its status comes with Recv.
+			_, err = st.Recv()
+		}
 		return nil, err
 	}
 	resp, err := st.Recv()

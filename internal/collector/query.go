@@ -106,7 +106,7 @@ func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest
 	first := true
 	for off := 0; off < len(content) || first; off += contentChunk {
 		end := min(off+contentChunk, len(content))
-		resp := &flowfleetv1.GetSampleContentResponse{Chunk: content[off:end]}
+		resp := &flowfleetv1.GetSampleContentResponse{Offset: int64(off), Chunk: content[off:end]}
 		if first {
 			resp.Sample = SampleToProto(x)
 			first = false

@@ -11,15 +11,19 @@ import (
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
-// ToProto converts an engine flow of the window starting at windowStart.
+// MaxNameBytes is the longest dst_name the API accepts; a longer name is replaced by the address.
+const MaxNameBytes = 1024
+
+// ToProto converts an engine flow of the window starting at windowStart. dst_name is the flow's name, or
+// its destination address when it has none (or one longer than MaxNameBytes), with source ORIGINAL.
 func ToProto(f *flow.Flow, windowStart int64) *flowfleetv1.Flow {
-	name := f.Name
-	if name == "" {
-		name = f.DstAddr
+	name, src := f.Name, nameSourceToProto(f.NameSource)
+	if name == "" || len(name) > MaxNameBytes {
+		name, src = f.DstAddr, flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL
 	}
 	return &flowfleetv1.Flow{
 		SrcAddr: f.SrcAddr, SrcPort: f.SrcPort, DstAddr: f.DstAddr, DstPort: f.DstPort,
-		DstName: name, NameSource: nameSourceToProto(f.NameSource), Protocol: protocolToProto(f.Protocol),
+		DstName: name, NameSource: src, Protocol: protocolToProto(f.Protocol),
 		SrcPkts: f.SrcPkts, SrcBytes: f.SrcBytes, DstPkts: f.DstPkts, DstBytes: f.DstBytes,
 		FirstSeen: f.First, LastSeen: f.Last, WindowStart: windowStart,
 	}

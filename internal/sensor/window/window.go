@@ -7,6 +7,7 @@
 package window
 
 import (
+	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"log/slog"
 	"time"
 
@@ -212,7 +213,7 @@ func (w *Windower) emit(flows []flow.Flow) {
 	}
 	batch := make([]*flowfleetv1.Flow, 0, min(len(flows), w.opts.BatchFlows))
 	for i := range flows {
-		pf := ToProto(&flows[i], w.cur)
+		pf := flowpb.ToProto(&flows[i], w.cur)
 		if w.opts.Check != nil {
 			if err := w.opts.Check(pf); err != nil {
 				w.m.FlowsRejected.Inc()

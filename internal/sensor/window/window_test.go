@@ -2,6 +2,7 @@ package window_test
 
 import (
 	"fmt"
+	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestToProtoNames(t *testing.T) {
 		{flow.Flow{DstAddr: "1.2.3.4", Name: long, NameSource: flow.SourcePassive}, "1.2.3.4", flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL, flowfleetv1.Protocol_PROTOCOL_OTHER},
 	}
 	for i, c := range cases {
-		p := window.ToProto(&c.in, 600)
+		p := flowpb.ToProto(&c.in, 600)
 		if p.GetDstName() != c.name || p.GetNameSource() != c.src || p.GetProtocol() != c.protocol || p.GetWindowStart() != 600 {
 			t.Errorf("case %d: %v", i, p)
 		}

@@ -1,0 +1,166 @@
+from buf.validate import validate_pb2 as _validate_pb2
+from flowfleet.v1 import flow_pb2 as _flow_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+SAMPLE_STATE_CLOSED: SampleState
+SAMPLE_STATE_OPEN: SampleState
+SAMPLE_STATE_PROCESSED: SampleState
+SAMPLE_STATE_RELAYED: SampleState
+SAMPLE_STATE_RELAY_FAILED: SampleState
+SAMPLE_STATE_UNSPECIFIED: SampleState
+SAMPLE_STATE_WRITTEN: SampleState
+
+class EventsLost(_message.Message):
+    __slots__ = ["count", "first_time", "last_time"]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIME_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    first_time: _timestamp_pb2.Timestamp
+    last_time: _timestamp_pb2.Timestamp
+    def __init__(self, count: _Optional[int] = ..., first_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSampleContentRequest(_message.Message):
+    __slots__ = ["id"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetSampleContentResponse(_message.Message):
+    __slots__ = ["chunk", "offset", "sample"]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    offset: int
+    sample: Sample
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ..., offset: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class GetSampleRequest(_message.Message):
+    __slots__ = ["id"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetSampleResponse(_message.Message):
+    __slots__ = ["sample"]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    sample: Sample
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ...) -> None: ...
+
+class ListSampleFlowsRequest(_message.Message):
+    __slots__ = ["id", "page_size", "page_token"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    page_size: int
+    page_token: str
+    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSampleFlowsResponse(_message.Message):
+    __slots__ = ["flows", "next_page_token"]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[_flow_pb2.Flow]
+    next_page_token: str
+    def __init__(self, flows: _Optional[_Iterable[_Union[_flow_pb2.Flow, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListSamplesRequest(_message.Message):
+    __slots__ = ["host", "page_size", "page_token", "since", "state", "until"]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    page_size: int
+    page_token: str
+    since: _timestamp_pb2.Timestamp
+    state: SampleState
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, host: _Optional[str] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[SampleState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSamplesResponse(_message.Message):
+    __slots__ = ["next_page_token", "samples"]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    next_page_token: str
+    samples: _containers.RepeatedCompositeFieldContainer[Sample]
+    def __init__(self, samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RelaySampleRequest(_message.Message):
+    __slots__ = ["id"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RelaySampleResponse(_message.Message):
+    __slots__ = ["sample"]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    sample: Sample
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ...) -> None: ...
+
+class Sample(_message.Message):
+    __slots__ = ["bytes", "create_time", "file_name", "flow_count", "host", "id", "relay_error", "remote_id", "revision", "state", "update_time", "window_seconds", "window_start"]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RELAY_ERROR_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    create_time: _timestamp_pb2.Timestamp
+    file_name: str
+    flow_count: int
+    host: str
+    id: str
+    relay_error: str
+    remote_id: str
+    revision: int
+    state: SampleState
+    update_time: _timestamp_pb2.Timestamp
+    window_seconds: int
+    window_start: int
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., window_start: _Optional[int] = ..., window_seconds: _Optional[int] = ..., revision: _Optional[int] = ..., flow_count: _Optional[int] = ..., bytes: _Optional[int] = ..., state: _Optional[_Union[SampleState, str]] = ..., file_name: _Optional[str] = ..., remote_id: _Optional[str] = ..., relay_error: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SampleEvent(_message.Message):
+    __slots__ = ["previous_state", "sample", "time"]
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    previous_state: SampleState
+    sample: Sample
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ..., previous_state: _Optional[_Union[SampleState, str]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchSamplesRequest(_message.Message):
+    __slots__ = ["host"]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class WatchSamplesResponse(_message.Message):
+    __slots__ = ["event", "events_lost"]
+    EVENTS_LOST_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: SampleEvent
+    events_lost: EventsLost
+    def __init__(self, event: _Optional[_Union[SampleEvent, _Mapping]] = ..., events_lost: _Optional[_Union[EventsLost, _Mapping]] = ...) -> None: ...
+
+class SampleState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
