@@ -176,7 +176,7 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 			c.metrics.samplesWritten.Inc()
 			c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
 				"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
-			c.events.publish(*s, store.StateOpen)
+			c.events.publish(*s, "") // a new sample (or revision): no previous state
 			c.notifyRelay()
 		}
 		if len(due) < 64 {

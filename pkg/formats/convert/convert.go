@@ -108,10 +108,12 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 	case FormatPcap:
 		fileName = bayseflow.CaptureFileName(path)
 		var rd *pcapfile.Reader
-		rd, err = pcapfile.NewReader(in)
+		var closeReader func()
+		rd, closeReader, err = pcapfile.NewReaderAhead(in)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
 		}
+		defer closeReader()
 		err = convertCapture(ctx, rd, path, st.Size(), opts, res)
 	case FormatZeek, FormatInterflow, FormatNetflow:
 		fileName = bayseflow.LogFileName(path)
