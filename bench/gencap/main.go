@@ -25,6 +25,7 @@ func main() {
 	servers := flag.Int("servers", 50000, "number of distinct server names/addresses")
 	rate := flag.Float64("pps", 200000, "packet rate the timestamps advance at (packets per second)")
 	start := flag.Int64("start", 1700000000, "time of the first packet (Unix seconds)")
+	segment := flag.Int("segment", 1460, "largest TCP payload (MSS), 300 to 1460: smaller gives the packet mix of interactive and API traffic")
 	flag.Parse()
 	limit, err := parseSize(*size)
 	if err != nil {
@@ -39,7 +40,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gencap:", err)
 		os.Exit(1)
 	}
+	if *segment < 300 || *segment > 1460 {
+		fmt.Fprintln(os.Stderr, "gencap: -segment must be between 300 and 1460")
+		os.Exit(2)
+	}
 	g := newGen(*seed, *clients, *servers, *rate, *start)
+	g.segment = *segment
 	w := bufio.NewWriterSize(f, 4<<20)
 	g.w = w
 	g.header()
@@ -86,6 +92,7 @@ type gen struct {
 	answers  int64
 	buf      []byte
 	ipid     uint16
+	segment  int
 }
 
 func newGen(seed uint64, clients, servers int, pps float64, start int64) *gen {
@@ -190,9 +197,9 @@ func (g *gen) tcp(cli, srv [4]byte, cp, sp uint16) {
 			resp = 40 + g.rng.IntN(120)
 		}
 		for j := 0; j < resp; j++ {
-			size := 1460
+			size := g.segment
 			if j == resp-1 || g.rng.IntN(2) == 0 {
-				size = 60 + g.rng.IntN(700)
+				size = 60 + g.rng.IntN(g.segment*700/1460)
 			}
 			g.ipv4(srv, cli, 6, tcpHdr(sp, cp, 2, 2, ack, size))
 			if j%2 == 1 || j == resp-1 { // delayed ACK every second segment
@@ -208,8 +215,8 @@ func (g *gen) tcp(cli, srv [4]byte, cp, sp uint16) {
 func (g *gen) udp(cli, srv [4]byte, cp, sp uint16) {
 	n := 1 + g.rng.IntN(10)
 	for i := 0; i < n; i++ {
-		g.ipv4(cli, srv, 17, udpHdr(cp, sp, make([]byte, 40+g.rng.IntN(1200))))
-		g.ipv4(srv, cli, 17, udpHdr(sp, cp, make([]byte, 40+g.rng.IntN(1200))))
+		g.ipv4(cli, srv, 17, udpHdr(cp, sp, make([]byte, 40+g.rng.IntN(g.segment-260))))
+		g.ipv4(srv, cli, 17, udpHdr(sp, cp, make([]byte, 40+g.rng.IntN(g.segment-260))))
 	}
 }
 
