@@ -15,4 +15,8 @@ if [ -n "$bad" ]; then
   echo "gofmt would change:"; echo "$bad"; exit 1
 fi
 go vet ./...
+# A throwaway PostgreSQL for the store and multi-collector tests (the SQLite backend needs nothing).
+FLOWFLEET_TEST_POSTGRES=$(scripts/postgres.sh)
+export FLOWFLEET_TEST_POSTGRES
+trap 'scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/flowfleet-test.log
