@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,6 +150,9 @@ func (c *Collector) Drain() {
 	c.drainOnce.Do(func() { close(c.draining) })
 }
 
+// closeParallel bounds the windows closed at once.
+const closeParallel = 4
+
 // closeDue closes every window that is due.
 func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 	for {
@@ -163,23 +167,39 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 		if len(due) == 0 {
 			return
 		}
+		// Several windows close at once: building a sample (decode, order, encode, write and sync its file)
+		// takes milliseconds, and a fleet's windows all end together.
+		var wg sync.WaitGroup
+		var failed atomic.Bool
+		sem := make(chan struct{}, closeParallel)
 		for _, w := range due {
-			s, err := c.store.CloseWindow(ctx, w, c.buildSampleForStore)
-			if err != nil {
-				c.metrics.storeErrors.Inc()
-				c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
-				return
+			if failed.Load() {
+				break
 			}
-			if s == nil {
-				continue
-			}
-			c.metrics.samplesWritten.Inc()
-			c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
-				"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
-			c.events.publish(*s, "") // a new sample (or revision): no previous state
-			c.notifyRelay()
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				s, err := c.store.CloseWindow(ctx, w, c.buildSampleForStore)
+				if err != nil {
+					c.metrics.storeErrors.Inc()
+					c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
+					failed.Store(true)
+					return
+				}
+				if s == nil {
+					return
+				}
+				c.metrics.samplesWritten.Inc()
+				c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
+					"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
+				c.events.publish(*s, "") // a new sample (or revision): no previous state
+				c.notifyRelay()
+			}()
 		}
-		if len(due) < 64 {
+		wg.Wait()
+		if failed.Load() || len(due) < 64 {
 			return
 		}
 	}

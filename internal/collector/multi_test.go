@@ -126,8 +126,15 @@ func TestMultiCollectorFailover(t *testing.T) {
 	if err := procs[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = procs[victim].cmd.Process.Wait()
+	if st, err := procs[victim].cmd.Process.Wait(); err != nil || st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("collector c%d did not die of SIGKILL: %v, %v", victim, st, err)
+	}
 	killedAt := time.Now()
+	for _, s := range sensors {
+		s.mu.Lock()
+		t.Logf("%s on %s at the kill", s.name, s.addrs[s.cur])
+		s.mu.Unlock()
+	}
 	t.Logf("killed collector c%d at %s", victim, killedAt.Format(time.TimeOnly))
 	time.Sleep(sendFor - killAfter)
 	close(stop)
@@ -208,6 +215,11 @@ func TestMultiCollectorFailover(t *testing.T) {
 	for key, ws := range where {
 		if len(ws) > 1 {
 			t.Errorf("flow %s is in %d samples (windows %v), want one", key, len(ws), ws)
+		}
+	}
+	for _, s := range sensors {
+		if s.addrs[0] == procs[victim].addr && s.breaks == 0 {
+			t.Errorf("%s was on the killed collector but its stream never broke", s.name)
 		}
 	}
 	totalAcked, dups, breaks := 0, 0, 0

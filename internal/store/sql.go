@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
@@ -33,6 +34,96 @@ const (
 type sqlStore struct {
 	db      *sql.DB
 	dialect dialect
+	// writeMu queues this process's big SQLite write transactions (batch commits, window closes) in Go.
+	// SQLite lets one writer in at a time and makes the others poll with growing sleeps (its busy
+	// handler), which under load wasted milliseconds at every hand-over; a mutex hands over at once.
+	writeMu sync.Mutex
+	small   smallWrites
+}
+
+// smallWrites gathers small SQLite writes (window-end marks, host contacts) into shared transactions.
+// A fleet's sensors all end their windows at the same moment: a thousand one-row transactions, each
+// with its own fsync, each polling for the write lock while holding a pooled connection, starved the
+// batch commits and window closes of connections for seconds.
+type smallWrites struct {
+	mu      sync.Mutex
+	queue   []*smallOp
+	leading bool // a caller is running the queue
+}
+
+type smallOp struct {
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+// smallWrite runs fn in a transaction. On SQLite the transaction is shared with the small writes queued
+// meanwhile: the first caller to find no one running the queue runs it (as long as it fills) for
+// everyone. An error in a shared transaction makes each of its writes run again alone.
+func (s *sqlStore) smallWrite(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.dialect != dialectSQLite {
+		return s.runWrites(ctx, []*smallOp{{fn: fn}})
+	}
+	op := &smallOp{fn: fn, done: make(chan error, 1)}
+	s.small.mu.Lock()
+	s.small.queue = append(s.small.queue, op)
+	lead := !s.small.leading
+	s.small.leading = true
+	s.small.mu.Unlock()
+	if lead {
+		for {
+			s.small.mu.Lock()
+			ops := s.small.queue
+			s.small.queue = nil
+			if len(ops) == 0 {
+				s.small.leading = false
+				s.small.mu.Unlock()
+				break
+			}
+			s.small.mu.Unlock()
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if err := s.runWrites(wctx, ops); err != nil {
+				for _, o := range ops {
+					o.done <- s.runWrites(wctx, []*smallOp{o})
+				}
+			} else {
+				for _, o := range ops {
+					o.done <- nil
+				}
+			}
+			cancel()
+		}
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runWrites runs ops in one transaction.
+func (s *sqlStore) runWrites(ctx context.Context, ops []*smallOp) error {
+	defer s.lockWrites()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, o := range ops {
+		if err := o.fn(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// lockWrites takes writeMu on SQLite; it returns the unlock.
+func (s *sqlStore) lockWrites() func() {
+	if s.dialect != dialectSQLite {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -49,7 +140,11 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
+		// Keep the connections open: database/sql keeps only two idle ones by default, so a collector
+		// under load opened and closed PostgreSQL connections (a server process each) all the time.
 		s.db.SetMaxOpenConns(32)
+		s.db.SetMaxIdleConns(32)
+		s.db.SetConnMaxIdleTime(5 * time.Minute)
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		if path == "" {
@@ -60,8 +155,10 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 		}
-		// One writer at a time is SQLite's model; a few connections let reads run beside it.
-		s.db.SetMaxOpenConns(4)
+		// One writer at a time is SQLite's model; more connections let reads (queries, and the snapshots
+		// windows are built from) run beside it.
+		s.db.SetMaxOpenConns(8)
+		s.db.SetMaxIdleConns(8)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
@@ -92,10 +189,18 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+	for attempt := 1; ; attempt++ {
+		_, err := p.Up(ctx)
+		if err == nil {
+			return nil
+		}
+		// Two processes opening a new SQLite file together both see it unmigrated; the loser's
+		// migration fails (and rolls back) on the tables the winner made. Looking again finds them.
+		if s.dialect != dialectSQLite || attempt == 5 || ctx.Err() != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	}
-	return nil
 }
 
 // pgMigrationLock serialises the migrations of collectors sharing a PostgreSQL database with a
@@ -146,28 +251,33 @@ func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx
 
 func (s *sqlStore) Close() error { return s.db.Close() }
 
-// SaveBatches stores a group of batches in one transaction, in four steps so that concurrent
-// transactions (several collectors on PostgreSQL) lock shared rows in one global order and cannot
-// deadlock: (1) the dedup marks of every stream, sorted by (host, stream, seq), each advanced only if
-// the batch is above it (a conditional upsert, so two collectors holding the same replayed batch store
-// it once); (2) the batches' parts, in arrival order; (3) the windows they touch, sorted, one upsert
-// each; (4) the hosts' counters, sorted, one update each.
+// SaveBatches stores a group of batches in one transaction. Every step is a few multi-row statements
+// (a round trip each on PostgreSQL, whatever the group's size), and shared rows are locked in one global
+// order (streams, then windows, then hosts, each sorted) so that concurrent transactions of several
+// collectors cannot deadlock:
+//
+//  1. the dedup marks of the group's streams: made if missing, then read and locked (FOR UPDATE on
+//     PostgreSQL; SQLite has one writer), so that two collectors holding the same replayed batch
+//     store it once;
+//  2. the new marks, after deciding which batches are at or below them (duplicates);
+//  3. the batches' parts, in arrival order;
+//  4. the windows they touch, one upsert row each;
+//  5. the hosts' counters, one upsert row each.
 func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, error) {
 	dup := make([]bool, len(batches))
 	if len(batches) == 0 {
 		return dup, nil
 	}
+	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: save batches: %w", err)
 	}
 	defer tx.Rollback()
-	setHWM, err := tx.PrepareContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES (?, ?, ?)
-		ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm WHERE streams.hwm < excluded.hwm`))
-	if err != nil {
-		return nil, fmt.Errorf("store: save batches: %w", err)
-	}
-	defer setHWM.Close()
+	fail := func(err error) ([]bool, error) { return nil, fmt.Errorf("store: save batches: %w", err) }
+
+	// 1. The streams' marks.
+	type streamKey struct{ host, stream string }
 	order := make([]int, len(batches))
 	for i := range order {
 		order[i] = i
@@ -182,19 +292,83 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		}
 		return x.Seq < y.Seq
 	})
+	var keys []streamKey
 	for _, i := range order {
-		b := &batches[i]
-		res, err := setHWM.ExecContext(ctx, b.Host, b.StreamID, int64(b.Seq))
-		if err != nil {
-			return nil, fmt.Errorf("store: save batches: %w", err)
+		k := streamKey{batches[i].Host, batches[i].StreamID}
+		if len(keys) == 0 || keys[len(keys)-1] != k {
+			keys = append(keys, k)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("store: save batches: %w", err)
+	}
+	lock := ""
+	if s.dialect == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	marks := make(map[streamKey]int64, len(keys))
+	for _, chunk := range chunks(len(keys), 1000) {
+		ks := keys[chunk[0]:chunk[1]]
+		args := make([]any, 0, 3*len(ks))
+		for _, k := range ks {
+			args = append(args, k.host, k.stream, int64(0))
 		}
-		dup[i] = n == 0 // at or below the stream's mark: stored before
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES `+rowsOf(len(ks), 3)+`
+			ON CONFLICT (host, stream_id) DO NOTHING`), args...); err != nil {
+			return fail(err)
+		}
+		args = args[:0]
+		for _, k := range ks {
+			args = append(args, k.host, k.stream)
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT host, stream_id, hwm FROM streams WHERE (host, stream_id) IN (`+
+			rowsOf(len(ks), 2)+`) ORDER BY host, stream_id`+lock), args...)
+		if err != nil {
+			return fail(err)
+		}
+		for rows.Next() {
+			var k streamKey
+			var hwm int64
+			if err := rows.Scan(&k.host, &k.stream, &hwm); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			marks[k] = hwm
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
 	}
 
+	// 2. Duplicates, and the new marks.
+	moved := map[streamKey]bool{}
+	for _, i := range order {
+		b := &batches[i]
+		k := streamKey{b.Host, b.StreamID}
+		if int64(b.Seq) <= marks[k] {
+			dup[i] = true // at or below the stream's mark: stored before
+			continue
+		}
+		marks[k] = int64(b.Seq)
+		moved[k] = true
+	}
+	var movedKeys []streamKey
+	for _, k := range keys {
+		if moved[k] {
+			movedKeys = append(movedKeys, k)
+		}
+	}
+	for _, chunk := range chunks(len(movedKeys), 1000) {
+		ks := movedKeys[chunk[0]:chunk[1]]
+		args := make([]any, 0, 3*len(ks))
+		for _, k := range ks {
+			args = append(args, k.host, k.stream, marks[k])
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES `+rowsOf(len(ks), 3)+`
+			ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm`), args...); err != nil {
+			return fail(err)
+		}
+	}
+
+	// 3. The parts, in arrival order.
 	type windowKey struct {
 		host  string
 		start int64
@@ -210,12 +384,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	}
 	windows := map[windowKey]*windowAdd{}
 	hosts := map[string]*hostAdd{}
-	addPart, err := tx.PrepareContext(ctx, s.q(`INSERT INTO window_batches
-		(host, window_start, stream_id, seq, flow_count, flows, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return nil, fmt.Errorf("store: save batches: %w", err)
-	}
-	defer addPart.Close()
+	var parts []any
 	for i := range batches {
 		if dup[i] {
 			continue
@@ -230,9 +399,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		h.drops += int64(b.Drops)
 		h.last = max(h.last, at)
 		for _, p := range b.Parts {
-			if _, err := addPart.ExecContext(ctx, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), p.FlowCount, p.Flows, at); err != nil {
-				return nil, fmt.Errorf("store: save batches: %w", err)
-			}
+			parts = append(parts, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), p.FlowCount, p.Flows, at)
 			k := windowKey{b.Host, p.WindowStart}
 			w := windows[k]
 			if w == nil {
@@ -244,55 +411,66 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 			h.flows += int64(p.FlowCount)
 		}
 	}
-
-	if len(windows) > 0 {
-		keys := make([]windowKey, 0, len(windows))
-		for k := range windows {
-			keys = append(keys, k)
+	for _, chunk := range chunks(len(parts)/7, 500) {
+		n := chunk[1] - chunk[0]
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO window_batches
+			(host, window_start, stream_id, seq, flow_count, flows, received_at) VALUES `+rowsOf(n, 7)),
+			parts[7*chunk[0]:7*chunk[1]]...); err != nil {
+			return fail(err)
 		}
-		sort.Slice(keys, func(a, b int) bool {
-			if keys[a].host != keys[b].host {
-				return keys[a].host < keys[b].host
-			}
-			return keys[a].start < keys[b].start
-		})
-		openWindow, err := tx.PrepareContext(ctx, s.q(`INSERT INTO windows
-			(host, window_start, window_seconds, state, end_marked, last_batch_at, revision, flow_count)
-			VALUES (?, ?, ?, 'open', 0, ?, 0, ?)
+	}
+
+	// 4. The windows.
+	wkeys := make([]windowKey, 0, len(windows))
+	for k := range windows {
+		wkeys = append(wkeys, k)
+	}
+	sort.Slice(wkeys, func(a, b int) bool {
+		if wkeys[a].host != wkeys[b].host {
+			return wkeys[a].host < wkeys[b].host
+		}
+		return wkeys[a].start < wkeys[b].start
+	})
+	for _, chunk := range chunks(len(wkeys), 1000) {
+		ks := wkeys[chunk[0]:chunk[1]]
+		args := make([]any, 0, 5*len(ks))
+		for _, k := range ks {
+			w := windows[k]
+			args = append(args, k.host, k.start, int64(w.secs), w.last, w.flows)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO windows
+			(host, window_start, window_seconds, last_batch_at, flow_count, state, end_marked, revision)
+			VALUES `+rowsOfWith(len(ks), 5, ", 'open', 0, 0")+`
 			ON CONFLICT (host, window_start) DO UPDATE SET
 				end_marked = CASE WHEN windows.state = 'open' THEN windows.end_marked ELSE 0 END,
 				state = 'open',
 				last_batch_at = excluded.last_batch_at,
-				flow_count = windows.flow_count + excluded.flow_count`))
-		if err != nil {
-			return nil, fmt.Errorf("store: save batches: %w", err)
-		}
-		defer openWindow.Close()
-		for _, k := range keys {
-			w := windows[k]
-			if _, err := openWindow.ExecContext(ctx, k.host, k.start, int64(w.secs), w.last, w.flows); err != nil {
-				return nil, fmt.Errorf("store: save batches: %w", err)
-			}
+				flow_count = windows.flow_count + excluded.flow_count`), args...); err != nil {
+			return fail(err)
 		}
 	}
 
-	if len(hosts) > 0 {
-		names := make([]string, 0, len(hosts))
-		for name := range hosts {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		countHost, err := tx.PrepareContext(ctx, s.q(`UPDATE hosts SET flows_received = flows_received + ?,
-			drops_reported = drops_reported + ?, last_contact = ? WHERE name = ?`))
-		if err != nil {
-			return nil, fmt.Errorf("store: save batches: %w", err)
-		}
-		defer countHost.Close()
-		for _, name := range names {
+	// 5. The hosts' counters (a host a batch names is made if it is missing).
+	names := make([]string, 0, len(hosts))
+	for name := range hosts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, chunk := range chunks(len(names), 1000) {
+		ns := names[chunk[0]:chunk[1]]
+		args := make([]any, 0, 5*len(ns))
+		for _, name := range ns {
 			h := hosts[name]
-			if _, err := countHost.ExecContext(ctx, h.flows, h.drops, h.last, name); err != nil {
-				return nil, fmt.Errorf("store: save batches: %w", err)
-			}
+			args = append(args, name, h.last, h.last, h.flows, h.drops)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hosts (name, first_contact, last_contact, flows_received, drops_reported)
+			VALUES `+rowsOf(len(ns), 5)+`
+			ON CONFLICT (name) DO UPDATE SET
+				flows_received = hosts.flows_received + excluded.flows_received,
+				drops_reported = hosts.drops_reported + excluded.drops_reported,
+				last_contact = CASE WHEN excluded.last_contact > hosts.last_contact THEN excluded.last_contact ELSE hosts.last_contact END`),
+			args...); err != nil {
+			return fail(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -301,10 +479,39 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	return dup, nil
 }
 
+// chunks splits n items into [from, to) ranges of at most size.
+func chunks(n, size int) [][2]int {
+	var out [][2]int
+	for i := 0; i < n; i += size {
+		out = append(out, [2]int{i, min(i+size, n)})
+	}
+	return out
+}
+
+// rowsOf returns n parenthesised rows of cols placeholders: "(?, ?), (?, ?)".
+func rowsOf(n, cols int) string { return rowsOfWith(n, cols, "") }
+
+// rowsOfWith is rowsOf with suffix (constant columns) added inside each row.
+func rowsOfWith(n, cols int, suffix string) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?" + suffix + ")"
+	var b strings.Builder
+	b.Grow(n * (len(row) + 2))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
 func (s *sqlStore) EndWindow(ctx context.Context, w WindowRef, firstFrameTime float64) error {
-	_, err := s.db.ExecContext(ctx, s.q(`UPDATE windows SET end_marked = 1,
-		first_frame_time = CASE WHEN ? > 0 THEN ? ELSE first_frame_time END
-		WHERE host = ? AND window_start = ? AND state = 'open'`), firstFrameTime, firstFrameTime, w.Host, w.WindowStart)
+	err := s.smallWrite(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET end_marked = 1,
+			first_frame_time = CASE WHEN ? > 0 THEN ? ELSE first_frame_time END
+			WHERE host = ? AND window_start = ? AND state = 'open'`), firstFrameTime, firstFrameTime, w.Host, w.WindowStart)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: end window: %w", err)
 	}
@@ -334,7 +541,122 @@ func (s *sqlStore) DueWindows(ctx context.Context, now time.Time, grace time.Dur
 	return out, rows.Err()
 }
 
+// CloseWindow builds the window's next sample revision and records it, so that exactly one caller
+// closes a window:
+//
+//   - On PostgreSQL the window row is locked (FOR UPDATE SKIP LOCKED) for the whole close. That blocks
+//     only this window's writers, and a second collector skips the window instead of waiting.
+//   - SQLite has one writer for the whole database, and building a sample (decode, order, encode, write
+//     and sync the .bf file) takes milliseconds: holding the write lock meanwhile stalled every ingest
+//     commit and capped closes near a hundred a second. There the window is read from a snapshot and
+//     built without the lock, then recorded in a short write transaction that first checks the window is
+//     unchanged (still open, same revision and first frame time, same batches); if it changed, the close
+//     starts again, and after a few tries builds under the lock.
 func (s *sqlStore) CloseWindow(ctx context.Context, w WindowRef, build func(WindowContent) (NewSample, error)) (*Sample, error) {
+	if s.dialect == dialectSQLite {
+		for attempt := 0; attempt < 3; attempt++ {
+			x, done, err := s.closeOptimistic(ctx, w, build)
+			if done || err != nil {
+				return x, err
+			}
+		}
+	}
+	return s.closeLocked(ctx, w, build)
+}
+
+// windowSnapshot is an open window as read for closing.
+type windowSnapshot struct {
+	content WindowContent
+	secs    int64
+	lastID  int64 // the newest batch's id, 0 when none
+}
+
+// queryer is a *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readWindow reads an open window and its batches; nil when the window is not open.
+func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock string) (*windowSnapshot, error) {
+	var snap windowSnapshot
+	c := &snap.content
+	err := q.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time FROM windows
+		WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(&snap.secs, &c.Revision, &c.FirstFrameTime)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.WindowRef = WindowRef{Host: w.Host, WindowStart: w.WindowStart, WindowSeconds: uint32(snap.secs)}
+	c.Revision++
+	rows, err := q.QueryContext(ctx, s.q(`SELECT id, flows FROM window_batches WHERE host = ? AND window_start = ? ORDER BY id`), w.Host, w.WindowStart)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&snap.lastID, &b); err != nil {
+			return nil, err
+		}
+		c.Batches = append(c.Batches, b)
+	}
+	return &snap, rows.Err()
+}
+
+// closeOptimistic is SQLite's close: build from a snapshot, record if nothing changed. done is false
+// when the window changed meanwhile and the close should start again.
+func (s *sqlStore) closeOptimistic(ctx context.Context, w WindowRef, build func(WindowContent) (NewSample, error)) (x *Sample, done bool, err error) {
+	rtx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // a deferred transaction: a snapshot, no write lock
+	if err != nil {
+		return nil, true, fmt.Errorf("store: close window: %w", err)
+	}
+	snap, err := s.readWindow(ctx, rtx, w, "")
+	rtx.Rollback()
+	if err != nil {
+		return nil, true, fmt.Errorf("store: close window: %w", err)
+	}
+	if snap == nil {
+		return nil, true, nil
+	}
+	ns, err := build(snap.content)
+	if err != nil {
+		return nil, true, fmt.Errorf("store: close window %s/%d: %w", w.Host, w.WindowStart, err)
+	}
+	defer s.lockWrites()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, true, fmt.Errorf("store: close window: %w", err)
+	}
+	defer tx.Rollback()
+	var rev int
+	var first float64
+	err = tx.QueryRowContext(ctx, s.q(`SELECT revision, first_frame_time FROM windows
+		WHERE host = ? AND window_start = ? AND state = 'open'`), w.Host, w.WindowStart).Scan(&rev, &first)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, true, nil // closed by someone else meanwhile
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("store: close window: %w", err)
+	}
+	var lastID, n int64
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(id), 0), COUNT(*) FROM window_batches
+		WHERE host = ? AND window_start = ?`), w.Host, w.WindowStart).Scan(&lastID, &n); err != nil {
+		return nil, true, fmt.Errorf("store: close window: %w", err)
+	}
+	if rev+1 != snap.content.Revision || first != snap.content.FirstFrameTime || lastID != snap.lastID || n != int64(len(snap.content.Batches)) {
+		return nil, false, nil
+	}
+	x, err = s.recordSample(ctx, tx, snap, ns)
+	return x, true, err
+}
+
+// closeLocked builds and records the sample while holding the window (PostgreSQL: its row lock,
+// skipped by other collectors; SQLite: the database's write lock).
+func (s *sqlStore) closeLocked(ctx context.Context, w WindowRef, build func(WindowContent) (NewSample, error)) (*Sample, error) {
+	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: close window: %w", err)
@@ -344,43 +666,33 @@ func (s *sqlStore) CloseWindow(ctx context.Context, w WindowRef, build func(Wind
 	if s.dialect == dialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	var c WindowContent
-	var secs int64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time FROM windows
-		WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(&secs, &c.Revision, &c.FirstFrameTime)
-	if errors.Is(err, sql.ErrNoRows) {
+	snap, err := s.readWindow(ctx, tx, w, lock)
+	if err != nil {
+		return nil, fmt.Errorf("store: close window: %w", err)
+	}
+	if snap == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("store: close window: %w", err)
-	}
-	c.WindowRef = WindowRef{Host: w.Host, WindowStart: w.WindowStart, WindowSeconds: uint32(secs)}
-	c.Revision++
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT flows FROM window_batches WHERE host = ? AND window_start = ? ORDER BY id`), w.Host, w.WindowStart)
-	if err != nil {
-		return nil, fmt.Errorf("store: close window: %w", err)
-	}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("store: close window: %w", err)
-		}
-		c.Batches = append(c.Batches, b)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: close window: %w", err)
-	}
-	ns, err := build(c)
+	ns, err := build(snap.content)
 	if err != nil {
 		return nil, fmt.Errorf("store: close window %s/%d: %w", w.Host, w.WindowStart, err)
 	}
+	return s.recordSample(ctx, tx, snap, ns)
+}
+
+// recordSample records a built sample, marks its window closed and commits tx.
+func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSnapshot, ns NewSample) (*Sample, error) {
+	w, c, secs := snap.content.WindowRef, &snap.content, snap.secs
 	now := time.Now()
+	// The content and flows live in sample_data (migration 00003), the samples row keeps empty ones.
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (id, host, window_start, window_seconds, revision,
 		flow_count, bytes, state, file_name, content, flows, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), ns.ID, w.Host, w.WindowStart, secs, c.Revision,
-		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, ns.Content, ns.Flows, ms(now), ms(now)); err != nil {
+		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, []byte{}, []byte{}, ms(now), ms(now)); err != nil {
+		return nil, fmt.Errorf("store: close window: record sample: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows) VALUES (?, ?, ?)`),
+		ns.ID, ns.Content, ns.Flows); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
 	}
 	if ns.Relay {
@@ -521,7 +833,7 @@ func (s *sqlStore) GetSample(ctx context.Context, id string) (*Sample, error) {
 
 func (s *sqlStore) blob(ctx context.Context, col, id string) ([]byte, error) {
 	var b []byte
-	err := s.db.QueryRowContext(ctx, s.q("SELECT "+col+" FROM samples WHERE id = ?"), id).Scan(&b)
+	err := s.db.QueryRowContext(ctx, s.q("SELECT "+col+" FROM sample_data WHERE id = ?"), id).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -556,7 +868,8 @@ func (s *sqlStore) ContactHost(ctx context.Context, c HostContact) error {
 	if c.Connected {
 		connected = 1
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO hosts (name, stream_id, software_version, window_seconds,
+	err := s.smallWrite(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO hosts (name, stream_id, software_version, window_seconds,
 		first_contact, last_contact, connected, collector, drops_reported)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET
@@ -567,7 +880,9 @@ func (s *sqlStore) ContactHost(ctx context.Context, c HostContact) error {
 			connected = excluded.connected,
 			collector = excluded.collector,
 			drops_reported = hosts.drops_reported + excluded.drops_reported`),
-		c.Name, c.StreamID, c.SoftwareVersion, int64(c.WindowSeconds), ms(c.At), ms(c.At), connected, c.Collector, int64(c.Drops))
+			c.Name, c.StreamID, c.SoftwareVersion, int64(c.WindowSeconds), ms(c.At), ms(c.At), connected, c.Collector, int64(c.Drops))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: contact host: %w", err)
 	}
