@@ -36,7 +36,9 @@ func TestCheckAgreesWithProtovalidate(t *testing.T) {
 		func(f *flowfleetv1.Flow, r *rand.Rand) {
 			f.FirstSeen = []float64{0, -1, 50, 200, math.NaN(), math.Inf(1)}[r.IntN(6)]
 		},
-		func(f *flowfleetv1.Flow, r *rand.Rand) { f.LastSeen = []float64{0, 99, 100, 101, math.Inf(1)}[r.IntN(5)] },
+		func(f *flowfleetv1.Flow, r *rand.Rand) {
+			f.LastSeen = []float64{0, 99, 100, 101, math.Inf(1)}[r.IntN(5)]
+		},
 		func(f *flowfleetv1.Flow, r *rand.Rand) { f.WindowStart = int64(r.IntN(3) - 1) },
 		func(f *flowfleetv1.Flow, r *rand.Rand) {
 			f.Protocol = flowfleetv1.Protocol_PROTOCOL_ICMP
