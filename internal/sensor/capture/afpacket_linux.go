@@ -38,6 +38,8 @@ type afSource struct {
 	drops   atomic.Uint64
 	packets atomic.Uint64
 	once    sync.Once
+	// filtered is when the BPF program was attached: earlier frames were never filtered.
+	filtered time.Time
 }
 
 func openAFPacket(cfg Config) (Source, error) {
@@ -71,7 +73,9 @@ func openAFPacket(cfg Config) (Source, error) {
 		tp.Close()
 		return nil, fmt.Errorf("capture %s: attach filter: %w", iface, err)
 	}
-	s := &afSource{name: iface, tp: tp, promisc: -1, log: cfg.Logger}
+	// Frames the socket took before the filter was attached passed no filter at all (libpcap drains them
+	// for the same reason); they are recognised by their time and dropped in Run.
+	s := &afSource{name: iface, tp: tp, promisc: -1, log: cfg.Logger, filtered: time.Now()}
 	if cfg.Promisc && iface != Any {
 		fd, err := promiscuous(iface)
 		if err != nil {
@@ -204,6 +208,9 @@ func (s *afSource) Run(ctx context.Context, q *Queue) error {
 				return fmt.Errorf("capture %s: poll error (interface down or removed?): %w", s.name, err)
 			}
 			return fmt.Errorf("capture %s: read: %w", s.name, os.NewSyscallError("read", err))
+		}
+		if ci.Timestamp.Before(s.filtered) {
+			continue
 		}
 		s.packets.Add(1)
 		q.Offer(NewPacket(flow.LinkRaw, ci.Timestamp, append([]byte(nil), data...)))
