@@ -112,3 +112,45 @@ func BenchmarkCloseWindow(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCloseWindowParallel is BenchmarkCloseWindow with four closes at a time, as closeDue runs
+// them; windows of 1,000 flows.
+func BenchmarkCloseWindowParallel(b *testing.B) {
+	dir := b.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "flowfleet.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	c, err := New(st, Config{DataDir: dir, Window: 10 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	ws := int64(1_700_000_000)
+	var hosts []string
+	for i := 0; i < b.N; i++ {
+		host := fmt.Sprintf("h%06d", i)
+		hosts = append(hosts, host)
+		for seq := uint64(1); seq <= 10; seq++ {
+			r := c.newCommit(host, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 100, int(seq)*100)})
+			if _, err := st.SaveBatches(ctx, []store.Batch{r.batch}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.SetParallelism(2)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			host := hosts[next.Add(1)-1]
+			s, err := st.CloseWindow(ctx, store.WindowRef{Host: host, WindowStart: ws, WindowSeconds: 10}, c.buildSample)
+			if err != nil || s == nil {
+				b.Errorf("close: %+v, %v", s, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "closes/s")
+}

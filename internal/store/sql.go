@@ -625,6 +625,7 @@ func (s *sqlStore) closeOptimistic(ctx context.Context, w WindowRef, build func(
 	if err != nil {
 		return nil, true, fmt.Errorf("store: close window %s/%d: %w", w.Host, w.WindowStart, err)
 	}
+	// Record it, if the window is as it was read.
 	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -649,8 +650,13 @@ func (s *sqlStore) closeOptimistic(ctx context.Context, w WindowRef, build func(
 	if rev+1 != snap.content.Revision || first != snap.content.FirstFrameTime || lastID != snap.lastID || n != int64(len(snap.content.Batches)) {
 		return nil, false, nil
 	}
-	x, err = s.recordSample(ctx, tx, snap, ns)
-	return x, true, err
+	if x, err = s.recordSample(ctx, tx, snap, ns); err != nil {
+		return nil, true, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, true, fmt.Errorf("store: close window: commit: %w", err)
+	}
+	return x, true, nil
 }
 
 // closeLocked builds and records the sample while holding the window (PostgreSQL: its row lock,
@@ -677,10 +683,17 @@ func (s *sqlStore) closeLocked(ctx context.Context, w WindowRef, build func(Wind
 	if err != nil {
 		return nil, fmt.Errorf("store: close window %s/%d: %w", w.Host, w.WindowStart, err)
 	}
-	return s.recordSample(ctx, tx, snap, ns)
+	x, err := s.recordSample(ctx, tx, snap, ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: close window: commit: %w", err)
+	}
+	return x, nil
 }
 
-// recordSample records a built sample, marks its window closed and commits tx.
+// recordSample records a built sample and marks its window closed, in tx (the caller commits).
 func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSnapshot, ns NewSample) (*Sample, error) {
 	w, c, secs := snap.content.WindowRef, &snap.content, snap.secs
 	now := time.Now()
@@ -703,9 +716,6 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?
 		WHERE host = ? AND window_start = ?`), c.Revision, w.Host, w.WindowStart); err != nil {
 		return nil, fmt.Errorf("store: close window: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store: close window: commit: %w", err)
 	}
 	return &Sample{ID: ns.ID, Host: w.Host, WindowStart: w.WindowStart, WindowSeconds: uint32(secs),
 		Revision: c.Revision, FlowCount: ns.FlowCount, Bytes: ns.Bytes, State: ns.State, FileName: ns.FileName,
