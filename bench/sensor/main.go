@@ -613,7 +613,6 @@ func (b *bench) manyFlows(method string) (*flowsResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Until the flush is done the engine takes no packet (they wait in the queue).
 	r.Flush = done.Sub(flushStart).Seconds()
 	r.Exported = int64(m2["flowfleet_sensor_flows_exported_total"] - m0["flowfleet_sensor_flows_exported_total"])
 	r.Evictions = int64(m2["flowfleet_sensor_evictions_total"] - m0["flowfleet_sensor_evictions_total"])
@@ -631,7 +630,8 @@ func (b *bench) manyFlows(method string) (*flowsResult, error) {
 		}
 		r.BgRate = x.res.Rate
 		r.BgDrops = int64(m3.kernel() - m1.kernel() + m3.queue() - m1.queue())
-		fmt.Printf("%s: %d of %d packets sent at %.0f/s across the flush were dropped\n", method, r.BgDrops, x.res.Sent, x.res.Rate)
+		fmt.Printf("%s: %d of %d packets sent at %.0f/s across the flush were dropped (kernel %.0f, queue %.0f)\n", method, r.BgDrops,
+			x.res.Sent, x.res.Rate, m3.kernel()-m1.kernel(), m3.queue()-m1.queue())
 	}
 	return r, nil
 }

@@ -63,7 +63,9 @@ type Sensor struct {
 	filter  string
 	metrics net.Listener
 
-	// Loss accounting, owned by the engine goroutine; totals are also read by the shipper (Hello).
+	// Loss accounting, shared by the engine goroutine (counters, losses without flows) and the
+	// windower's emitter (batches); totals are also read by the shipper (Hello).
+	lossMu      sync.Mutex
 	reported    spool.Drops // what earlier batches carried
 	spoolLoss   spool.Drops // losses of deleted batches, to carry again
 	lostFlows   uint64      // flows lost in the spool, total
@@ -217,6 +219,9 @@ func (s *Sensor) close() {
 	if s.metrics != nil {
 		s.metrics.Close()
 	}
+	if s.win != nil {
+		s.win.Close()
+	}
 	if s.spool != nil {
 		s.spool.Close()
 	}
@@ -273,10 +278,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 	capWG.Wait()
 	s.drainQueue()
 	s.win.Flush()
+	s.win.Close()
 	s.pollCounters()
-	if d := s.pendingDrops(); !d.IsZero() {
-		s.Batch(nil) // the last losses, so the collector hears of them
-	}
+	s.reportLosses(0) // the last losses, so the collector hears of them
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	err := s.ship.WaitIdle(sctx)
 	cancel()
@@ -366,9 +370,7 @@ func (s *Sensor) engineLoop(ctx context.Context) {
 		case <-tick.C:
 			s.win.Tick(s.opts.Now())
 			s.pollCounters()
-			if d := s.pendingDrops(); !d.IsZero() && s.opts.Now().Sub(s.lastBatch) > time.Minute {
-				s.Batch(nil) // losses without flows still reach the collector
-			}
+			s.reportLosses(time.Minute) // losses without flows still reach the collector
 		case <-evict.C:
 			s.win.ShipEvicted()
 		case <-ctx.Done():
@@ -396,6 +398,12 @@ func (s *Sensor) drainQueue() {
 
 // pollCounters brings the loss totals and their metrics up to date.
 func (s *Sensor) pollCounters() {
+	s.lossMu.Lock()
+	defer s.lossMu.Unlock()
+	s.pollCountersLocked()
+}
+
+func (s *Sensor) pollCountersLocked() {
 	var kernel uint64
 	for _, sl := range s.slots {
 		kernel += sl.kernelDrops()
@@ -420,7 +428,7 @@ func (s *Sensor) pollCounters() {
 	s.totSensorF.Store(s.lostFlows + s.rejected.Load())
 }
 
-// pendingDrops returns the losses not yet reported in a batch.
+// pendingDrops returns the losses not yet reported in a batch. The caller holds lossMu.
 func (s *Sensor) pendingDrops() spool.Drops {
 	return spool.Drops{
 		KernelPackets: s.totKernel.Load() - s.reported.KernelPackets + s.spoolLoss.KernelPackets,
@@ -435,20 +443,51 @@ func (s *Sensor) dropsTotal() *flowfleetv1.DropCounters {
 	return d.Proto()
 }
 
+// reportLosses spools a batch without flows when losses are pending and no batch has carried them
+// for longer than quiet.
+func (s *Sensor) reportLosses(quiet time.Duration) {
+	s.lossMu.Lock()
+	d := s.pendingDrops()
+	if d.IsZero() || s.opts.Now().Sub(s.lastBatch) < quiet {
+		s.lossMu.Unlock()
+		return
+	}
+	b := s.takeLossesLocked(nil)
+	s.lossMu.Unlock()
+	s.append(b)
+}
+
 // Batch implements window.Sink: it spools one batch, with the losses counted since the previous one.
 func (s *Sensor) Batch(flows []*flowfleetv1.Flow) {
-	s.pollCounters()
+	s.lossMu.Lock()
+	s.pollCountersLocked()
+	b := s.takeLossesLocked(flows)
+	s.lossMu.Unlock()
+	s.append(b)
+}
+
+// takeLossesLocked makes a batch of flows carrying the losses not yet reported and marks them reported.
+func (s *Sensor) takeLossesLocked(flows []*flowfleetv1.Flow) *flowfleetv1.FlowBatch {
 	d := s.pendingDrops()
-	b := &flowfleetv1.FlowBatch{Flows: flows, Drops: d.Proto()}
 	s.reported = spool.Drops{KernelPackets: s.totKernel.Load(), SensorPackets: s.totSensorP.Load(), SensorFlows: s.totSensorF.Load()}
 	s.spoolLoss = spool.Drops{}
 	s.lastBatch = s.opts.Now()
+	return &flowfleetv1.FlowBatch{Flows: flows, Drops: d.Proto()}
+}
+
+// append spools b; when that fails its flows and the losses it carried are counted to be reported again.
+func (s *Sensor) append(b *flowfleetv1.FlowBatch) {
 	if _, err := s.spool.Append(b); err != nil {
-		s.spool.NoteLostFlows(uint64(len(flows)), b.Drops)
-		if now := time.Now(); now.Sub(s.appendErrAt) > time.Minute {
-			s.appendErrAt = now
+		s.spool.NoteLostFlows(uint64(len(b.Flows)), b.Drops)
+		s.lossMu.Lock()
+		log := time.Since(s.appendErrAt) > time.Minute
+		if log {
+			s.appendErrAt = time.Now()
+		}
+		s.lossMu.Unlock()
+		if log {
 			s.log.Error("batch not spooled; its flows are lost (further failures logged at most once a minute)",
-				slog.Int("flows", len(flows)), slog.String("error", err.Error()))
+				slog.Int("flows", len(b.Flows)), slog.String("error", err.Error()))
 		}
 	}
 }

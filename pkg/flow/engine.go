@@ -136,10 +136,36 @@ func (e *Engine) Answers() *AnswerTable { return e.answers }
 // Packet processes one frame captured at time t (seconds since the epoch, dec of the pcap time, R-PCAP-2).
 // The frame's bytes are not retained.
 func (e *Engine) Packet(link LinkType, t float64, data []byte) {
+	var p prepared
+	if ok, payload := e.prepare(link, t, data, &p); ok {
+		e.apply(&p, payload)
+	}
+}
+
+// prepared is what the per-frame stage (prepare) learns about a frame that counts into a flow, for the
+// flow-table stage (apply). The two stages touch disjoint parts of the engine, so that a Pipeline can
+// run them on two goroutines.
+type prepared struct {
+	t            float64
+	seq          uint64
+	payload      int64
+	src, dst     [16]byte
+	portA, portB uint16
+	class        uint8
+	v6           bool
+	label        Protocol
+	probe        bool   // a TCP segment with payload: a session-name probe (Options.SessionNames)
+	name         string // SessionName of the payload, when computed ahead (Pipeline)
+}
+
+// prepare is the per-frame stage: the IP pre-filter, the DNS walk, decoding. It owns the frame counters,
+// the DNS answers and the set of active addresses. It returns true, with p filled in, for a frame that
+// counts into a flow, and for a session-name probe its payload (valid as long as data).
+func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bool, []byte) {
 	e.stats.Frames++
 	f, kind := e.normalize(link, data)
 	if kind == kindNotIP {
-		return
+		return false, nil
 	}
 	e.stats.IPFrames++
 	e.seq++
@@ -157,7 +183,7 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 	}
 	if len(f) < 34 {
 		e.stats.Short++
-		return
+		return false, nil
 	}
 	class := outerClass(f, kind)
 	r := e.dec.decodeFrame(f)
@@ -173,13 +199,26 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 			e.see(r.v6, &r.src)
 			e.see(r.v6, &r.dst)
 		}
-		return
+		return false, nil
 	}
+	*p = prepared{t: t, seq: e.seq, payload: r.payload, src: r.src, dst: r.dst, portA: r.portA, portB: r.portB,
+		class: class, v6: r.v6, label: r.label}
+	if e.opts.SessionNames && r.label == ProtoTCP && r.dataOff >= 0 && r.dataOff < len(r.frame) {
+		p.probe = true
+		return true, r.frame[r.dataOff:]
+	}
+	return true, nil
+}
+
+// apply is the flow-table stage: it counts a prepared frame into its flow. It owns the flow table, the
+// early exports and the Handled and Evicted counters. payload is the probe's payload, or nil when
+// p.name was computed ahead.
+func (e *Engine) apply(p *prepared, payload []byte) {
 	e.stats.Handled++
-	icmp := r.label == ProtoICMP
-	a := endpoint{addr: r.src, port: r.portA}
-	b := endpoint{addr: r.dst, port: r.portB}
-	key := flowKey{v6: r.v6, icmp: icmp}
+	icmp := p.label == ProtoICMP
+	a := endpoint{addr: p.src, port: p.portA}
+	b := endpoint{addr: p.dst, port: p.portB}
+	key := flowKey{v6: p.v6, icmp: icmp}
 	sender := uint8(0)
 	if less(b, a) {
 		key.a, key.b = b, a
@@ -193,31 +232,34 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 			e.evictOldest()
 		}
 		st = e.newState()
-		*st = flowState{key: key, class: class, seq: e.seq, first: t, label: r.label, index: len(e.list)}
-		st.srcSide = e.decide(r, sender)
+		*st = flowState{key: key, class: p.class, seq: p.seq, first: p.t, label: p.label, index: len(e.list)}
+		st.srcSide = decide(p, sender)
 		e.flows[key] = st
 		e.list = append(e.list, st)
-	} else if class < st.class {
+	} else if p.class < st.class {
 		// The reference's earlier pass would have created this flow from this frame (R-PKT-2, R-ORD-2).
-		st.class, st.seq, st.first, st.label = class, e.seq, t, r.label
-		st.srcSide = e.decide(r, sender)
+		st.class, st.seq, st.first, st.label = p.class, p.seq, p.t, p.label
+		st.srcSide = decide(p, sender)
 	}
 	if key.a == key.b {
 		sender = 0 // K == K': every frame counts for the source (R-PKT-3)
 		st.srcSide = 0
 	}
 	st.pkts[sender]++
-	st.bytes[sender] += r.payload
-	if t > st.last {
-		st.last = t
+	st.bytes[sender] += p.payload
+	if p.t > st.last {
+		st.last = p.t
 	}
 	if e.opts.MaxFlows > 0 {
 		e.touch(st)
 	}
-	if e.opts.SessionNames && st.name == "" && r.label == ProtoTCP && st.probes < maxSessionProbes &&
-		r.dataOff >= 0 && r.dataOff < len(r.frame) {
+	if p.probe && st.name == "" && st.probes < maxSessionProbes {
 		st.probes++
-		if n := SessionName(r.frame[r.dataOff:]); n != "" {
+		n := p.name
+		if payload != nil {
+			n = SessionName(payload)
+		}
+		if n != "" {
 			st.name = n
 			st.nameSide = 1 - sender // the receiver of a ClientHello or request is the named server
 		}
@@ -237,10 +279,10 @@ func (e *Engine) newState() *flowState {
 }
 
 // decide applies R-DIR to a flow's creating frame and returns the canonical side of the source.
-func (e *Engine) decide(r decoded, sender uint8) uint8 {
-	la := IsLocal(addrOf(r.v6, &r.src))
-	lb := IsLocal(addrOf(r.v6, &r.dst))
-	side := Direction(la, lb, r.label == ProtoICMP, int(r.portA), int(r.portB))
+func decide(p *prepared, sender uint8) uint8 {
+	la := IsLocal(addrOf(p.v6, &p.src))
+	lb := IsLocal(addrOf(p.v6, &p.dst))
+	side := Direction(la, lb, p.label == ProtoICMP, int(p.portA), int(p.portB))
 	if side == SideA {
 		return sender
 	}
@@ -287,7 +329,7 @@ func (e *Engine) see(v6 bool, b *[16]byte) {
 	e.active[k] = struct{}{}
 }
 
-func (e *Engine) isActive(s string) bool {
+func isActive(active map[[17]byte]struct{}, s string) bool {
 	a, ok := ParseAddr(s)
 	if !ok {
 		return false
@@ -301,15 +343,15 @@ func (e *Engine) isActive(s string) bool {
 		b := a.As4()
 		copy(k[1:], b[:])
 	}
-	_, in := e.active[k]
+	_, in := active[k]
 	return in
 }
 
 // activeFunc returns the ACTIVE test of R-NAME-1 for the answers of this window: non-local addresses that
 // were an endpoint of a flow or of another IP frame of at least 34 bytes.
-func (e *Engine) activeFunc(flows []Flow) func(string) bool {
+func activeFunc(answers *AnswerTable, active map[[17]byte]struct{}, flows []Flow) func(string) bool {
 	endpoint := make(map[string]bool)
-	e.answers.Each(func(_ string, a Answer) { endpoint[a.Answer] = false })
+	answers.Each(func(_ string, a Answer) { endpoint[a.Answer] = false })
 	if len(endpoint) > 0 {
 		for i := range flows {
 			if _, ok := endpoint[flows[i].SrcAddr]; ok {
@@ -325,7 +367,7 @@ func (e *Engine) activeFunc(flows []Flow) func(string) bool {
 			a, ok := ParseAddr(s)
 			return ok && !IsLocal(a)
 		}
-		return e.isActive(s)
+		return isActive(active, s)
 	}
 }
 
@@ -367,7 +409,7 @@ func (e *Engine) evictOldest() {
 	}
 	e.unlink(st)
 	e.stats.Evicted++
-	e.evicted = append(e.evicted, e.export(st))
+	e.evicted = append(e.evicted, export(st))
 	delete(e.flows, st.key)
 	e.list[st.index] = nil
 }
@@ -383,13 +425,13 @@ func (e *Engine) TakeEvicted(cache *NameCache) []Flow {
 	e.evicted = nil
 	s := Sample{Start: e.start, Flows: out}
 	Finalize(&s, true)
-	Name(s.Flows, e.answers, e.activeFunc(s.Flows), cache)
+	Name(s.Flows, e.answers, activeFunc(e.answers, e.active, s.Flows), cache)
 	FixZeroPackets(s.Flows)
 	return s.Flows
 }
 
 // export turns a flow state into a Flow record.
-func (e *Engine) export(st *flowState) Flow {
+func export(st *flowState) Flow {
 	src, dst := st.key.a, st.key.b
 	s, d := 0, 1
 	if st.srcSide == 1 {
@@ -417,14 +459,46 @@ func (e *Engine) export(st *flowState) Flow {
 
 // Flush ends the input (or a window): it exports every flow in the reference's order, numbers them
 // (R-ID-1), names them with the answers seen and the long-term cache (section 5), and resets the engine
-// for the next window. cache may be nil.
-func (e *Engine) Flush(cache *NameCache) Sample {
-	live := make([]*flowState, 0, len(e.flows))
-	for _, st := range e.list {
+// for the next window. cache may be nil. Flush is Detach followed by Finish.
+func (e *Engine) Flush(cache *NameCache) Sample { return e.Detach().Finish(cache) }
+
+// Detached is a window's state taken out of an engine by Detach: its flow states, early exports, DNS
+// answers and active addresses. Finish turns it into the window's Sample; it may run on another
+// goroutine while the engine goes on with the next window.
+type Detached struct {
+	start   float64
+	list    []*flowState
+	n       int
+	evicted []Flow
+	answers *AnswerTable
+	active  map[[17]byte]struct{}
+}
+
+// Detach takes the current window's state out of the engine and resets the engine for the next
+// window, in time independent of the number of flows (only the DNS answers carried across windows,
+// a bounded table, are copied). The engine's statistics go on accumulating.
+func (e *Engine) Detach() *Detached {
+	d := &Detached{start: e.start, list: e.list, n: len(e.flows), evicted: e.evicted, answers: e.answers, active: e.active}
+	e.reset()
+	return d
+}
+
+// Len returns the number of flows the window holds.
+func (d *Detached) Len() int { return d.n + len(d.evicted) }
+
+// Start returns the window's S: its earliest IP frame time, or NoStart.
+func (d *Detached) Start() float64 { return d.start }
+
+// Finish exports every flow in the reference's order (R-ORD-2), numbers them (R-ID-1) and names them
+// with the window's answers and the long-term cache (section 5). cache may be nil. Call it once.
+func (d *Detached) Finish(cache *NameCache) Sample {
+	live := make([]*flowState, 0, d.n)
+	for _, st := range d.list {
 		if st != nil {
 			live = append(live, st)
 		}
 	}
+	d.list = nil
 	// Creation order of the reference: by pass, then by the creating frame (R-ORD-2).
 	sortStable(live, func(x, y *flowState) bool {
 		if x.class != y.class {
@@ -432,15 +506,14 @@ func (e *Engine) Flush(cache *NameCache) Sample {
 		}
 		return x.seq < y.seq
 	})
-	s := Sample{Start: e.start, Flows: make([]Flow, 0, len(live)+len(e.evicted))}
-	s.Flows = append(s.Flows, e.evicted...)
-	for _, st := range live {
-		s.Flows = append(s.Flows, e.export(st))
+	s := Sample{Start: d.start, Flows: make([]Flow, len(d.evicted)+len(live))}
+	copy(s.Flows, d.evicted)
+	for i, st := range live {
+		s.Flows[len(d.evicted)+i] = export(st)
 	}
 	Finalize(&s, true)
-	Name(s.Flows, e.answers, e.activeFunc(s.Flows), cache)
+	Name(s.Flows, d.answers, activeFunc(d.answers, d.active, s.Flows), cache)
 	FixZeroPackets(s.Flows)
-	e.reset()
 	return s
 }
 

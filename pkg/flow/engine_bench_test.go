@@ -118,6 +118,38 @@ func BenchmarkEnginePacket(b *testing.B) {
 	}
 }
 
+// BenchmarkPipeline compares the per-packet cost of Engine.Packet (direct) with a Pipeline (the flow
+// table on a second goroutine, as `flowctl convert` runs the engine), without flushes: the mix repeats,
+// so its flows stay in the table.
+func BenchmarkPipeline(b *testing.B) {
+	for _, flows := range []int{1000, 10000, 100000} {
+		frames := benchMix(flows)
+		for _, piped := range []bool{false, true} {
+			name := fmt.Sprintf("direct_flows_%d", flows)
+			if piped {
+				name = fmt.Sprintf("pipeline_flows_%d", flows)
+			}
+			b.Run(name, func(b *testing.B) {
+				e := NewEngine(Options{})
+				feed := e.Packet
+				if piped {
+					pl := NewPipeline(e)
+					defer pl.Close()
+					feed = pl.Packet
+				}
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					f := frames[n%len(frames)]
+					feed(LinkEthernet, f.t, f.data)
+					n++
+				}
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "packets/s")
+			})
+		}
+	}
+}
+
 // BenchmarkDecodingLayerParser is the comparison point: the bare loop that only decodes the same frames
 // with gopacket's DecodingLayerParser (Ethernet, IPv4, IPv6, TCP, UDP, DNS), building no flows.
 func BenchmarkDecodingLayerParser(b *testing.B) {

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // NameCache is the long-term passive DNS cache of R-CACHE-1: address text → name, in file order. It is
 // not safe for concurrent use.
 type NameCache struct {
+	mu    sync.Mutex // a sensor names evicted flows and finished windows on two goroutines
 	path  string
 	order []string
 	names map[string]string
@@ -76,16 +78,24 @@ func LoadNameCache(path string) (*NameCache, error) {
 func (c *NameCache) Path() string { return c.path }
 
 // Len returns the number of entries.
-func (c *NameCache) Len() int { return len(c.order) }
+func (c *NameCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.order)
+}
 
 // Lookup returns the cached name of an address text (R-CACHE-2).
 func (c *NameCache) Lookup(addr string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n, ok := c.names[addr]
 	return n, ok
 }
 
 // Set stores a name, replacing an older one in place or appending a new entry (R-CACHE-3).
 func (c *NameCache) Set(addr, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if old, ok := c.names[addr]; ok {
 		if old != name {
 			c.names[addr] = name
@@ -106,6 +116,7 @@ func (c *NameCache) Save() error {
 	if c.path == "" {
 		return nil
 	}
+	c.mu.Lock()
 	var buf bytes.Buffer
 	for _, a := range c.order {
 		buf.WriteString(a)
@@ -113,10 +124,14 @@ func (c *NameCache) Save() error {
 		buf.WriteString(c.names[a])
 		buf.WriteByte('\n')
 	}
+	c.dirty = false
+	c.mu.Unlock()
 	if err := WriteFileAtomic(c.path, buf.Bytes(), 0o644); err != nil {
+		c.mu.Lock()
+		c.dirty = true
+		c.mu.Unlock()
 		return fmt.Errorf("name cache: %w", err)
 	}
-	c.dirty = false
 	return nil
 }
 

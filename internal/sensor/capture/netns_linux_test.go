@@ -211,6 +211,7 @@ func captureTestExclude(t *testing.T, method capture.Method, iface string, exclu
 
 	rec := &recorder{}
 	w := window.New(window.Options{Window: 300 * time.Second, Logger: sensortest.QuietLogger()}, rec)
+	defer w.Close()
 	n := 0
 	for len(q.C()) > 0 {
 		p := <-q.C()

@@ -2,21 +2,29 @@
 // seconds aligned to multiples of W since the Unix epoch (by packet time), flushes the engine at each
 // boundary, and turns the flows into FlowBatch-sized slices of API flows and a WindowEnd per window.
 //
-// A Windower is not safe for concurrent use: one goroutine (the sensor's engine goroutine) calls all
-// its methods, as the engine requires.
+// The packet path never waits for a window's output: at a boundary the engine's state is detached in
+// constant time and handed to the Windower's emitter goroutine, which exports, names, converts and
+// passes the flows to the Sink while packets of the next window are already being counted. Flushing a
+// window of a million flows takes seconds; done on the packet path it would overflow the capture queue.
+//
+// A Windower's methods other than Late are not safe for concurrent use: one goroutine (the sensor's
+// engine goroutine) calls them, as the engine requires. The Sink is called on the emitter goroutine,
+// in order.
 package window
 
 import (
-	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/flowfleet/flowfleet/internal/flowpb"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
-// Sink receives what a Windower produces, in order, on the Windower's goroutine.
+// Sink receives what a Windower produces, in order, on the Windower's emitter goroutine.
 type Sink interface {
 	// Batch receives the flows of one batch (at most Options.BatchFlows, all of one window).
 	Batch(flows []*flowfleetv1.Flow)
@@ -35,6 +43,9 @@ const (
 	// boundary). A packet further back means the clock was stepped back: the current window is flushed
 	// and the packet's window starts.
 	LateTolerance = 60 * time.Second
+	// queueJobs bounds the work handed to the emitter and not yet done: windows and chunks of evicted
+	// flows. When the emitter falls that far behind (a stalled disk), the packet path waits for it.
+	queueJobs = 16
 )
 
 // Options configures a Windower.
@@ -64,15 +75,36 @@ type Windower struct {
 	opts    Options
 	w       int64 // window length, seconds
 	eng     *flow.Engine
-	sink    Sink
 	log     *slog.Logger
 	m       *metrics.Metrics
 	cur     int64 // current window start; -1 before the first packet
-	shipped int   // flows of the current window already passed to the sink
 	evicted uint64
-	late    uint64
+	late    atomic.Uint64
 	stepped uint64
 	flushes uint64
+	jobs    chan job
+	done    chan struct{}
+	closed  bool
+	em      emitter
+}
+
+// job is one piece of work for the emitter: a detached window, a chunk of evicted flows of the current
+// window, or a sync request.
+type job struct {
+	start   int64 // the window's start
+	win     *flow.Detached
+	evicted []flow.Flow
+	synced  chan struct{}
+}
+
+// emitter is the state of the emitter goroutine.
+type emitter struct {
+	opts    Options
+	w       int64
+	sink    Sink
+	log     *slog.Logger
+	m       *metrics.Metrics
+	shipped int // flows of the current window already passed to the sink
 	badLog  time.Time
 }
 
@@ -98,10 +130,35 @@ func New(opts Options, sink Sink) *Windower {
 		opts.Metrics = metrics.New(nil)
 	}
 	w := int64(opts.Window / time.Second)
-	return &Windower{
-		opts: opts, w: w, sink: sink, log: opts.Logger, m: opts.Metrics, cur: -1,
-		eng: flow.NewEngine(flow.Options{DecodeVLAN: true, SessionNames: true, MaxFlows: opts.MaxFlows, CarryAnswers: float64(w)}),
+	win := &Windower{
+		opts: opts, w: w, log: opts.Logger, m: opts.Metrics, cur: -1,
+		eng:  flow.NewEngine(flow.Options{DecodeVLAN: true, SessionNames: true, MaxFlows: opts.MaxFlows, CarryAnswers: float64(w)}),
+		jobs: make(chan job, queueJobs), done: make(chan struct{}),
+		em: emitter{opts: opts, w: w, sink: sink, log: opts.Logger, m: opts.Metrics},
 	}
+	go win.em.run(win.jobs, win.done)
+	return win
+}
+
+// Sync waits until everything handed to the emitter so far has reached the sink.
+func (w *Windower) Sync() {
+	if w.closed {
+		return
+	}
+	ch := make(chan struct{})
+	w.jobs <- job{synced: ch}
+	<-ch
+}
+
+// Close waits for the emitter to finish what it was given and stops it. It does not flush the current
+// window (Flush does). The Windower must not be used afterwards.
+func (w *Windower) Close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	close(w.jobs)
+	<-w.done
 }
 
 // Start returns the start of window containing sec.
@@ -111,7 +168,8 @@ func (w *Windower) Start(sec int64) int64 { return sec - sec%w.w }
 func (w *Windower) Current() int64 { return w.cur }
 
 // Late returns the packets dropped so far because their time was just before the current window.
-func (w *Windower) Late() uint64 { return w.late }
+// It is safe to call from any goroutine.
+func (w *Windower) Late() uint64 { return w.late.Load() }
 
 // Engine returns the engine, for its statistics.
 func (w *Windower) Engine() *flow.Engine { return w.eng }
@@ -128,7 +186,7 @@ func (w *Windower) Packet(link flow.LinkType, sec uint64, usec uint32, data []by
 		w.cur = ws
 	case ws < w.cur:
 		if w.cur-int64(sec) <= int64(LateTolerance/time.Second) {
-			w.late++
+			w.late.Add(1)
 			w.m.PacketDrops.WithLabelValues(metrics.ReasonLate).Inc()
 			return false
 		}
@@ -168,76 +226,105 @@ func (w *Windower) ShipEvicted() {
 	}
 	w.m.Evictions.Add(float64(ev - w.evicted))
 	w.evicted = ev
-	flows := w.eng.TakeEvicted(w.opts.Cache)
-	w.emit(flows)
+	if flows := w.eng.TakeEvicted(w.opts.Cache); len(flows) > 0 && !w.closed {
+		w.jobs <- job{start: w.cur, evicted: flows}
+	}
 }
 
-// Flush ends the current window now (at shutdown): its flows become batches and a WindowEnd.
+// Flush ends the current window now (at shutdown): its flows become batches and a WindowEnd, which
+// have reached the sink when Flush returns.
 func (w *Windower) Flush() {
-	if w.cur < 0 {
+	if w.cur >= 0 {
+		w.flush()
+	}
+	w.Sync()
+}
+
+// flush detaches the current window and hands it to the emitter.
+func (w *Windower) flush() {
+	if w.closed {
 		return
 	}
-	w.flush()
-}
-
-func (w *Windower) flush() {
 	ev := w.eng.Stats().Evicted
 	if ev > w.evicted {
 		w.m.Evictions.Add(float64(ev - w.evicted)) // evicted flows not yet taken are part of the flush
 	}
 	w.evicted = ev // engine statistics are cumulative across flushes
-	s := w.eng.Flush(w.opts.Cache)
+	d := w.eng.Detach()
 	w.flushes++
 	w.m.Windows.Inc()
-	w.emit(s.Flows)
-	if w.shipped > 0 {
-		we := &flowfleetv1.WindowEnd{WindowStart: w.cur, WindowSeconds: uint32(w.w)}
-		if s.Start != flow.NoStart && s.Start > 0 {
-			we.FirstFrameTime = s.Start
-		}
-		w.sink.WindowEnd(we)
-	}
-	w.log.Debug("window flushed", slog.Int64("window_start", w.cur), slog.Int("flows", w.shipped))
-	w.shipped = 0
-	if w.opts.Cache != nil {
-		if err := w.opts.Cache.Save(); err != nil {
-			w.log.Warn("name cache not saved", slog.String("error", err.Error()))
+	w.jobs <- job{start: w.cur, win: d}
+}
+
+// run does the emitter's jobs in order until jobs is closed.
+func (e *emitter) run(jobs <-chan job, done chan<- struct{}) {
+	defer close(done)
+	for j := range jobs {
+		switch {
+		case j.synced != nil:
+			close(j.synced)
+		case j.win != nil:
+			e.window(j.start, j.win)
+		default:
+			e.emit(j.start, j.evicted)
 		}
 	}
 }
 
-// emit converts flows and passes them to the sink in batches.
-func (w *Windower) emit(flows []flow.Flow) {
+// window finishes a detached window: its flows, then its WindowEnd, then the name cache is saved.
+func (e *emitter) window(start int64, d *flow.Detached) {
+	t0 := time.Now()
+	s := d.Finish(e.opts.Cache)
+	e.emit(start, s.Flows)
+	if e.shipped > 0 {
+		we := &flowfleetv1.WindowEnd{WindowStart: start, WindowSeconds: uint32(e.w)}
+		if s.Start != flow.NoStart && s.Start > 0 {
+			we.FirstFrameTime = s.Start
+		}
+		e.sink.WindowEnd(we)
+	}
+	e.log.Debug("window flushed", slog.Int64("window_start", start), slog.Int("flows", e.shipped),
+		slog.Duration("took", time.Since(t0)))
+	e.shipped = 0
+	if e.opts.Cache != nil {
+		if err := e.opts.Cache.Save(); err != nil {
+			e.log.Warn("name cache not saved", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// emit converts flows of the window starting at start and passes them to the sink in batches.
+func (e *emitter) emit(start int64, flows []flow.Flow) {
 	if len(flows) == 0 {
 		return
 	}
-	batch := make([]*flowfleetv1.Flow, 0, min(len(flows), w.opts.BatchFlows))
+	batch := make([]*flowfleetv1.Flow, 0, min(len(flows), e.opts.BatchFlows))
 	for i := range flows {
-		pf := flowpb.ToProto(&flows[i], w.cur)
-		if w.opts.Check != nil {
-			if err := w.opts.Check(pf); err != nil {
-				w.m.FlowsRejected.Inc()
-				if now := time.Now(); now.Sub(w.badLog) > time.Minute {
-					w.badLog = now
-					w.log.Error("flow fails the API's validation rules; dropped (further ones logged at most once a minute)",
+		pf := flowpb.ToProto(&flows[i], start)
+		if e.opts.Check != nil {
+			if err := e.opts.Check(pf); err != nil {
+				e.m.FlowsRejected.Inc()
+				if now := time.Now(); now.Sub(e.badLog) > time.Minute {
+					e.badLog = now
+					e.log.Error("flow fails the API's validation rules; dropped (further ones logged at most once a minute)",
 						slog.String("flow", flows[i].Key()), slog.String("error", err.Error()))
 				}
 				continue
 			}
 		}
 		batch = append(batch, pf)
-		if len(batch) == w.opts.BatchFlows {
-			w.send(batch)
-			batch = make([]*flowfleetv1.Flow, 0, min(len(flows)-i-1, w.opts.BatchFlows))
+		if len(batch) == e.opts.BatchFlows {
+			e.send(batch)
+			batch = make([]*flowfleetv1.Flow, 0, min(len(flows)-i-1, e.opts.BatchFlows))
 		}
 	}
 	if len(batch) > 0 {
-		w.send(batch)
+		e.send(batch)
 	}
 }
 
-func (w *Windower) send(batch []*flowfleetv1.Flow) {
-	w.shipped += len(batch)
-	w.m.FlowsExported.Add(float64(len(batch)))
-	w.sink.Batch(batch)
+func (e *emitter) send(batch []*flowfleetv1.Flow) {
+	e.shipped += len(batch)
+	e.m.FlowsExported.Add(float64(len(batch)))
+	e.sink.Batch(batch)
 }

@@ -24,7 +24,9 @@ type recorder struct{ events []event }
 func (r *recorder) Batch(f []*flowfleetv1.Flow)         { r.events = append(r.events, event{flows: f}) }
 func (r *recorder) WindowEnd(we *flowfleetv1.WindowEnd) { r.events = append(r.events, event{end: we}) }
 
-func (r *recorder) take() []event {
+// take returns the events so far, after the Windower's emitter has delivered what it was given.
+func (r *recorder) take(w *window.Windower) []event {
+	w.Sync()
 	e := r.events
 	r.events = nil
 	return e
@@ -53,6 +55,7 @@ func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
 	}
 	rec := &recorder{}
 	w := window.New(window.Options{Window: 300 * time.Second, BatchFlows: 2, Check: validator(t), Logger: sensortest.QuietLogger()}, rec)
+	t.Cleanup(w.Close)
 	pkt := func(sec uint64, usec uint32, data []byte) {
 		t.Helper()
 		if !w.Packet(flow.LinkEthernet, sec, usec, data) {
@@ -66,12 +69,12 @@ func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
 	pkt(base+30, 0, sensortest.UDPFrame("10.1.0.5", 40002, "10.2.0.9", 514, []byte("syslog-payload-000")))
 	pkt(base+40, 0, sensortest.TCPFrame("10.1.0.5", 50000, "10.2.0.9", 80, "S", nil))
 	pkt(base+40, 1000, sensortest.TCPFrame("10.2.0.9", 80, "10.1.0.5", 50000, "SA", nil))
-	if ev := rec.take(); len(ev) != 0 {
+	if ev := rec.take(w); len(ev) != 0 {
 		t.Fatalf("output before the window ended: %v", ev)
 	}
 	// A packet of the next window flushes the first.
 	pkt(base+300+5, 0, sensortest.UDPFrame("10.1.0.6", 41000, "10.2.0.10", 53, []byte("next-window-query")))
-	ev := rec.take()
+	ev := rec.take(w)
 	if len(ev) != 3 || ev[2].end == nil {
 		t.Fatalf("want 2 batches and a window end, got %d events", len(ev))
 	}
@@ -123,11 +126,11 @@ func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
 
 	// No packet closes window 2: the wall clock does, at its end + grace.
 	w.Tick(time.Unix(base+600, 0).Add(time.Second))
-	if ev := rec.take(); len(ev) != 0 {
+	if ev := rec.take(w); len(ev) != 0 {
 		t.Fatalf("flushed before the grace period: %v", ev)
 	}
 	w.Tick(time.Unix(base+600, 0).Add(window.DefaultGrace))
-	ev = rec.take()
+	ev = rec.take(w)
 	if len(ev) != 2 || len(ev[0].flows) != 1 || ev[1].end == nil {
 		t.Fatalf("window 2: %d events", len(ev))
 	}
@@ -142,7 +145,7 @@ func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
 	}
 	// An empty window sends nothing.
 	w.Tick(time.Unix(base+900, 0).Add(window.DefaultGrace))
-	if ev := rec.take(); len(ev) != 0 {
+	if ev := rec.take(w); len(ev) != 0 {
 		t.Errorf("empty window produced %v", ev)
 	}
 }
@@ -150,12 +153,13 @@ func TestWindowTwoWindowsBatchesAndWindowEnd(t *testing.T) {
 func TestWindowEvictedFlowsShippedWithCurrentWindow(t *testing.T) {
 	rec := &recorder{}
 	w := window.New(window.Options{Window: 60 * time.Second, MaxFlows: 2, Check: validator(t), Logger: sensortest.QuietLogger()}, rec)
+	t.Cleanup(w.Close)
 	start := uint64(base - base%60)
 	for i := 0; i < 5; i++ {
 		w.Packet(flow.LinkEthernet, start+uint64(i), 0, sensortest.UDPFrame("10.1.0.5", uint16(30000+i), "10.2.0.9", 53, []byte("some-query-payload")))
 	}
 	w.ShipEvicted()
-	ev := rec.take()
+	ev := rec.take(w)
 	if len(ev) != 1 || len(ev[0].flows) != 3 {
 		t.Fatalf("want one batch of the 3 evicted flows, got %v", ev)
 	}
@@ -165,7 +169,7 @@ func TestWindowEvictedFlowsShippedWithCurrentWindow(t *testing.T) {
 		}
 	}
 	w.Flush()
-	ev = rec.take()
+	ev = rec.take(w)
 	if len(ev) != 2 || len(ev[0].flows) != 2 || ev[1].end == nil {
 		t.Fatalf("flush: %v", ev)
 	}
@@ -177,6 +181,7 @@ func TestWindowEvictedFlowsShippedWithCurrentWindow(t *testing.T) {
 func TestWindowClockSteppedBack(t *testing.T) {
 	rec := &recorder{}
 	w := window.New(window.Options{Window: 60 * time.Second, Logger: sensortest.QuietLogger()}, rec)
+	t.Cleanup(w.Close)
 	start := uint64(base - base%60)
 	w.Packet(flow.LinkEthernet, start+600, 0, sensortest.UDPFrame("10.1.0.5", 1000, "10.2.0.9", 53, []byte("payload-payload-1")))
 	if !w.Packet(flow.LinkEthernet, start, 0, sensortest.UDPFrame("10.1.0.5", 1001, "10.2.0.9", 53, []byte("payload-payload-2"))) {
@@ -185,7 +190,7 @@ func TestWindowClockSteppedBack(t *testing.T) {
 	if w.Current() != int64(start) {
 		t.Errorf("current %d, want %d", w.Current(), start)
 	}
-	if ev := rec.take(); len(ev) != 2 {
+	if ev := rec.take(w); len(ev) != 2 {
 		t.Errorf("the window before the step was not flushed: %v", ev)
 	}
 }
@@ -210,5 +215,48 @@ func TestToProtoNames(t *testing.T) {
 		if p.GetDstName() != c.name || p.GetNameSource() != c.src || p.GetProtocol() != c.protocol || p.GetWindowStart() != 600 {
 			t.Errorf("case %d: %v", i, p)
 		}
+	}
+}
+
+// blockingSink holds every Batch until release is closed, like a spool on a stalled disk.
+type blockingSink struct {
+	entered chan struct{}
+	release chan struct{}
+	batches int
+}
+
+func (b *blockingSink) Batch([]*flowfleetv1.Flow) {
+	if b.batches == 0 {
+		close(b.entered)
+	}
+	b.batches++
+	<-b.release
+}
+func (b *blockingSink) WindowEnd(*flowfleetv1.WindowEnd) {}
+
+// The packet path goes on while a window's output is still being delivered: a flush must never make
+// the capture queue wait for conversion or the spool.
+func TestWindowPacketsGoOnWhileTheSinkIsBusy(t *testing.T) {
+	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
+	w := window.New(window.Options{Window: 60 * time.Second, BatchFlows: 10, Logger: sensortest.QuietLogger()}, sink)
+	start := uint64(base - base%60)
+	for i := 0; i < 100; i++ {
+		w.Packet(flow.LinkEthernet, start+1, uint32(i), sensortest.UDPFrame("10.1.0.5", uint16(20000+i), "10.2.0.9", 53, []byte("query-payload-000")))
+	}
+	w.Packet(flow.LinkEthernet, start+61, 0, sensortest.UDPFrame("10.1.0.5", 1, "10.2.0.9", 53, []byte("next-window-query")))
+	<-sink.entered // the emitter is stuck in the first batch of the first window
+	for i := 0; i < 1000; i++ {
+		if !w.Packet(flow.LinkEthernet, start+62, uint32(i), sensortest.UDPFrame("10.1.0.6", uint16(20000+i), "10.2.0.9", 53, []byte("query-payload-001"))) {
+			t.Fatalf("packet %d of the next window dropped", i)
+		}
+	}
+	if got := w.Engine().Len(); got != 1001 {
+		t.Errorf("next window holds %d flows, want 1001", got)
+	}
+	close(sink.release)
+	w.Flush()
+	w.Close()
+	if sink.batches != 10+101 {
+		t.Errorf("%d batches delivered, want 111", sink.batches)
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
@@ -38,8 +40,9 @@ func Encode(s flow.Sample, fileName, hash string) []byte {
 	return buf.Bytes()
 }
 
-// EncodeTo writes the BayseFlow file for a finished sample to w, one flow at a time, so that memory
-// does not grow with the size of the file.
+// EncodeTo writes the BayseFlow file for a finished sample to w, a chunk of flows at a time, so that
+// memory does not grow with the size of the file. A large sample's chunks are encoded on every core
+// and written in order.
 func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
 	if hash == "" {
 		hash = NewHash()
@@ -52,21 +55,54 @@ func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
 	b = append(b, `, "fileName": `...)
 	b = appendString(b, fileName)
 	b = append(b, `, "BayseFlows": [`...)
-	for i := range s.Flows {
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(s.Flows) < 2*encodeChunk || workers < 2 {
+		workers = 1
+	}
+	bufs := make([][]byte, workers)
+	for lo := 0; lo < len(s.Flows); lo += workers * encodeChunk {
+		var wg sync.WaitGroup
+		for k := range bufs {
+			from := lo + k*encodeChunk
+			to := min(from+encodeChunk, len(s.Flows))
+			bufs[k] = bufs[k][:0]
+			if from >= to {
+				continue
+			}
+			encode := func() { bufs[k] = appendFlows(bufs[k], s.Flows, from, to) }
+			if k == len(bufs)-1 {
+				encode()
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); encode() }()
+		}
+		wg.Wait()
+		for _, c := range bufs {
+			if _, err := w.Write(c); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := w.Write([]byte("]}"))
+	return err
+}
+
+// encodeChunk is the number of flows encoded into one buffer (about 2 MiB).
+const encodeChunk = 8192
+
+// appendFlows appends flows[from:to], each preceded by the separator unless it is the first flow.
+func appendFlows(b []byte, flows []flow.Flow, from, to int) []byte {
+	for i := from; i < to; i++ {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = AppendFlow(b, &s.Flows[i])
-		if len(b) > 60*1024 {
-			if _, err := w.Write(b); err != nil {
-				return err
-			}
-			b = b[:0]
-		}
+		b = AppendFlow(b, &flows[i])
 	}
-	b = append(b, "]}"...)
-	_, err := w.Write(b)
-	return err
+	return b
 }
 
 // AppendFlow appends one flow object (R-OUT-5).

@@ -186,3 +186,36 @@ func TestROUT5EmptyPassiveName(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// A sample large enough to be encoded in parallel chunks is written exactly as one flow after the
+// other: chunk borders, separators and order included.
+func TestEncodeLargeSampleInOrder(t *testing.T) {
+	base := sample().Flows
+	n := 5*encodeChunk + 123
+	s := flow.Sample{Start: 1617652286.24605, Flows: make([]flow.Flow, n)}
+	for i := range s.Flows {
+		s.Flows[i] = base[i%len(base)]
+		s.Flows[i].SrcPkts = int64(i)
+	}
+	want := []byte(`{"hash": "h", "trafficDate": "1617652286.24605", "fileName": "big.bf", "BayseFlows": [`)
+	for i := range s.Flows {
+		if i > 0 {
+			want = append(want, ", "...)
+		}
+		want = AppendFlow(want, &s.Flows[i])
+	}
+	want = append(want, "]}"...)
+	got := Encode(s, "big.bf", "h")
+	if !bytes.Equal(got, want) {
+		t.Fatalf("large sample: %d bytes, want %d", len(got), len(want))
+	}
+	var decoded struct{ BayseFlows []struct{ SrcPkts int64 } }
+	if err := json.Unmarshal(got, &decoded); err != nil || len(decoded.BayseFlows) != n {
+		t.Fatalf("not one JSON object of %d flows: %v", n, err)
+	}
+	for i, f := range decoded.BayseFlows {
+		if f.SrcPkts != int64(i) {
+			t.Fatalf("flow %d out of order (srcPkts %d)", i, f.SrcPkts)
+		}
+	}
+}

@@ -206,7 +206,10 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 		}
 	}
 	eng := flow.NewEngine(opts.Flow)
+	pl := flow.NewPipeline(eng) // reading and decoding here, the flow table on another core
+	defer pl.Close()
 	checked := map[flow.LinkType]bool{}
+	var last flow.LinkType // with checked[last], the link type of the previous frame
 	for {
 		fr, err := rd.Next()
 		if err == io.EOF {
@@ -219,12 +222,13 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 			}
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if !checked[fr.Link] {
+		if (fr.Link != last || len(checked) == 0) && !checked[fr.Link] {
 			if err := flow.CheckLinkType(fr.Link); err != nil {
 				return fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
 			}
 			checked[fr.Link] = true
 		}
+		last = fr.Link
 		res.Frames++
 		if res.Frames%65536 == 0 {
 			if ctx.Err() != nil {
@@ -234,8 +238,9 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 				opts.Progress(rd.Offset(), size)
 			}
 		}
-		eng.Packet(fr.Link, flow.FrameTime(fr.Sec, fr.Usec), fr.Data)
+		pl.Packet(fr.Link, flow.FrameTime(fr.Sec, fr.Usec), fr.Data)
 	}
+	pl.Close()
 	res.Stats = eng.Stats()
 	if res.Stats.Truncated > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))
