@@ -41,6 +41,21 @@ type Config struct {
 	MaxStreams uint32
 	// Relay configures the NetworkSage relay (relay.go); with no API key it is off.
 	Relay relay.Config
+	// Retention: the samples of windows that ended longer ago than this are deleted (store rows and
+	// .bf files, every revision). 0 keeps them forever.
+	Retention time.Duration
+	// BatchRetention: the raw batches of closed windows that ended (and got their last batch) longer
+	// ago than this are deleted; a late batch then builds on the window's sample. 0 keeps them until
+	// the window's samples go. At most Retention when both are set.
+	BatchRetention time.Duration
+	// PruneInterval is how often the pruner runs (default: a tenth of the shorter retention, between
+	// 10 s and 1 h); it also runs once at start.
+	PruneInterval time.Duration
+	// PruneMaxWindows and PruneMaxFlows bound one pruning transaction (store defaults when 0).
+	PruneMaxWindows int
+	PruneMaxFlows   int64
+	// Now is the retention clock (tests); default time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +107,9 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	if cfg.Window < 10*time.Second || cfg.Window > 24*time.Hour || cfg.Window%time.Second != 0 {
 		return nil, fmt.Errorf("collector: window %s must be whole seconds between 10s and 24h", cfg.Window)
 	}
+	if err := cfg.checkRetention(); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(cfg.DataDir, "samples")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("collector: data directory: %w", err)
@@ -113,6 +131,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	if err := c.newRelay(reg); err != nil {
 		return nil, err
 	}
+	c.logRetention()
 	return c, nil
 }
 
@@ -128,6 +147,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.commitLoop()
 	}()
 	relayStopped := c.startRelay(ctx)
+	prunerStopped := c.startPruner(ctx)
 	t := time.NewTicker(c.cfg.CloseInterval)
 	defer t.Stop()
 	for {
@@ -136,6 +156,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			close(c.stopCommits)
 			<-done
 			relayStopped()
+			prunerStopped()
 			return nil
 		case now := <-t.C:
 			c.closeDue(context.WithoutCancel(ctx), now)
@@ -181,7 +202,12 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				s, err := c.store.CloseWindow(ctx, w, c.buildSampleForStore)
+				// The recorded sample is built by the last call of the callback (SQLite may build again).
+				var built builtFrom
+				s, err := c.store.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
+					built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
+					return c.buildSampleForStore(wc)
+				})
 				if err != nil {
 					c.metrics.storeErrors.Inc()
 					c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
@@ -194,6 +220,7 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 				c.metrics.samplesWritten.Inc()
 				c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
 					"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
+				c.noteRetention(s, built)
 				c.events.publish(*s, "") // a new sample (or revision): no previous state
 				c.notifyRelay()
 			}()

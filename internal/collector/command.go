@@ -37,6 +37,9 @@ func NewCommand() *cobra.Command {
 is durable in the store, closes every host's windows into samples (BayseFlow files under --data-dir,
 named <host>_<window start>.bf) and answers flowctl and any gRPC client.
 
+Samples are kept for --retention (30 days by default; 0 keeps them forever) and the raw flow batches
+of closed windows for --batch-retention (1 day): see docs/retention.md.
+
 Every client needs a certificate from the fleet's CA (flowctl certs): sensors with role sensor,
 queriers with role reader, admin for both. The server certificate and CA bundle are re-read when their
 files change.
@@ -69,6 +72,8 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("store", "", `store: a SQLite file path, or postgres://… (default: <data-dir>/flowfleet.db)`)
 	f.Duration("window", 300*time.Second, "window length; sensors must use the same")
 	f.Duration("grace", 60*time.Second, "how long after a window's end a silent sensor's window is closed")
+	f.Duration("retention", 720*time.Hour, "delete samples (store rows and .bf files) of windows that ended longer ago than this; 0 keeps them forever")
+	f.Duration("batch-retention", 24*time.Hour, "delete the stored flow batches of closed windows this long after their end (a later batch then builds on the window's sample); 0 keeps them until --retention; at most --retention")
 	f.String("cert", "", "server certificate (PEM), e.g. from: flowctl certs issue --role collector")
 	f.String("key", "", "server private key (PEM)")
 	f.String("ca", "", "CA bundle that client certificates must chain to (PEM)")
@@ -115,6 +120,10 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	retention, batchRetention := vp.GetDuration("retention"), vp.GetDuration("batch-retention")
+	if !vp.IsSet("batch-retention") && retention > 0 && batchRetention > retention {
+		batchRetention = retention // a shorter --retention alone shortens the default batch retention too
+	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
@@ -123,7 +132,8 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
-		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg}, log, reg)
+		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
+		Retention: retention, BatchRetention: batchRetention}, log, reg)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,15 @@ type metrics struct {
 	openWindows    prometheus.Gauge
 	samplesWritten prometheus.Counter
 	storeErrors    prometheus.Counter
+
+	// Retention (retention.go).
+	pruneRuns           *prometheus.CounterVec
+	prunedSamples       prometheus.Counter
+	prunedFiles         prometheus.Counter
+	prunedWindows       prometheus.Counter
+	prunedBatches       prometheus.Counter
+	oldestSample        prometheus.Gauge
+	revisionsAfterPrune *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,10 +44,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Samples (or new revisions) written."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_store_errors_total",
 			Help: "Store operations that failed."}),
+		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_prune_runs_total",
+			Help: "Pruning passes (--retention, --batch-retention), by outcome (ok, failed, canceled)."}, []string{"outcome"}),
+		prunedSamples: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_samples_total",
+			Help: "Samples (revisions) deleted from the store because their window is older than --retention."}),
+		prunedFiles: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_sample_files_total",
+			Help: "Sample .bf files removed from this collector's data directory by retention."}),
+		prunedWindows: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_windows_total",
+			Help: "Windows deleted from the store because they are older than --retention."}),
+		prunedBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_batches_total",
+			Help: "Stored flow batches deleted: of closed windows older than --batch-retention, and of windows deleted."}),
+		oldestSample: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_oldest_sample_window_start_seconds",
+			Help: "Window start (Unix seconds) of the oldest sample kept, as of the last pruning pass (0: none)."}),
+		revisionsAfterPrune: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_revisions_after_prune_total",
+			Help: "Revisions written for windows whose batches had been pruned (late batches after --batch-retention), by what stood in for the pruned batches: pruned_revision (the sample they were pruned at: the revision is complete) or missing (only the late flows)."},
+			[]string{"base"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
-			m.samplesWritten, m.storeErrors)
+			m.samplesWritten, m.storeErrors, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
+			m.prunedBatches, m.oldestSample, m.revisionsAfterPrune)
 	}
 	return m
 }

@@ -178,11 +178,16 @@ type fleetServer struct {
 }
 
 func (s *fleetServer) ListHosts(ctx context.Context, req *flowfleetv1.ListHostsRequest) (*flowfleetv1.ListHostsResponse, error) {
-	hosts, err := s.c.store.ListHosts(ctx)
+	// Hosts come a page at a time, as ListSamples' samples do (same token scheme and page size cap).
+	// With connected_only the store selects the hosts marked connected and this collector's own hosts,
+	// which are then judged by the streams open here: a page may come out shorter than page_size, and
+	// its next_page_token still continues after the last host examined.
+	hosts, next, err := s.c.store.ListHosts(ctx, store.HostFilter{ConnectedOnly: req.GetConnectedOnly(),
+		Collector: s.c.cfg.Name, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, toStatus(err, "hosts")
 	}
-	resp := &flowfleetv1.ListHostsResponse{}
+	resp := &flowfleetv1.ListHostsResponse{NextPageToken: next}
 	for _, h := range hosts {
 		connected := h.Connected
 		if h.Collector == s.c.cfg.Name {

@@ -365,18 +365,29 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			ctx, cancel := timeoutCtx(cmd.Context(), vp)
-			defer cancel()
-			resp, err := flowfleetv1.NewFleetServiceClient(conn).ListHosts(ctx, &flowfleetv1.ListHostsRequest{})
-			if err != nil {
-				return friendly(err, addr)
+			// Every page, following next_page_token (each request has its own --timeout).
+			client := flowfleetv1.NewFleetServiceClient(conn)
+			req := &flowfleetv1.ListHostsRequest{PageSize: 500, ConnectedOnly: vp.GetBool("connected")}
+			var hosts []*flowfleetv1.Host
+			for {
+				ctx, cancel := timeoutCtx(cmd.Context(), vp)
+				resp, err := client.ListHosts(ctx, req)
+				cancel()
+				if err != nil {
+					return friendly(err, addr)
+				}
+				hosts = append(hosts, resp.GetHosts()...)
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
 			}
 			if vp.GetString("output") == "json" {
-				return printJSONList(cmd.OutOrStdout(), resp.GetHosts())
+				return printJSONList(cmd.OutOrStdout(), hosts)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "HOST\tCONNECTED\tLAST CONTACT\tVERSION\tFLOWS\tDROPS")
-			for _, h := range resp.GetHosts() {
+			for _, h := range hosts {
 				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%d\n", h.GetName(), h.GetConnected(),
 					h.GetLastContact().AsTime().UTC().Format(time.RFC3339), sanitize(h.GetSoftwareVersion()),
 					h.GetFlowsReceived(), h.GetDropsReported())
@@ -386,6 +397,7 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 	}
 	addConnFlags(list)
 	list.Flags().StringP("output", "o", "table", "output: table or json")
+	list.Flags().Bool("connected", false, "only hosts with an open ingest stream")
 	cmd.AddCommand(list)
 	return cmd
 }

@@ -369,10 +369,6 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	}
 
 	// 3. The parts, in arrival order.
-	type windowKey struct {
-		host  string
-		start int64
-	}
 	type windowAdd struct {
 		secs  uint32
 		flows int
@@ -569,6 +565,7 @@ type windowSnapshot struct {
 	content WindowContent
 	secs    int64
 	lastID  int64 // the newest batch's id, 0 when none
+	batches int   // window_batches rows read (content.Batches may also start with a base revision's flows)
 }
 
 // queryer is a *sql.DB or *sql.Tx.
@@ -581,8 +578,9 @@ type queryer interface {
 func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock string) (*windowSnapshot, error) {
 	var snap windowSnapshot
 	c := &snap.content
-	err := q.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time FROM windows
-		WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(&snap.secs, &c.Revision, &c.FirstFrameTime)
+	var prunedRev int
+	err := q.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time, pruned_revision FROM windows
+		WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(&snap.secs, &c.Revision, &c.FirstFrameTime, &prunedRev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -591,6 +589,22 @@ func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock 
 	}
 	c.WindowRef = WindowRef{Host: w.Host, WindowStart: w.WindowStart, WindowSeconds: uint32(snap.secs)}
 	c.Revision++
+	if prunedRev > 0 {
+		// The window's batches were pruned when it was at revision prunedRev: that revision's sample,
+		// built from all of them, stands in for them; the batches still stored all came later.
+		c.Pruned = true
+		var base []byte
+		err := q.QueryRowContext(ctx, s.q(`SELECT d.flows FROM samples x JOIN sample_data d ON d.id = x.id
+			WHERE x.host = ? AND x.window_start = ? AND x.revision = ?`), w.Host, w.WindowStart, prunedRev).Scan(&base)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // gone: the revision holds only the later batches
+		case err != nil:
+			return nil, err
+		default:
+			c.BaseRevision = prunedRev
+			c.Batches = append(c.Batches, base)
+		}
+	}
 	rows, err := q.QueryContext(ctx, s.q(`SELECT id, flows FROM window_batches WHERE host = ? AND window_start = ? ORDER BY id`), w.Host, w.WindowStart)
 	if err != nil {
 		return nil, err
@@ -602,6 +616,7 @@ func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock 
 			return nil, err
 		}
 		c.Batches = append(c.Batches, b)
+		snap.batches++
 	}
 	return &snap, rows.Err()
 }
@@ -647,7 +662,7 @@ func (s *sqlStore) closeOptimistic(ctx context.Context, w WindowRef, build func(
 		WHERE host = ? AND window_start = ?`), w.Host, w.WindowStart).Scan(&lastID, &n); err != nil {
 		return nil, true, fmt.Errorf("store: close window: %w", err)
 	}
-	if rev+1 != snap.content.Revision || first != snap.content.FirstFrameTime || lastID != snap.lastID || n != int64(len(snap.content.Batches)) {
+	if rev+1 != snap.content.Revision || first != snap.content.FirstFrameTime || lastID != snap.lastID || n != int64(snap.batches) {
 		return nil, false, nil
 	}
 	if x, err = s.recordSample(ctx, tx, snap, ns); err != nil {
@@ -899,11 +914,41 @@ func (s *sqlStore) ContactHost(ctx context.Context, c HostContact) error {
 	return nil
 }
 
-func (s *sqlStore) ListHosts(ctx context.Context) ([]Host, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, stream_id, software_version, window_seconds, first_contact,
-		last_contact, connected, collector, flows_received, drops_reported FROM hosts ORDER BY name`)
+func (s *sqlStore) ListHosts(ctx context.Context, f HostFilter) ([]Host, string, error) {
+	size := f.PageSize
+	if size <= 0 {
+		size = DefaultHostPageSize
+	}
+	if size > MaxPageSize {
+		size = MaxPageSize
+	}
+	var where []string
+	var args []any
+	switch {
+	case f.ConnectedOnly && f.Collector != "":
+		where = append(where, "(connected = 1 OR collector = ?)")
+		args = append(args, f.Collector)
+	case f.ConnectedOnly:
+		where = append(where, "connected = 1")
+	}
+	if f.PageToken != "" {
+		after, err := decodeHostToken(f.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "name > ?")
+		args = append(args, after)
+	}
+	query := `SELECT name, stream_id, software_version, window_seconds, first_contact, last_contact, connected,
+		collector, flows_received, drops_reported FROM hosts`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY name LIMIT ?"
+	args = append(args, size+1)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list hosts: %w", err)
+		return nil, "", fmt.Errorf("store: list hosts: %w", err)
 	}
 	defer rows.Close()
 	var out []Host
@@ -911,7 +956,7 @@ func (s *sqlStore) ListHosts(ctx context.Context) ([]Host, error) {
 		var h Host
 		var secs, first, last, connected, flows, drops int64
 		if err := rows.Scan(&h.Name, &h.StreamID, &h.SoftwareVersion, &secs, &first, &last, &connected, &h.Collector, &flows, &drops); err != nil {
-			return nil, fmt.Errorf("store: list hosts: %w", err)
+			return nil, "", fmt.Errorf("store: list hosts: %w", err)
 		}
 		h.WindowSeconds = uint32(secs)
 		h.FirstContact, h.LastContact = fromMS(first), fromMS(last)
@@ -919,7 +964,32 @@ func (s *sqlStore) ListHosts(ctx context.Context) ([]Host, error) {
 		h.FlowsReceived, h.DropsReported = uint64(flows), uint64(drops)
 		out = append(out, h)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("store: list hosts: %w", err)
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = HostPageToken(out[len(out)-1].Name)
+	}
+	return out, next, nil
+}
+
+// HostPageToken is the ListHosts page token of the page that starts after host name: the same scheme
+// as ListSamples' tokens (URL-safe base64 of the last key returned), marked so that neither is taken
+// for the other.
+func HostPageToken(name string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(hostTokenPrefix + name))
+}
+
+const hostTokenPrefix = "host:"
+
+func decodeHostToken(t string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || !strings.HasPrefix(string(b), hostTokenPrefix) {
+		return "", ErrBadToken
+	}
+	return strings.TrimPrefix(string(b), hostTokenPrefix), nil
 }
 
 func (s *sqlStore) CountOpenWindows(ctx context.Context) (int, error) {

@@ -60,6 +60,13 @@ type WindowContent struct {
 	Revision       int // the revision the new sample gets (1 for the first)
 	FirstFrameTime float64
 	Batches        [][]byte // encoded flows, in arrival order
+	// Pruned reports a window whose batches were pruned (PruneBatches) after an earlier close, and that
+	// a late batch reopened. The pruned batches are then stood in for by the flows of the sample the
+	// window had when they were pruned (BaseRevision), which come first in Batches: that sample was
+	// built from every batch pruned, so the new revision still holds the whole window. BaseRevision is
+	// 0 when that sample is gone (Batches then holds only the batches received since the prune).
+	Pruned       bool
+	BaseRevision int
 }
 
 // NewSample is a sample built from a window, ready to be recorded.
@@ -100,6 +107,22 @@ type SampleFilter struct {
 	PageSize  int
 	PageToken string
 }
+
+// HostFilter selects and pages hosts, ordered by name.
+type HostFilter struct {
+	// ConnectedOnly selects the hosts marked connected, and every host whose Collector is Collector:
+	// the collector that asks knows its own hosts' streams better than the table, and filters those
+	// itself.
+	ConnectedOnly bool
+	Collector     string
+	// PageSize is the most hosts to return: 0 means DefaultHostPageSize, and at most MaxPageSize.
+	PageSize int
+	// PageToken is the next token of the previous page, or "" for the first page.
+	PageToken string
+}
+
+// DefaultHostPageSize is the ListHosts page size when none is asked for.
+const DefaultHostPageSize = 100
 
 // Host is what the collector knows of one sensor host.
 type Host struct {
@@ -150,13 +173,18 @@ type Store interface {
 	SetSampleState(ctx context.Context, id string, state SampleState, remoteID, relayError string) (*Sample, error)
 
 	ContactHost(ctx context.Context, c HostContact) error
-	ListHosts(ctx context.Context) ([]Host, error)
+	// ListHosts returns one page of hosts ordered by name, and the token of the next page ("" after the
+	// last page).
+	ListHosts(ctx context.Context, f HostFilter) (hosts []Host, nextToken string, err error)
 
 	// CountOpenWindows counts windows not closed yet.
 	CountOpenWindows(ctx context.Context) (int, error)
 
 	// Outbox is the relay queue (outbox.go).
 	Outbox
+
+	// Pruner deletes what the retention settings let go (prune.go).
+	Pruner
 
 	// Ping checks the database.
 	Ping(ctx context.Context) error

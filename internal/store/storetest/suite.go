@@ -47,12 +47,24 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"SampleNotFound", testNotFound},
 		{"SetSampleState", testSetSampleState},
 		{"Hosts", testHosts},
+		{"HostsPaging", testHostsPaging},
 		{"CountOpenWindows", testCountOpen},
 		{"ReopenMigrations", testReopen},
 		{"ConcurrentCloseOneRevision", testConcurrentClose},
 		{"ConcurrentSaveSameBatches", testConcurrentSaveSame},
 		{"ConcurrentSaveNoDeadlock", testConcurrentSaveNoDeadlock},
 		{"ConcurrentSaveAndClose", testConcurrentSaveAndClose},
+		{"PruneSamplesOldGoRecentStay", testPruneSamples},
+		{"PruneSamplesBoundary", testPruneSamplesBoundary},
+		{"PruneSamplesSkipsClaimedRelay", testPruneSamplesClaimed},
+		{"PruneSamplesChunks", testPruneSamplesChunks},
+		{"PruneBatches", testPruneBatches},
+		{"PruneBatchesChunks", testPruneBatchesChunks},
+		{"LateBatchAfterPruneBatches", testLateBatchAfterPrune},
+		{"LateBatchAfterPruneSamples", testLateBatchAfterPruneSamples},
+		{"ReplayAfterPruneIsDuplicate", testReplayAfterPrune},
+		{"ConcurrentPruneAndLateBatches", testConcurrentPruneAndLate},
+		{"ConcurrentPruners", testConcurrentPruners},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,12 +217,29 @@ func due(t *testing.T, st store.Store, now time.Time, grace time.Duration) []sto
 	return d
 }
 
+// allHosts lists every host, following the page tokens.
+func allHosts(t *testing.T, st store.Store, f store.HostFilter) []store.Host {
+	t.Helper()
+	var all []store.Host
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			t.Fatal("ListHosts paging does not end")
+		}
+		hosts, next, err := st.ListHosts(ctx(t), f)
+		if err != nil {
+			t.Fatalf("ListHosts %+v: %v", f, err)
+		}
+		all = append(all, hosts...)
+		if next == "" {
+			return all
+		}
+		f.PageToken = next
+	}
+}
+
 func host(t *testing.T, st store.Store, name string) store.Host {
 	t.Helper()
-	hosts, err := st.ListHosts(ctx(t))
-	if err != nil {
-		t.Fatalf("ListHosts: %v", err)
-	}
+	hosts := allHosts(t, st, store.HostFilter{})
 	for _, h := range hosts {
 		if h.Name == name {
 			return h
@@ -686,9 +715,9 @@ func testHosts(t *testing.T, e *env) {
 		Parts: []store.BatchPart{{WindowStart: w0, WindowSeconds: winSecs, FlowCount: 10, Flows: []byte("x")}}})
 	// A goodbye carries only the name: everything else is kept.
 	contact(t, e.st, store.HostContact{Name: "web", Connected: false, Collector: "c1", Drops: 2, At: t0.Add(time.Minute)})
-	hosts, err := e.st.ListHosts(ctx(t))
-	if err != nil {
-		t.Fatal(err)
+	hosts, next, err := e.st.ListHosts(ctx(t), store.HostFilter{})
+	if err != nil || next != "" {
+		t.Fatalf("ListHosts: next %q, %v", next, err)
 	}
 	want := []store.Host{
 		{Name: "db", StreamID: "s9", SoftwareVersion: "v1", WindowSeconds: 300, FirstContact: t0, LastContact: t0,
