@@ -15,7 +15,10 @@ if [ -n "$bad" ]; then
   echo "gofmt would change:"; echo "$bad"; exit 1
 fi
 go vet ./...
-# A throwaway PostgreSQL for the store and multi-collector tests (the SQLite backend needs nothing).
+# A throwaway PostgreSQL for the store and multi-collector tests (the SQLite backend needs nothing),
+# recorded in a state file of its own, so that a cluster a developer runs is neither reused nor stopped.
+FLOWFLEET_PG_STATE=$(mktemp -u "${TMPDIR:-/tmp}/flowfleet-test-pg.XXXXXX.state")
+export FLOWFLEET_PG_STATE
 FLOWFLEET_TEST_POSTGRES=$(scripts/postgres.sh)
 export FLOWFLEET_TEST_POSTGRES
 trap 'scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
