@@ -55,19 +55,21 @@ type flowKey struct {
 }
 
 type flowState struct {
-	key      flowKey
-	class    uint8  // pass of the creating frame (R-PCAP-5)
-	seq      uint64 // index of the creating frame
-	first    float64
-	last     float64
-	label    Protocol
+	// The fields every frame of the flow touches come first, so that they share a cache line or two.
+	class    uint8 // pass of the creating frame (R-PCAP-5)
 	srcSide  uint8 // 0: key.a is the flow source
+	nameSide uint8
+	probes   uint8 // payload packets inspected for a session name
+	last     float64
 	pkts     [2]int64
 	bytes    [2]int64
 	name     string // session name (SNI/Host), for the side nameSide
-	nameSide uint8
-	probes   uint8 // payload packets inspected for a session name
-	index    int   // position in Engine.list
+
+	key   flowKey
+	seq   uint64 // index of the creating frame
+	first float64
+	label Protocol
+	index int // position in Engine.list
 	// prev and next link the states in order of their last packet, oldest first, when the table is
 	// bounded (Options.MaxFlows).
 	prev, next *flowState

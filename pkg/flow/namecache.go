@@ -20,7 +20,7 @@ type NameCache struct {
 	path  string
 	order []string
 	names map[string]string
-	dirty bool
+	dirty bool // the file does not hold what the cache holds (or does not exist yet)
 }
 
 // MaxNameCacheEntries bounds the cache; past it new addresses are not added.
@@ -28,7 +28,7 @@ const MaxNameCacheEntries = 1 << 20
 
 // NewNameCache returns an empty cache that Save writes to path ("" for a cache kept in memory only).
 func NewNameCache(path string) *NameCache {
-	return &NameCache{path: path, names: make(map[string]string)}
+	return &NameCache{path: path, names: make(map[string]string), dirty: true}
 }
 
 // LoadNameCache reads the cache file at path. A missing file is an empty cache. Lines that do not split
@@ -41,7 +41,7 @@ func LoadNameCache(path string) (*NameCache, error) {
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+		return c, nil // saved as an empty file at least (R-CACHE-3)
 	}
 	if err != nil {
 		return c, fmt.Errorf("name cache %s: %w", path, err)
@@ -111,12 +111,17 @@ func (c *NameCache) Set(addr, name string) {
 	c.dirty = true
 }
 
-// Save writes the cache as "<ip> <name>\n" lines atomically (temporary file, fsync, rename).
+// Save writes the cache as "<ip> <name>\n" lines atomically (temporary file, fsync, rename), when it
+// changed since it was read or last written, or its file does not exist yet.
 func (c *NameCache) Save() error {
 	if c.path == "" {
 		return nil
 	}
 	c.mu.Lock()
+	if !c.dirty { // nothing new since the file was read or written: a sensor saves after every window
+		c.mu.Unlock()
+		return nil
+	}
 	var buf bytes.Buffer
 	for _, a := range c.order {
 		buf.WriteString(a)

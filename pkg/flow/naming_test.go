@@ -266,3 +266,40 @@ func TestEngineActiveIncludesNonFlowFrames(t *testing.T) {
 		t.Error("an address never seen in a frame was cached")
 	}
 }
+
+// Save writes only what changed: a cache read from its file and not changed since is not rewritten
+// (a sensor saves after every window; a large cache is megabytes).
+func TestNameCacheSaveOnlyWhenChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.txt")
+	if err := os.WriteFile(path, []byte("1.2.3.4 a.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := LoadNameCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changed behind the cache's back: an unchanged cache must leave the file alone.
+	if err := os.WriteFile(path, []byte("9.9.9.9 marker.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "9.9.9.9 marker.example\n" {
+		t.Fatalf("unchanged cache rewrote its file: %q", b)
+	}
+	cache.Set("1.2.3.4", "a.example") // the same name: still unchanged
+	if err := cache.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "9.9.9.9 marker.example\n" {
+		t.Fatalf("setting the same name rewrote the file: %q", b)
+	}
+	cache.Set("5.6.7.8", "b.example")
+	if err := cache.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "1.2.3.4 a.example\n5.6.7.8 b.example\n" {
+		t.Fatalf("changed cache saved as %q", b)
+	}
+}
