@@ -17,12 +17,18 @@ import (
 )
 
 // startCollector runs a real collector over mTLS on loopback and returns its address.
-func startCollector(t *testing.T, dir string) string {
+func startCollector(t *testing.T, dir string) string { return startCollectorWith(t, dir, nil) }
+
+// startCollectorWith is startCollector on a store that seed fills first (seed may be nil).
+func startCollectorWith(t *testing.T, dir string, seed func(store.Store)) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seed != nil {
+		seed(st)
 	}
 	c, err := collector.New(st, collector.Config{DataDir: t.TempDir(), Window: time.Minute}, log, nil)
 	if err != nil {

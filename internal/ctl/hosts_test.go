@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
-	"github.com/flowfleet/flowfleet/internal/collector"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -27,39 +24,17 @@ func TestHostsListAllPages(t *testing.T) {
 	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
 	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
 
-	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 1234 // flowctl asks for 500 a page: three pages
-	var bs []store.Batch
-	for i := 0; i < n; i++ {
-		bs = append(bs, store.Batch{Host: fmt.Sprintf("host%04d", i), StreamID: "s", Seq: 1, Drops: uint64(i), Received: time.Now()})
-	}
-	if _, err := st.SaveBatches(context.Background(), bs); err != nil {
-		t.Fatal(err)
-	}
-	c, err := collector.New(st, collector.Config{DataDir: t.TempDir(), Window: time.Minute}, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := pki.PathsFor(dir, auth.RoleCollector, "c")
-	creds, err := auth.NewServerCredentials(auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: filepath.Join(dir, pki.CACertFile)}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _, err := c.NewGRPCServer(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); st.Close() })
-	conn := []string{"--collector", lis.Addr().String(), "--cert", reader.Cert, "--key", reader.Key, "--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s"}
+	addr := startCollectorWith(t, dir, func(st store.Store) {
+		var bs []store.Batch
+		for i := 0; i < n; i++ {
+			bs = append(bs, store.Batch{Host: fmt.Sprintf("host%04d", i), StreamID: "s", Seq: 1, Drops: uint64(i), Received: time.Now()})
+		}
+		if _, err := st.SaveBatches(context.Background(), bs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	conn := []string{"--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s"}
 
 	out, err := flowctl(append([]string{"hosts", "list", "-o", "json"}, conn...)...)
 	if err != nil {
