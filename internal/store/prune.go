@@ -212,16 +212,8 @@ func (s *sqlStore) PruneSamples(ctx context.Context, r PruneRequest) (PruneResul
 			return fail(err)
 		}
 	}
-	for _, c := range chunks(len(keys), 400) {
-		ks := keys[c[0]:c[1]]
-		n, err := execCount(ctx, tx, s.q(`DELETE FROM window_batches WHERE (host, window_start) IN (`+rowsOf(len(ks), 2)+`)`), keyArgs(ks)...)
-		if err != nil {
-			return fail(err)
-		}
-		res.Batches += n
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM windows WHERE (host, window_start) IN (`+rowsOf(len(ks), 2)+`)`), keyArgs(ks)...); err != nil {
-			return fail(err)
-		}
+	if res.Batches, err = s.deleteBatches(ctx, tx, keys, `DELETE FROM windows WHERE (host, window_start) IN (%s)`); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(err)
@@ -241,6 +233,25 @@ func scanPruned(rows *sql.Rows) ([]PrunedSample, error) {
 		out = append(out, x)
 	}
 	return out, rows.Err()
+}
+
+// deleteBatches deletes the batches of the windows keys, a chunk at a time, and runs then (a statement
+// whose %s stands for the chunk's (host, window_start) rows) on each chunk. It returns the batches deleted.
+func (s *sqlStore) deleteBatches(ctx context.Context, tx *sql.Tx, keys []windowKey, then string) (int64, error) {
+	var deleted int64
+	for _, c := range chunks(len(keys), 400) {
+		ks := keys[c[0]:c[1]]
+		in := rowsOf(len(ks), 2)
+		n, err := execCount(ctx, tx, s.q(`DELETE FROM window_batches WHERE (host, window_start) IN (`+in+`)`), keyArgs(ks)...)
+		if err != nil {
+			return deleted, err
+		}
+		deleted += n
+		if _, err := tx.ExecContext(ctx, s.q(fmt.Sprintf(then, in)), keyArgs(ks)...); err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
 }
 
 func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
@@ -279,19 +290,11 @@ func (s *sqlStore) PruneBatches(ctx context.Context, r PruneRequest) (PruneResul
 	if err != nil {
 		return fail(err)
 	}
-	for _, c := range chunks(len(keys), 400) {
-		ks := keys[c[0]:c[1]]
-		// Only batches this transaction can see are deleted: on PostgreSQL a late batch being committed
-		// now (its window row not yet reached) survives, and reopens the window after this commit.
-		n, err := execCount(ctx, tx, s.q(`DELETE FROM window_batches WHERE (host, window_start) IN (`+rowsOf(len(ks), 2)+`)`), keyArgs(ks)...)
-		if err != nil {
-			return fail(err)
-		}
-		res.Batches += n
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'pruned', pruned_revision = revision
-			WHERE state = 'closed' AND (host, window_start) IN (`+rowsOf(len(ks), 2)+`)`), keyArgs(ks)...); err != nil {
-			return fail(err)
-		}
+	// Only batches this transaction can see are deleted: on PostgreSQL a late batch being committed now
+	// (its window row not yet reached) survives, and reopens the window after this commit.
+	if res.Batches, err = s.deleteBatches(ctx, tx, keys, `UPDATE windows SET state = 'pruned', pruned_revision = revision
+		WHERE state = 'closed' AND (host, window_start) IN (%s)`); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(err)
