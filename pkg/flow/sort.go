@@ -6,9 +6,10 @@ import (
 	"github.com/flowfleet/flowfleet/internal/pynum"
 )
 
-// sortStable sorts s stably by less.
+// sortStable sorts s stably by less. Input already in order (flows are mostly created in the order
+// sorted for) costs one pass.
 func sortStable[T any](s []T, less func(x, y T) bool) {
-	slices.SortStableFunc(s, func(x, y T) int {
+	cmp := func(x, y T) int {
 		switch {
 		case less(x, y):
 			return -1
@@ -16,7 +17,11 @@ func sortStable[T any](s []T, less func(x, y T) bool) {
 			return 1
 		}
 		return 0
-	})
+	}
+	if slices.IsSortedFunc(s, cmp) {
+		return
+	}
+	slices.SortStableFunc(s, cmp)
 }
 
 func pyFix6(x float64) float64 { return pynum.Fix6(x) }
