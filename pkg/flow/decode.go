@@ -21,18 +21,18 @@ func u16(f []byte, i int) uint16 {
 
 // decoded is what one frame yields.
 type decoded struct {
-	addrs    bool // the addresses were read
-	v6       bool
-	src, dst [16]byte // IPv4 in the first 4 bytes
-	proto    uint8    // P, the innermost protocol byte
-	label    Protocol
-	portA    uint16
-	portB    uint16
-	payload  int64
-	handled  bool // R-DEC-10
-	tcpShort bool // TCP data offset byte missing (R-DEC-11)
-	dataOff  int  // U: start of the TCP/UDP payload in frame, or -1
-	frame    []byte
+	addrs     bool // the addresses were read
+	v6        bool
+	src, dst  [16]byte // IPv4 in the first 4 bytes
+	proto     uint8    // P, the innermost protocol byte
+	label     Protocol
+	portA     uint16
+	portB     uint16
+	payload   int64
+	handled   bool // R-DEC-10
+	truncated bool // a frame the reference aborts on (R-DEC-11): TCP data offset byte or IPv6 addresses missing
+	dataOff   int  // U: start of the TCP/UDP payload in frame, or -1
+	frame     []byte
 }
 
 // decoder holds the scratch space for decapsulation so decoding does not allocate.
@@ -62,6 +62,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			copy(r.dst[:4], f[30:34])
 		case 6: // R-DEC-3
 			if len(f) < 54 {
+				r.truncated = len(f) > 34 // R-DEC-11 (shorter frames are ignored before, R-DEC-0)
 				return r
 			}
 			r.v6 = true
@@ -85,7 +86,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 		case r.proto == 6: // R-DEC-5
 			r.label = ProtoTCP
 			if t+12 >= len(f) {
-				r.tcpShort = true
+				r.truncated = true
 				return r
 			}
 			hl := int(f[t+12]>>4) * 4
@@ -159,12 +160,12 @@ func isCookedV4(f []byte) bool {
 // not) after the cooked-capture branch.
 func (d *decoder) decodeFrame(f []byte) decoded {
 	r := d.decode(f, true)
-	if r.handled || r.tcpShort {
+	if r.handled || r.truncated {
 		return r
 	}
 	if isCookedV4(f) {
 		c := d.decode(f[2:], true)
-		if c.addrs && !c.tcpShort {
+		if c.addrs && !c.truncated {
 			c.handled = true
 		}
 		return c

@@ -356,3 +356,14 @@ func TestDecodeTruncations(t *testing.T) {
 		}
 	}
 }
+
+// R-DEC-11 departure (docs/conversion.md): an IPv6 frame too short for its addresses is skipped, "counted,
+// and warned about at the end" — the warning in convert.go is driven by Stats.Truncated.
+func TestRDEC11ShortIPv6CountedTruncated(t *testing.T) {
+	full := ether6(ipv6(6, "2001:470:1:18::3", "2607:fb90:d726:7b19::1", tcpSeg(50000, 443, nil)))
+	e := NewEngine(Options{})
+	e.Packet(LinkEthernet, 1, full[:50])
+	if st := e.Stats(); st.Truncated != 1 {
+		t.Errorf("stats %+v: the 50-byte IPv6 frame is not counted as truncated (no warning)", st)
+	}
+}

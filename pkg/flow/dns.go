@@ -9,10 +9,16 @@ import (
 // This file is the reference's own DNS response walker (section 4, R-DNS-2 … R-DNS-7), peculiarities
 // included: the corpus depends on them, so it is not replaced by a DNS library.
 
-// maxNameDepth bounds compression-pointer recursion (R-DNS-6: the reference has no loop protection).
-const maxNameDepth = 64
+// Name decoding is bounded (R-DNS-6: the reference has no loop protection and recurses until Python's
+// limit of about a thousand frames): each label costs one step, each compression pointer eight, and a
+// name that needs more than maxNameDepth steps — a pointer loop (64 pointers), or more labels than a
+// real name has (at most 127) — is abandoned with its record.
+const (
+	maxNameDepth = 512
+	pointerSteps = 8
+)
 
-var errNameDepth = errors.New("dns: compression pointer chain too deep")
+var errNameDepth = errors.New("dns: name too deep (a compression pointer loop?)")
 
 // dnsWalker parses DNS responses into an AnswerTable. Its scratch space is reused across frames.
 type dnsWalker struct {
@@ -161,7 +167,7 @@ func name(m, b []byte, skip2 bool, depth int) (string, error) {
 		return "", nil
 	}
 	if ln >= 192 {
-		r, err := pointer(m, u16(b, 0), depth+1)
+		r, err := pointer(m, u16(b, 0), depth)
 		if err != nil {
 			return "", err
 		}
@@ -192,7 +198,7 @@ func pointer(m []byte, v uint16, depth int) (string, error) {
 	if v&0xC000 != 0xC000 {
 		return "", nil
 	}
-	return name(m, clip(m, int(v&0x3FFF), len(m)), false, depth+1)
+	return name(m, clip(m, int(v&0x3FFF), len(m)), false, depth+pointerSteps)
 }
 
 // clean replaces every character outside letters, digits, '-' and '_' by '.' (R-DNS-4).

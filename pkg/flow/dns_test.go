@@ -419,3 +419,18 @@ func TestRDNS3MultiQuestion(t *testing.T) {
 	m.rr(12, 1, ipBytes("93.184.216.34"))
 	_ = walkMsg(t, 1, m.b)
 }
+
+// R-DNS-6: "Labels are used verbatim … The reference has no pointer loop protection (it recurses until the
+// interpreter's limit); cap the depth in an implementation". docs/conversion.md: "stops after 64
+// pointers". A legitimate name of 70 one-character labels (140 bytes, no loop, one pointer) must decode.
+func TestRDNS6ManyLabelsAreNotALoop(t *testing.T) {
+	ls := make([]string, 70)
+	for i := range ls {
+		ls[i] = "a"
+	}
+	long := strings.Join(ls, ".") + ".example"
+	m := newMsg(responseFlags, 1, 1, 0, 0)
+	q := m.question(labels(long), 1)
+	m.rr(q, 1, ipBytes("93.184.216.34"))
+	wantTable(t, walkMsg(t, 1, m.b), long+".=93.184.216.34")
+}

@@ -192,7 +192,7 @@ func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bo
 	if len(f) == 34 || !r.handled { // R-DEC-0, R-DEC-10
 		if len(f) == 34 {
 			e.stats.Short++
-		} else if r.tcpShort {
+		} else if r.truncated {
 			e.stats.Truncated++
 		} else {
 			e.stats.Ignored++

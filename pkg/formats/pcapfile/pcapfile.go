@@ -40,6 +40,11 @@ type Frame struct {
 // ErrTruncated reports a capture that ends in the middle of a record; the frames before it are valid.
 var ErrTruncated = errors.New("capture ends in the middle of a record")
 
+// ErrDamaged reports a record that cannot be read (a bad block length, an unknown interface, …); the
+// frames before it are valid. Like libpcap, a reader cannot go on past it: the reading ends there
+// (R-PCAP-2).
+var ErrDamaged = errors.New("damaged record")
+
 // ErrNotCapture reports a file that is neither pcap nor pcapng (R-PCAP-1).
 var ErrNotCapture = errors.New("not a pcap or pcapng capture file")
 
@@ -185,7 +190,7 @@ func (rd *Reader) LinkType() (flow.LinkType, bool) {
 func (rd *Reader) Offset() int64 { return rd.off }
 
 // Next returns the next frame, io.EOF at the end, or an error wrapping ErrTruncated (with the offset)
-// when the file is cut in the middle of a record.
+// when the file is cut in the middle of a record, or ErrDamaged when a record cannot be read.
 func (rd *Reader) Next() (Frame, error) {
 	if rd.ng {
 		return rd.nextNG()
@@ -292,11 +297,11 @@ func (rd *Reader) nextNG() (Frame, error) {
 			case 0x4D3C2B1A:
 				rd.order = binary.BigEndian
 			default:
-				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad byte-order magic", start)
+				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad byte-order magic: %w", start, ErrDamaged)
 			}
 			blen := int(rd.order.Uint32(rd.hdr[4:8]))
 			if blen < 28 || blen%4 != 0 || blen > maxBlock {
-				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad block length %d", start, blen)
+				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad block length %d: %w", start, blen, ErrDamaged)
 			}
 			if _, err := rd.read(blen - 12); err != nil {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrTruncated)
@@ -305,12 +310,12 @@ func (rd *Reader) nextNG() (Frame, error) {
 			continue
 		}
 		if rd.order == nil {
-			return Frame{}, fmt.Errorf("pcapng: block at byte %d before the section header", start)
+			return Frame{}, fmt.Errorf("pcapng: block at byte %d before the section header: %w", start, ErrDamaged)
 		}
 		typ = rd.order.Uint32(rd.hdr[0:4])
 		blen := int(rd.order.Uint32(rd.hdr[4:8]))
 		if blen < 12 || blen%4 != 0 || blen > maxBlock {
-			return Frame{}, fmt.Errorf("pcapng block at byte %d: bad block length %d", start, blen)
+			return Frame{}, fmt.Errorf("pcapng block at byte %d: bad block length %d: %w", start, blen, ErrDamaged)
 		}
 		body, err := rd.read(blen - 8)
 		if err != nil {
@@ -320,11 +325,11 @@ func (rd *Reader) nextNG() (Frame, error) {
 		switch typ {
 		case 1: // interface description
 			if err := rd.addIface(body); err != nil {
-				return Frame{}, fmt.Errorf("pcapng interface block at byte %d: %w", start, err)
+				return Frame{}, fmt.Errorf("pcapng interface block at byte %d: %w: %w", start, err, ErrDamaged)
 			}
 		case 6, 2: // enhanced packet, obsolete packet
 			if len(body) < 20 {
-				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: too short", start)
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: too short: %w", start, ErrDamaged)
 			}
 			var id int
 			if typ == 6 {
@@ -335,15 +340,15 @@ func (rd *Reader) nextNG() (Frame, error) {
 			ts := uint64(rd.order.Uint32(body[4:8]))<<32 | uint64(rd.order.Uint32(body[8:12]))
 			caplen := int(rd.order.Uint32(body[12:16]))
 			if id >= len(rd.ifaces) {
-				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: unknown interface %d", start, id)
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: unknown interface %d: %w", start, id, ErrDamaged)
 			}
 			if caplen > len(body)-20 || caplen < 0 {
-				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d exceeds the block", start, caplen)
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d exceeds the block: %w", start, caplen, ErrDamaged)
 			}
 			return rd.frame(&rd.ifaces[id], ts, body[20:20+caplen], start), nil
 		case 3: // simple packet
 			if len(rd.ifaces) == 0 || len(body) < 4 {
-				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: no interface", start)
+				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: no interface: %w", start, ErrDamaged)
 			}
 			in := &rd.ifaces[0]
 			orig := int(rd.order.Uint32(body[0:4]))
