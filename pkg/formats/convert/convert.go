@@ -151,6 +151,11 @@ func Detect(head []byte) (Format, error) {
 		if bytes.Contains(head, []byte(`"srcip"`)) || bytes.Contains(head, []byte(`"_id"`)) {
 			return FormatInterflow, nil
 		}
+		if onlyEmptyArrays(trimmed) {
+			// "[]": no records in any of the JSON formats; read as Zeek, whose reader gives the empty
+			// sample (R-ZEEK-3, R-OUT-9) and whose output name is the one every log format gets.
+			return FormatZeek, nil
+		}
 		return "", fmt.Errorf("%w: JSON that is neither a Zeek conn.log nor Interflow; use --format", ErrUnsupported)
 	case '#':
 		return FormatZeek, nil
@@ -169,6 +174,20 @@ func Detect(head []byte) (Format, error) {
 		return FormatNetflow, nil
 	}
 	return "", fmt.Errorf("%w: text that looks like no known flow log; use --format", ErrUnsupported)
+}
+
+// onlyEmptyArrays reports whether every non-blank line of b is an empty JSON array.
+func onlyEmptyArrays(b []byte) bool {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] != '[' || len(bytes.TrimSpace(line[1:])) != 1 || line[len(line)-1] != ']' {
+			return false
+		}
+	}
+	return true
 }
 
 func isText(b []byte) bool {

@@ -58,6 +58,15 @@ func convertLog(ctx context.Context, in io.Reader, path string, format Format, o
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if format == FormatInterflow {
+		// R-ERR-6: the reference tests every flow destination's locality when it names the flows, and an
+		// address it cannot parse aborts the conversion there (NetFlow's naming tests none).
+		for i := range s.Flows {
+			if _, ok := flow.ParseAddr(s.Flows[i].DstAddr); !ok {
+				return fmt.Errorf("%s: flow destination %q is not an IP address (R-ERR-6)", path, s.Flows[i].DstAddr)
+			}
+		}
+	}
 	flow.Finalize(&s, false)
 	flow.Name(s.Flows, answers, activeDestinations(s.Flows), opts.Cache)
 	flow.FixZeroPackets(s.Flows)

@@ -255,9 +255,6 @@ func add(f *flow.Flow, rec *record) error {
 	case durValue:
 		end = rec.t + rec.durSecs
 	}
-	if math.IsInf(end, 1) {
-		return fmt.Errorf("duration %q is infinite", rec.durText)
-	}
 	if end > f.Last { // Python's max(last, end): a NaN end leaves last as it is
 		f.Last = end
 	}
@@ -332,11 +329,6 @@ func parseFlow(rec *record, v *jval, fs *firsts) {
 		ms = false
 	default:
 		rec.noTime = true
-	}
-	if !rec.noTime && (math.IsNaN(rec.t) || math.IsInf(rec.t, 0)) {
-		// FlowFleet: a time that is not finite ("nan", "1e400" as text) would make the reference write
-		// NaN or Infinity into the file; such records are skipped instead.
-		return
 	}
 	if v.get("_id") == nil {
 		return // `_id` must be a top-level member

@@ -400,7 +400,6 @@ func (rd *reader) flows() (flow.Sample, error) {
 		}
 	}
 	out := &orderedFlows{index: make(map[string]int)}
-	var flipped []*flow.Flow
 	for _, g := range rd.groups {
 		sort.SliceStable(g.recs, func(i, j int) bool { return g.recs[i].t < g.recs[j].t })
 		var f *flow.Flow
@@ -438,22 +437,19 @@ func (rd *reader) flows() (flow.Sample, error) {
 			return s, rd.errorf(g.recs[0].line, "%v", err)
 		}
 		if flip {
-			// R-NF-8, R-NF-9: flip, and move the flow to the end of the creation order. The reference
-			// re-stores a flipped flow under its reverse key after every group's flow exists, so flipped
-			// flows come after all the others, in the order they were flipped (the spec's synthetic
-			// check; a move that kept group order would not be observable).
+			// R-NF-8, R-NF-9: flip, and move the flow to the end of the creation order now: the reference
+			// deletes it and stores it again under its reverse key while it builds the groups' flows, so
+			// it lands after the flows of earlier groups and before those of later ones. (No later group
+			// can have that key: R-NF-7 pairs a key and its reverse into one group.)
 			f.Flip()
 			out.del(last.key)
-			flipped = append(flipped, f)
+			out.list = append(out.list, f)
 		}
 	}
 	for _, f := range out.list {
 		if f != nil {
 			s.Flows = append(s.Flows, *f)
 		}
-	}
-	for _, f := range flipped {
-		s.Flows = append(s.Flows, *f)
 	}
 	return s, nil
 }
@@ -490,9 +486,6 @@ func (rd *reader) add(f *flow.Flow, rec *record) error {
 			return rd.errorf(rec.line, "duration %q is not a number", rec.duration)
 		}
 		end = rec.t + d
-	}
-	if math.IsInf(end, 1) {
-		return rd.errorf(rec.line, "duration %q is infinite", rec.duration)
 	}
 	if end > f.Last { // Python's max(last, end): a NaN end leaves last as it is
 		f.Last = end

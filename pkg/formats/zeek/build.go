@@ -3,9 +3,9 @@ package zeek
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
@@ -59,12 +59,14 @@ func newFlow(r *record) *flow.Flow {
 	return f
 }
 
-// pyInt parses text as Python's int() does for decimal text.
+// pyInt parses text as Python's int() does (pytext.Int), within int64: a count beyond it is treated as
+// not an integer.
 func pyInt(s string) (int64, bool) {
-	s = pyStrip(s)
-	s = strings.ReplaceAll(s, "_", "")
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v, err == nil
+	v, ok := pytext.Int(s)
+	if !ok || !v.IsInt64() {
+		return 0, false
+	}
+	return v.Int64(), true
 }
 
 // build groups records and makes one flow per group (R-ZEEK-5 … R-ZEEK-9).
@@ -124,8 +126,8 @@ func build(recs []record, name string) (flow.Sample, error) {
 			obj.DstPkts += rp
 			end := r.ts
 			if r.duration != "-" {
-				d, err := strconv.ParseFloat(pyStrip(r.duration), 64)
-				if err != nil {
+				d, ok := pytext.Float(r.duration) // Python's float(): overflow is +Inf, not an error
+				if !ok {
 					return s, fmt.Errorf("%s:%d: duration %q is not a number", name, r.line, r.duration)
 				}
 				end = r.ts + d

@@ -2,10 +2,10 @@ package zeek
 
 import (
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
@@ -38,8 +38,8 @@ func readDNS(r io.Reader, name string, jsonMode bool, table *flow.AnswerTable) e
 					return
 				}
 			}
-			ts, err := strconv.ParseFloat(pynum.Text(o["ts"]), 64)
-			if err != nil {
+			ts, ok := pytext.Float(pynum.Text(o["ts"]))
+			if !ok {
 				return
 			}
 			get := func(k, def string) string {
@@ -68,8 +68,8 @@ func readDNS(r io.Reader, name string, jsonMode bool, table *flow.AnswerTable) e
 		if len(f) < 22 {
 			return nil
 		}
-		ts, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
+		ts, ok := pytext.Float(f[0])
+		if !ok {
 			return nil
 		}
 		add(dnsRecord{ts: ts, origP: f[3], rtt: f[8], query: f[9], qclass: f[10], qtype: f[12], rcode: f[15], answers: f[21]})

@@ -10,10 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
@@ -116,8 +116,8 @@ func readTSVConn(r io.Reader) ([]record, error) {
 		if len(f) < 21 {
 			return nil
 		}
-		ts, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
+		ts, ok := pytext.Float(f[0]) // Python's float(): R-ZEEK-2 skips a line whose ts it refuses
+		if !ok {
 			return nil
 		}
 		recs = append(recs, record{line: n, ts: ts, uid: f[1], origH: f[2], origP: f[3], respH: f[4], respP: f[5],
@@ -127,6 +127,9 @@ func readTSVConn(r io.Reader) ([]record, error) {
 	})
 	return recs, err
 }
+
+// errStopReading ends a JSON log's reading early without an error (R-ZEEK-3).
+var errStopReading = errors.New("stop reading")
 
 // jsonLines applies the reference's JSON line rules (R-ZEEK-3): every line one complete JSON value; an
 // array replaces the records so far, an object is appended, any other value drops every record.
@@ -155,10 +158,16 @@ func jsonLines(r io.Reader, name string, fn func(line int, obj map[string]any)) 
 		case map[string]any:
 			items = append(items, item{n, x})
 		default:
+			// Any other value makes the reference drop every record and stop reading: later lines,
+			// even ones that would abort, are never read.
 			dropAll = true
+			return errStopReading
 		}
 		return nil
 	})
+	if errors.Is(err, errStopReading) {
+		err = nil
+	}
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), name) {
 			err = fmt.Errorf("%s: %w", name, err)
@@ -197,8 +206,8 @@ func readJSONConn(r io.Reader, name string) ([]record, error) {
 				return
 			}
 		}
-		ts, err := strconv.ParseFloat(pynum.Text(o["ts"]), 64)
-		if err != nil {
+		ts, ok := pytext.Float(pynum.Text(o["ts"]))
+		if !ok {
 			return
 		}
 		get := func(k, def string) string {
