@@ -235,7 +235,7 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 			break
 		}
 		if err != nil {
-			if errors.Is(err, pcapfile.ErrTruncated) || errors.Is(err, pcapfile.ErrDamaged) { // R-PCAP-2
+			if errors.Is(err, pcapfile.ErrTruncated) || errors.Is(err, pcapfile.ErrDamaged) || errors.Is(err, pcapfile.ErrMixed) { // R-PCAP-2
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: stopped reading at %v; the frames before it were converted", path, err))
 				break
 			}

@@ -45,6 +45,12 @@ var ErrTruncated = errors.New("capture ends in the middle of a record")
 // (R-PCAP-2).
 var ErrDamaged = errors.New("damaged record")
 
+// ErrMixed reports a pcapng file that goes on with a section of another byte order, or an interface
+// whose link type or (adjusted) snapshot length differs from the file's first interface. libpcap stops
+// reading there with an error, and so the reference's conversion ends there (R-PCAP-2): the frames
+// before it are valid.
+var ErrMixed = errors.New("libpcap reads no further: the pcapng file changes byte order, link type or snapshot length")
+
 // ErrNotCapture reports a file that is neither pcap nor pcapng (R-PCAP-1).
 var ErrNotCapture = errors.New("not a pcap or pcapng capture file")
 
@@ -70,6 +76,10 @@ type Reader struct {
 	hdr    [28]byte
 	pcap   pcapState
 	ifaces []iface
+	// The first section's byte order and the file's first interface: libpcap reads a pcapng file only
+	// as long as every section and interface agrees with them (see ErrMixed).
+	firstOrder binary.ByteOrder
+	first      *iface
 }
 
 type pcapState struct {
@@ -299,6 +309,11 @@ func (rd *Reader) nextNG() (Frame, error) {
 			default:
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad byte-order magic: %w", start, ErrDamaged)
 			}
+			if rd.firstOrder == nil {
+				rd.firstOrder = rd.order
+			} else if rd.order != rd.firstOrder {
+				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrMixed)
+			}
 			blen := int(rd.order.Uint32(rd.hdr[4:8]))
 			if blen < 28 || blen%4 != 0 || blen > maxBlock {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad block length %d: %w", start, blen, ErrDamaged)
@@ -326,6 +341,14 @@ func (rd *Reader) nextNG() (Frame, error) {
 		case 1: // interface description
 			if err := rd.addIface(body); err != nil {
 				return Frame{}, fmt.Errorf("pcapng interface block at byte %d: %w: %w", start, err, ErrDamaged)
+			}
+			in := &rd.ifaces[len(rd.ifaces)-1]
+			if rd.first == nil {
+				first := *in
+				rd.first = &first
+			} else if in.link != rd.first.link || in.snaplen != rd.first.snaplen {
+				return Frame{}, fmt.Errorf("pcapng interface block at byte %d: link type %d, snapshot length %d after the first interface's %d, %d: %w",
+					start, in.link, in.snaplen, rd.first.link, rd.first.snaplen, ErrMixed)
 			}
 		case 6, 2: // enhanced packet, obsolete packet
 			if len(body) < 20 {

@@ -299,49 +299,96 @@ func (n *ngFile) spb(orig uint32, data []byte) {
 	n.block(3, append(body, data...))
 }
 
-// R-PCAP-1, R-PCAP-2: pcapng with two sections (the second in the other byte order), two interfaces
-// with different link types and time resolutions (default 10^-6, 10^-9, 2^-20), a Simple Packet Block
-// and skipped block types.
+// R-PCAP-1, R-PCAP-2: pcapng with two sections, two interfaces that agree on link type and snapshot
+// length (0 and 262144 are the same once adjusted, as libpcap adjusts them) but not on time resolution
+// (default 10^-6, 10^-9, 2^-20), a Simple Packet Block and skipped block types; and single-interface
+// files of other link types, one with a snapshot length that cuts its frame.
 func TestPcapng(t *testing.T) {
 	a := &ngFile{order: binary.LittleEndian}
 	a.section()
-	a.iface(1, 0, -1)    // Ethernet, µs
-	a.iface(101, 50, 9)  // raw IP, ns, snaplen 50
-	a.block(4, []byte{}) // name resolution block: skipped
+	a.iface(1, 0, -1)     // Ethernet, µs
+	a.iface(1, 262144, 9) // Ethernet, ns
+	a.block(4, []byte{})  // name resolution block: skipped
 	a.epb(0, 1617652286*1_000_000+246050, frameOf(60, 1))
 	a.epb(1, 1617652286*1_000_000_000+246050999, frameOf(80, 2))
-	b := &ngFile{order: binary.BigEndian}
-	b.section()
-	b.iface(113, 0, 0x80|20) // Linux cooked, 2^-20 s
-	b.epb(0, 1000<<20|1<<19, frameOf(40, 3))
-	b.spb(30, frameOf(44, 4)) // original length 30 < data: cut to 30
-	data := append(a.buf.Bytes(), b.buf.Bytes()...)
+	a.section()            // a second section: its interfaces are numbered from 0 again
+	a.iface(1, 0, 0x80|20) // 2^-20 s
+	a.epb(0, 1000<<20|1<<19, frameOf(40, 3))
+	a.spb(30, frameOf(44, 4)) // original length 30 < data: cut to 30
+	raw := &ngFile{order: binary.BigEndian}
+	raw.section()
+	raw.iface(101, 50, 9) // raw IP, ns, snaplen 50
+	raw.epb(0, 1617652286*1_000_000_000+246050999, frameOf(80, 5))
+	cooked := &ngFile{order: binary.LittleEndian}
+	cooked.section()
+	cooked.iface(113, 0, -1)
+	cooked.epb(0, 7, frameOf(40, 6))
 
-	frames, err := readAll(t, data)
-	if err != nil || len(frames) != 4 {
-		t.Fatalf("%d frames, %v", len(frames), err)
+	type want struct {
+		link flow.LinkType
+		sec  uint64
+		usec uint32
+		n    int
+		seed byte
 	}
-	want := []struct {
-		link      flow.LinkType
-		sec       uint64
-		usec      uint32
-		n         int
-		seed      byte
-		byteOrder string
+	for _, c := range []struct {
+		name string
+		data []byte
+		want []want
 	}{
-		{flow.LinkEthernet, 1617652286, 246050, 60, 1, "le"},
-		{flow.LinkRaw, 1617652286, 246050, 50, 2, "le"}, // ns truncated; cut to snaplen 50
-		{flow.LinkLinuxSLL, 1000, 500000, 40, 3, "be"},
-		{flow.LinkLinuxSLL, 0, 0, 30, 4, "be"},
-	}
-	for i, w := range want {
-		f := frames[i]
-		if f.Link != w.link || f.Sec != w.sec || f.Usec != w.usec || !bytes.Equal(f.Data, frameOf(w.n+4, w.seed)[:w.n]) {
-			t.Errorf("frame %d: link %v sec %d usec %d len %d, want %+v", i, f.Link, f.Sec, f.Usec, len(f.Data), w)
+		{"two sections", a.buf.Bytes(), []want{
+			{flow.LinkEthernet, 1617652286, 246050, 60, 1},
+			{flow.LinkEthernet, 1617652286, 246050, 80, 2}, // ns truncated
+			{flow.LinkEthernet, 1000, 500000, 40, 3},
+			{flow.LinkEthernet, 0, 0, 30, 4},
+		}},
+		{"raw IP, big-endian, cut to snaplen 50", raw.buf.Bytes(), []want{{flow.LinkRaw, 1617652286, 246050, 50, 5}}},
+		{"Linux cooked", cooked.buf.Bytes(), []want{{flow.LinkLinuxSLL, 0, 7, 40, 6}}},
+	} {
+		frames, err := readAll(t, c.data)
+		if err != nil || len(frames) != len(c.want) {
+			t.Fatalf("%s: %d frames, %v", c.name, len(frames), err)
+		}
+		for i, w := range c.want {
+			f := frames[i]
+			if f.Link != w.link || f.Sec != w.sec || f.Usec != w.usec || !bytes.Equal(f.Data, frameOf(w.n+4, w.seed)[:w.n]) {
+				t.Errorf("%s: frame %d: link %v sec %d usec %d len %d, want %+v", c.name, i, f.Link, f.Sec, f.Usec, len(f.Data), w)
+			}
 		}
 	}
 	if _, ok := (&Reader{ng: true}).LinkType(); ok {
 		t.Error("a pcapng reader reported one link type")
+	}
+}
+
+// R-PCAP-2: libpcap stops reading a pcapng file at an interface whose link type or snapshot length
+// differs from the file's first interface, and at a section in the other byte order; the frames before
+// it are the reference's input. The reader stops there too, with ErrMixed.
+func TestPcapngMixedStops(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		then func(n *ngFile)
+	}{
+		{"another link type", func(n *ngFile) { n.iface(113, 0, -1) }},
+		{"another snapshot length", func(n *ngFile) { n.iface(1, 65535, -1) }},
+		{"another link type in a new section", func(n *ngFile) { n.section(); n.iface(101, 0, -1) }},
+		{"a section in the other byte order", func(n *ngFile) {
+			b := &ngFile{order: binary.BigEndian}
+			b.section()
+			b.iface(1, 0, -1)
+			n.buf.Write(b.buf.Bytes())
+		}},
+	} {
+		n := &ngFile{order: binary.LittleEndian}
+		n.section()
+		n.iface(1, 0, -1)
+		n.epb(0, 1, frameOf(60, 1))
+		c.then(n)
+		n.epb(0, 2, frameOf(60, 2))
+		frames, err := readAll(t, n.buf.Bytes())
+		if len(frames) != 1 || !errors.Is(err, ErrMixed) {
+			t.Errorf("%s: %d frames, %v; want 1 frame, then ErrMixed", c.name, len(frames), err)
+		}
 	}
 }
 
