@@ -145,10 +145,14 @@ func Detect(head []byte) (Format, error) {
 	}
 	switch trimmed[0] {
 	case '{', '[':
+		// Zeek never writes "srcip"; an Interflow record may carry a "uid" of its own.
+		if bytes.Contains(head, []byte(`"srcip"`)) && !bytes.Contains(head, []byte(`"id.orig_h"`)) {
+			return FormatInterflow, nil
+		}
 		if bytes.Contains(head, []byte(`"id.orig_h"`)) || bytes.Contains(head, []byte(`"uid"`)) {
 			return FormatZeek, nil
 		}
-		if bytes.Contains(head, []byte(`"srcip"`)) || bytes.Contains(head, []byte(`"_id"`)) {
+		if bytes.Contains(head, []byte(`"_id"`)) {
 			return FormatInterflow, nil
 		}
 		if onlyEmptyArrays(trimmed) {

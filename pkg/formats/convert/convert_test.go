@@ -164,3 +164,34 @@ func TestROUT8Zeek(t *testing.T) {
 		t.Errorf("names %s %s date %s", res.Output, f.FileName, f.TrafficDate)
 	}
 }
+
+// Format detection from content (--format auto).
+func TestDetect(t *testing.T) {
+	for _, c := range []struct {
+		head string
+		want Format // "" for refused
+	}{
+		{"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", FormatPcap},
+		{"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00", FormatPcap},
+		{"", FormatZeek},
+		{"\n\n", FormatZeek},
+		{"#separator \\x09\n#fields\tts\tuid\n", FormatZeek},
+		{"1617652286.1\tCx\t10.0.0.1\t5\t10.0.0.2\t53\tudp\n", FormatZeek},
+		{`{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1"}` + "\n", FormatZeek},
+		{`[{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1"}]`, FormatZeek},
+		{`{"srcip":"10.0.0.1","_id":"x","timestamp":1}` + "\n", FormatInterflow},
+		{`{"srcip":"10.0.0.1","uid":"u-1","timestamp":1}` + "\n", FormatInterflow}, // an Interflow record with a uid
+		{`{"_id":"x","dstip":"10.0.0.2"}` + "\n", FormatInterflow},
+		{"[]\n", FormatZeek},
+		{" [ ] \n\n[]\n", FormatZeek},
+		{`{"foo":1}` + "\n", ""},
+		{"Date first seen,Duration,Proto,Src IP Addr,Dst IP Addr,Packets\n", FormatNetflow},
+		{"hello world\n", ""},
+		{"\x00\x01\x02\x03binary", ""},
+	} {
+		got, err := Detect([]byte(c.head))
+		if got != c.want || (c.want == "") != (err != nil) {
+			t.Errorf("Detect(%q) = %q, %v; want %q", c.head, got, err, c.want)
+		}
+	}
+}
