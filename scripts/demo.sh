@@ -112,7 +112,12 @@ for h in "${hosts[@]}"; do
 done
 sleep 2
 
+# The traffic takes a few seconds: start it early in a window, so that all of it lands in one sample.
+left=$(( window - $(date +%s) % window ))
+if [ "$left" -lt 8 ]; then sleep "$left"; fi
 began=$(date +%s)
+traffic_window=$(( began - began % window ))
+since=$(date -u -d "@$traffic_window" +%Y-%m-%dT%H:%M:%SZ) # the window the traffic starts in
 step "Making traffic from the test hosts: DNS lookups, HTTP, TLS with SNI, ping"
 for h in "${hosts[@]}"; do
   ip netns exec "ff-$h" "$work/bin/demonet" traffic -dns 10.99.0.2:53 -names web.demo.test,api.demo.test -rounds 3 || true
@@ -124,7 +129,7 @@ conn=(--collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem"
 step "Waiting for the window to close (up to $((window * 2 + 15)) s)"
 deadline=$(( $(date +%s) + window * 2 + 15 ))
 while :; do
-  n=$("$flowctl" samples list "${conn[@]}" --since "$(( $(date +%s) - began + window ))s" -o json 2>/dev/null \
+  n=$("$flowctl" samples list "${conn[@]}" --since "$since" -o json 2>/dev/null \
       | python3 -c 'import json,sys; print(len({s["host"] for s in json.load(sys.stdin)}))' 2>/dev/null || echo 0)
   [ "$n" -ge 2 ] && break
   if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -136,8 +141,8 @@ done
 
 step "flowctl samples list"
 "$flowctl" samples list "${conn[@]}"
-first=$("$flowctl" samples list "${conn[@]}" --host host-a -o json \
-  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[0]["id"] if s else "")')
+first=$("$flowctl" samples list "${conn[@]}" --host host-a --since "$since" -o json \
+  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(max(s, key=lambda x: int(x.get("flowCount", 0)))["id"] if s else "")')
 if [ -n "$first" ]; then
   step "flowctl samples flows $first"
   "$flowctl" samples flows "$first" "${conn[@]}"
