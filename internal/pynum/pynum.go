@@ -8,8 +8,11 @@ package pynum
 import (
 	"encoding/json"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Dec returns the double nearest to the decimal text s (R-CONV-2 dec).
@@ -168,10 +171,97 @@ func Text(v any) string {
 		return NumberText(string(x))
 	case float64:
 		return Repr(x)
+	case []any, map[string]any:
+		var b strings.Builder
+		writeRepr(&b, x)
+		return b.String()
 	default:
 		b, _ := json.Marshal(x)
 		return string(b)
 	}
+}
+
+// writeRepr writes Python's repr of a decoded JSON value (lists and dicts as Python prints them). Go's
+// maps do not keep the members' order: a dict's keys are written sorted, where Python keeps the JSON
+// order.
+func writeRepr(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case string:
+		WriteStrRepr(b, x)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeRepr(b, e)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			WriteStrRepr(b, k)
+			b.WriteString(": ")
+			writeRepr(b, x[k])
+		}
+		b.WriteByte('}')
+	default:
+		b.WriteString(Text(x))
+	}
+}
+
+// WriteStrRepr writes Python's repr of a str: single quotes unless the text has a single quote and no
+// double quote; backslash escapes for the quote, backslash, \t \n \r, other control characters and
+// non-printable characters.
+func WriteStrRepr(b *strings.Builder, s string) {
+	const hexd = "0123456789abcdef"
+	quote := byte('\'')
+	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
+		quote = '"'
+	}
+	b.WriteByte(quote)
+	for _, r := range s {
+		switch {
+		case r == rune(quote) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\x`)
+			b.WriteByte(hexd[r>>4])
+			b.WriteByte(hexd[r&0xF])
+		case r < utf8.RuneSelf || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r <= 0xff:
+			b.WriteString(`\x`)
+			b.WriteByte(hexd[r>>4])
+			b.WriteByte(hexd[r&0xF])
+		case r <= 0xffff:
+			b.WriteString(`\u`)
+			for sh := 12; sh >= 0; sh -= 4 {
+				b.WriteByte(hexd[r>>uint(sh)&0xF])
+			}
+		default:
+			b.WriteString(`\U`)
+			for sh := 28; sh >= 0; sh -= 4 {
+				b.WriteByte(hexd[r>>uint(sh)&0xF])
+			}
+		}
+	}
+	b.WriteByte(quote)
 }
 
 // NumberText returns the py-text of a JSON number literal: integers keep their digits, every other

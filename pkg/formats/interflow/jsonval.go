@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
 )
@@ -210,7 +208,7 @@ func scalarRepr(v *jval) string {
 func writeRepr(b *strings.Builder, v *jval) {
 	switch v.k {
 	case kStr:
-		writeStrRepr(b, v.s)
+		pynum.WriteStrRepr(b, v.s)
 	case kArr:
 		b.WriteByte('[')
 		for i := range v.arr {
@@ -226,7 +224,7 @@ func writeRepr(b *strings.Builder, v *jval) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeStrRepr(b, v.obj[i].key)
+			pynum.WriteStrRepr(b, v.obj[i].key)
 			b.WriteString(": ")
 			writeRepr(b, &v.obj[i].val)
 		}
@@ -234,52 +232,6 @@ func writeRepr(b *strings.Builder, v *jval) {
 	default:
 		b.WriteString(scalarRepr(v))
 	}
-}
-
-// writeStrRepr writes Python's repr of a str: single quotes unless the text has a single quote and no
-// double quote; backslash escapes for the quote, backslash, \t \n \r, other control characters and
-// non-printable characters.
-func writeStrRepr(b *strings.Builder, s string) {
-	const hexd = "0123456789abcdef"
-	quote := byte('\'')
-	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
-		quote = '"'
-	}
-	b.WriteByte(quote)
-	for _, r := range s {
-		switch {
-		case r == rune(quote) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			b.WriteString(`\x`)
-			b.WriteByte(hexd[r>>4])
-			b.WriteByte(hexd[r&0xF])
-		case r < utf8.RuneSelf || unicode.IsPrint(r):
-			b.WriteRune(r)
-		case r <= 0xff:
-			b.WriteString(`\x`)
-			b.WriteByte(hexd[r>>4])
-			b.WriteByte(hexd[r&0xF])
-		case r <= 0xffff:
-			b.WriteString(`\u`)
-			for sh := 12; sh >= 0; sh -= 4 {
-				b.WriteByte(hexd[r>>uint(sh)&0xF])
-			}
-		default:
-			b.WriteString(`\U`)
-			for sh := 28; sh >= 0; sh -= 4 {
-				b.WriteByte(hexd[r>>uint(sh)&0xF])
-			}
-		}
-	}
-	b.WriteByte(quote)
 }
 
 // Python's membership and subscript operators on decoded values, as the reference's DNS code applies

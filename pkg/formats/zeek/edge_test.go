@@ -47,3 +47,14 @@ func TestRZEEK6DurationOverflow(t *testing.T) {
 		t.Errorf("duration %v, want +Inf", d)
 	}
 }
+
+// Section 0 (py-text): "when the reference turns a JSON value into text it uses Python's str" — str of a
+// list is "['C1', 'C2']"; the identifier is the uid's py-text (R-NUM-3, R-ZEEK-9).
+func TestPyTextContainer(t *testing.T) {
+	rec := `{"ts":1.0,"uid":["C1","it's",2,true,null,1.5,{"a":[],"b":1}],"id.orig_h":"192.168.1.2","id.orig_p":5,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp"}`
+	s, _ := mustRead(t, rec+"\n", "")
+	want := `['C1', "it's", 2, True, None, 1.5, {'a': [], 'b': 1}]`
+	if got := s.Flows[0].Identifier; got != want {
+		t.Errorf("identifier %q, want %q", got, want)
+	}
+}
