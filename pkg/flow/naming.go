@@ -75,3 +75,15 @@ func nameFlow(f *Flow, list []candidate, cache *NameCache) {
 	}
 	f.Name, f.NameSource = f.DstAddr, SourceOriginal // step 5
 }
+
+// ActiveDestinations is ACTIVE (R-NAME-1) for flow logs, which have no frames of their own: the
+// non-local flow destinations.
+func ActiveDestinations(flows []Flow) func(string) bool {
+	set := make(map[string]bool)
+	for i := range flows {
+		if a, ok := ParseAddr(flows[i].DstAddr); ok && !IsLocal(a) {
+			set[flows[i].DstAddr] = true
+		}
+	}
+	return func(s string) bool { return set[s] }
+}

@@ -271,14 +271,3 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 	res.Sample = eng.Flush(opts.Cache)
 	return nil
 }
-
-// activeDestinations is ACTIVE for flow logs: the non-local flow destinations (R-NAME-1).
-func activeDestinations(flows []flow.Flow) func(string) bool {
-	set := make(map[string]bool)
-	for i := range flows {
-		if a, ok := flow.ParseAddr(flows[i].DstAddr); ok && !flow.IsLocal(a) {
-			set[flows[i].DstAddr] = true
-		}
-	}
-	return func(s string) bool { return set[s] }
-}

@@ -68,7 +68,7 @@ func convertLog(ctx context.Context, in io.Reader, path string, format Format, o
 		}
 	}
 	flow.Finalize(&s, false)
-	flow.Name(s.Flows, answers, activeDestinations(s.Flows), opts.Cache)
+	flow.Name(s.Flows, answers, flow.ActiveDestinations(s.Flows), opts.Cache)
 	flow.FixZeroPackets(s.Flows)
 	res.Sample = s
 	return nil

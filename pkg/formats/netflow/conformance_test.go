@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
+	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow/bftest"
 )
 
 // corpus is the public conformance corpus, read in place (never copied into the repository).
@@ -77,7 +77,7 @@ func TestConformance(t *testing.T) {
 			if id == 34 {
 				cache.Set("2600:1403:9c00:30::17c1:6a8e", "r3.o.lencr.org")
 			}
-			flow.Name(s.Flows, nil, activeDestinations(s.Flows), cache)
+			flow.Name(s.Flows, nil, flow.ActiveDestinations(s.Flows), cache)
 			flow.FixZeroPackets(s.Flows)
 			got, err := bayseflow.Decode(bayseflow.Encode(s, bayseflow.LogFileName(c.Input), ""))
 			if err != nil {
@@ -91,37 +91,8 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode expected: %v", err)
 			}
-			compareFiles(t, got, want)
+			bftest.Compare(t, got, want)
 		})
-	}
-}
-
-// activeDestinations is ACTIVE for flow logs (R-NAME-1): the non-local flow destinations.
-func activeDestinations(flows []flow.Flow) func(string) bool {
-	set := make(map[string]bool)
-	for _, f := range flows {
-		if a, ok := flow.ParseAddr(f.DstAddr); ok && !flow.IsLocal(a) {
-			set[f.DstAddr] = true
-		}
-	}
-	return func(s string) bool { return set[s] }
-}
-
-func compareFiles(t *testing.T, got, want *bayseflow.File) {
-	t.Helper()
-	if got.FileName != want.FileName {
-		t.Errorf("fileName = %q, want %q", got.FileName, want.FileName)
-	}
-	if got.TrafficDate != want.TrafficDate {
-		t.Errorf("trafficDate = %q, want %q", got.TrafficDate, want.TrafficDate)
-	}
-	if len(got.Flows) != len(want.Flows) {
-		t.Fatalf("%d flows, want %d:\n got %+v\nwant %+v", len(got.Flows), len(want.Flows), got.Flows, want.Flows)
-	}
-	for i := range want.Flows {
-		if !reflect.DeepEqual(got.Flows[i], want.Flows[i]) {
-			t.Errorf("flow %d:\n got %+v\nwant %+v", i, got.Flows[i], want.Flows[i])
-		}
 	}
 }
 
