@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -66,6 +67,11 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, input string) error {
 	}
 	quiet := vp.GetBool("quiet")
 	stderr := cmd.ErrOrStderr()
+	if os.Getenv("GOGC") == "" {
+		// A conversion keeps its flow table to the end and produces little else, so collections mostly
+		// scan what stays. Collecting less often costs little memory here (see docs/conversion.md).
+		debug.SetGCPercent(400)
+	}
 	opts := convert.Options{
 		Format: format,
 		DNSLog: vp.GetString("dns"),

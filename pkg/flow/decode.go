@@ -25,7 +25,7 @@ type decoded struct {
 	v6        bool
 	src, dst  [16]byte // IPv4 in the first 4 bytes
 	proto     uint8    // P, the innermost protocol byte
-	label     Protocol
+	label     protoCode
 	portA     uint16
 	portB     uint16
 	payload   int64
@@ -84,7 +84,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 		r.portB = u16(f, t+2)
 		switch {
 		case r.proto == 6: // R-DEC-5
-			r.label = ProtoTCP
+			r.label = codeTCP
 			if t+12 >= len(f) {
 				r.truncated = true
 				return r
@@ -98,12 +98,12 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			r.dataOff = t + hl
 			r.handled = true
 		case r.proto == 17: // R-DEC-6
-			r.label = ProtoUDP
+			r.label = codeUDP
 			r.payload = int64(u16(f, t+4)) - 8
 			r.dataOff = t + 8
 			r.handled = true
 		case !r.v6 && r.proto == 1, r.v6 && r.proto == 58: // R-DEC-7
-			r.label = ProtoICMP
+			r.label = codeICMP
 			r.portA, r.portB = 0, 0
 			if r.v6 {
 				r.payload = int64(len(f) - 14 - h - 4)
@@ -112,7 +112,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			}
 			r.handled = true
 		default: // R-DEC-9
-			r.label = ProtoOther
+			r.label = codeOther
 			r.payload = -1
 		}
 		return r

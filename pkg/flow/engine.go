@@ -1,10 +1,16 @@
 package flow
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"runtime"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
 )
@@ -54,25 +60,26 @@ type flowKey struct {
 	a, b     endpoint // a <= b
 }
 
+// flowState is one flow of a window. It holds no pointers (see table.go).
 type flowState struct {
 	// The fields every frame of the flow touches come first, so that they share a cache line or two.
 	class    uint8 // pass of the creating frame (R-PCAP-5)
 	srcSide  uint8 // 0: key.a is the flow source
 	nameSide uint8
 	probes   uint8 // payload packets inspected for a session name
+	label    protoCode
+	dead     bool   // exported early (Options.MaxFlows)
+	name     uint32 // session name (SNI/Host) for the side nameSide: index + 1 in Engine.names, 0 for none
 	last     float64
 	pkts     [2]int64
 	bytes    [2]int64
-	name     string // session name (SNI/Host), for the side nameSide
 
 	key   flowKey
 	seq   uint64 // index of the creating frame
 	first float64
-	label Protocol
-	index int // position in Engine.list
 	// prev and next link the states in order of their last packet, oldest first, when the table is
-	// bounded (Options.MaxFlows).
-	prev, next *flowState
+	// bounded (Options.MaxFlows): ids + 1, 0 for none.
+	prev, next uint32
 }
 
 // Engine assembles flows from frames (section 3) and names them (section 5). See the package doc.
@@ -83,21 +90,22 @@ type Engine struct {
 	norm    []byte
 	start   float64
 	seq     uint64
-	flows   map[flowKey]*flowState
-	list    []*flowState
+	seed    hashSeed // of the flow table, kept across windows
+	table   flowTable
+	states  stateStore
+	names   []string // session names of the window's flows
 	active  map[[17]byte]struct{}
 	answers *AnswerTable
 	evicted []Flow
-	slab    []flowState
 	stats   Stats
-	latest  float64    // latest frame time seen
-	oldest  *flowState // least recently used state (bounded tables only)
-	newest  *flowState
+	latest  float64 // latest frame time seen
+	oldest  uint32  // least recently used state + 1 (bounded tables only), 0 for none
+	newest  uint32
 }
 
 // NewEngine returns an empty engine.
 func NewEngine(opts Options) *Engine {
-	e := &Engine{opts: opts}
+	e := &Engine{opts: opts, seed: newHashSeed()}
 	e.reset()
 	return e
 }
@@ -105,14 +113,14 @@ func NewEngine(opts Options) *Engine {
 func (e *Engine) reset() {
 	old := e.answers
 	e.start = NoStart
-	e.flows = make(map[flowKey]*flowState)
-	e.list = nil
+	e.table = newFlowTable()
+	e.states = stateStore{}
+	e.names = nil
 	e.active = make(map[[17]byte]struct{})
 	e.answers = NewAnswerTable()
 	e.answers.MaxEntries = e.opts.MaxAnswers
 	e.evicted = nil
-	e.slab = nil
-	e.oldest, e.newest = nil, nil
+	e.oldest, e.newest = 0, 0
 	if old != nil && e.opts.CarryAnswers > 0 {
 		since := e.latest - e.opts.CarryAnswers
 		old.Each(func(n string, a Answer) {
@@ -130,7 +138,7 @@ func (e *Engine) Stats() Stats { return e.stats }
 func (e *Engine) Start() float64 { return e.start }
 
 // Len returns the number of live flows.
-func (e *Engine) Len() int { return len(e.flows) }
+func (e *Engine) Len() int { return e.table.n }
 
 // Answers returns the DNS answer table of the current window.
 func (e *Engine) Answers() *AnswerTable { return e.answers }
@@ -148,16 +156,14 @@ func (e *Engine) Packet(link LinkType, t float64, data []byte) {
 // flow-table stage (apply). The two stages touch disjoint parts of the engine, so that a Pipeline can
 // run them on two goroutines.
 type prepared struct {
-	t            float64
-	seq          uint64
-	payload      int64
-	src, dst     [16]byte
-	portA, portB uint16
-	class        uint8
-	v6           bool
-	label        Protocol
-	probe        bool   // a TCP segment with payload: a session-name probe (Options.SessionNames)
-	name         string // SessionName of the payload, when computed ahead (Pipeline)
+	t       float64
+	seq     uint64
+	payload int64
+	key     flowKey // the frame's endpoints, sender first; apply puts them in the key's order
+	class   uint8
+	label   protoCode
+	probe   bool   // a TCP segment with payload: a session-name probe (Options.SessionNames)
+	name    string // SessionName of the payload, when computed ahead (Pipeline); "" otherwise
 }
 
 // prepare is the per-frame stage: the IP pre-filter, the DNS walk, decoding. It owns the frame counters,
@@ -203,9 +209,11 @@ func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bo
 		}
 		return false, nil
 	}
-	*p = prepared{t: t, seq: e.seq, payload: r.payload, src: r.src, dst: r.dst, portA: r.portA, portB: r.portB,
-		class: class, v6: r.v6, label: r.label}
-	if e.opts.SessionNames && r.label == ProtoTCP && r.dataOff >= 0 && r.dataOff < len(r.frame) {
+	// Field by field: p is reused, and its name is already "" (see Pipeline).
+	p.t, p.seq, p.payload, p.class, p.label, p.probe = t, e.seq, r.payload, class, r.label, false
+	p.key = flowKey{v6: r.v6, icmp: r.label == codeICMP, a: endpoint{addr: r.src, port: r.portA},
+		b: endpoint{addr: r.dst, port: r.portB}}
+	if e.opts.SessionNames && r.label == codeTCP && r.dataOff >= 0 && r.dataOff < len(r.frame) {
 		p.probe = true
 		return true, r.frame[r.dataOff:]
 	}
@@ -217,33 +225,28 @@ func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bo
 // p.name was computed ahead.
 func (e *Engine) apply(p *prepared, payload []byte) {
 	e.stats.Handled++
-	icmp := p.label == ProtoICMP
-	a := endpoint{addr: p.src, port: p.portA}
-	b := endpoint{addr: p.dst, port: p.portB}
-	key := flowKey{v6: p.v6, icmp: icmp}
 	sender := uint8(0)
-	if less(b, a) {
-		key.a, key.b = b, a
+	if less(p.key.b, p.key.a) {
+		p.key.a, p.key.b = p.key.b, p.key.a
 		sender = 1
-	} else {
-		key.a, key.b = a, b
 	}
-	st := e.flows[key]
-	if st == nil {
-		if e.opts.MaxFlows > 0 && len(e.flows) >= e.opts.MaxFlows {
+	h := e.seed.hash(&p.key)
+	id, ok := e.table.find(&e.states, &p.key, h)
+	var st *flowState
+	if !ok {
+		if e.opts.MaxFlows > 0 && e.table.n >= e.opts.MaxFlows {
 			e.evictOldest()
 		}
-		st = e.newState()
-		*st = flowState{key: key, class: p.class, seq: p.seq, first: p.t, label: p.label, index: len(e.list)}
+		id, st = e.states.add()
+		*st = flowState{key: p.key, class: p.class, seq: p.seq, first: p.t, label: p.label}
 		st.srcSide = decide(p, sender)
-		e.flows[key] = st
-		e.list = append(e.list, st)
-	} else if p.class < st.class {
+		e.table.insert(h, id)
+	} else if st = e.states.at(id); p.class < st.class {
 		// The reference's earlier pass would have created this flow from this frame (R-PKT-2, R-ORD-2).
 		st.class, st.seq, st.first, st.label = p.class, p.seq, p.t, p.label
 		st.srcSide = decide(p, sender)
 	}
-	if key.a == key.b {
+	if p.key.a == p.key.b {
 		sender = 0 // K == K': every frame counts for the source (R-PKT-3)
 		st.srcSide = 0
 	}
@@ -253,16 +256,17 @@ func (e *Engine) apply(p *prepared, payload []byte) {
 		st.last = p.t
 	}
 	if e.opts.MaxFlows > 0 {
-		e.touch(st)
+		e.touch(id, st)
 	}
-	if p.probe && st.name == "" && st.probes < maxSessionProbes {
+	if p.probe && st.name == 0 && st.probes < maxSessionProbes {
 		st.probes++
 		n := p.name
 		if payload != nil {
 			n = SessionName(payload)
 		}
 		if n != "" {
-			st.name = n
+			e.names = append(e.names, n)
+			st.name = uint32(len(e.names))
 			st.nameSide = 1 - sender // the receiver of a ClientHello or request is the named server
 		}
 	}
@@ -270,33 +274,29 @@ func (e *Engine) apply(p *prepared, payload []byte) {
 
 const maxSessionProbes = 4
 
-// newState returns a zeroed flow state from the current slab; slabs keep the many small states out of
-// the allocator's and the collector's way.
-func (e *Engine) newState() *flowState {
-	if len(e.slab) == cap(e.slab) {
-		e.slab = make([]flowState, 0, 1024)
-	}
-	e.slab = e.slab[:len(e.slab)+1]
-	return &e.slab[len(e.slab)-1]
-}
-
 // decide applies R-DIR to a flow's creating frame and returns the canonical side of the source.
 func decide(p *prepared, sender uint8) uint8 {
-	la := IsLocal(addrOf(p.v6, &p.src))
-	lb := IsLocal(addrOf(p.v6, &p.dst))
-	side := Direction(la, lb, p.label == ProtoICMP, int(p.portA), int(p.portB))
+	src, dst := &p.key.a, &p.key.b
+	if sender == 1 {
+		src, dst = dst, src
+	}
+	la := IsLocal(addrOf(p.key.v6, &src.addr))
+	lb := IsLocal(addrOf(p.key.v6, &dst.addr))
+	side := Direction(la, lb, p.label == codeICMP, int(src.port), int(dst.port))
 	if side == SideA {
 		return sender
 	}
 	return 1 - sender
 }
 
+// less orders a flow's two endpoints for its key. Any fixed order will do (it is not the order of the
+// addresses): words in the machine's order are cheaper to compare.
 func less(x, y endpoint) bool {
-	xh, yh := binary.BigEndian.Uint64(x.addr[0:8]), binary.BigEndian.Uint64(y.addr[0:8])
+	xh, yh := binary.LittleEndian.Uint64(x.addr[0:8]), binary.LittleEndian.Uint64(y.addr[0:8])
 	if xh != yh {
 		return xh < yh
 	}
-	xl, yl := binary.BigEndian.Uint64(x.addr[8:16]), binary.BigEndian.Uint64(y.addr[8:16])
+	xl, yl := binary.LittleEndian.Uint64(x.addr[8:16]), binary.LittleEndian.Uint64(y.addr[8:16])
 	if xl != yl {
 		return xl < yl
 	}
@@ -373,47 +373,50 @@ func activeFunc(answers *AnswerTable, active map[[17]byte]struct{}, flows []Flow
 	}
 }
 
-// touch moves a state to the newest end of the recency list.
-func (e *Engine) touch(st *flowState) {
-	if e.newest == st {
+// touch moves state id to the newest end of the recency list.
+func (e *Engine) touch(id uint32, st *flowState) {
+	ref := id + 1
+	if e.newest == ref {
 		return
 	}
-	e.unlink(st)
+	e.unlink(ref, st)
 	st.prev = e.newest
-	if e.newest != nil {
-		e.newest.next = st
+	if e.newest != 0 {
+		e.states.at(e.newest - 1).next = ref
 	}
-	e.newest = st
-	if e.oldest == nil {
-		e.oldest = st
+	e.newest = ref
+	if e.oldest == 0 {
+		e.oldest = ref
 	}
 }
 
-func (e *Engine) unlink(st *flowState) {
-	if st.prev != nil {
-		st.prev.next = st.next
-	} else if e.oldest == st {
+// unlink takes st (id + 1 = ref) out of the recency list.
+func (e *Engine) unlink(ref uint32, st *flowState) {
+	if st.prev != 0 {
+		e.states.at(st.prev - 1).next = st.next
+	} else if e.oldest == ref {
 		e.oldest = st.next
 	}
-	if st.next != nil {
-		st.next.prev = st.prev
-	} else if e.newest == st {
+	if st.next != 0 {
+		e.states.at(st.next - 1).prev = st.prev
+	} else if e.newest == ref {
 		e.newest = st.prev
 	}
-	st.prev, st.next = nil, nil
+	st.prev, st.next = 0, 0
 }
 
 // evictOldest exports the least recently used flow, to bound the table (Options.MaxFlows).
 func (e *Engine) evictOldest() {
-	st := e.oldest
-	if st == nil {
+	ref := e.oldest
+	if ref == 0 {
 		return
 	}
-	e.unlink(st)
+	st := e.states.at(ref - 1)
+	e.unlink(ref, st)
 	e.stats.Evicted++
-	e.evicted = append(e.evicted, export(st))
-	delete(e.flows, st.key)
-	e.list[st.index] = nil
+	e.evicted = append(e.evicted, export(st, e.names))
+	e.table.remove(e.seed.hash(&st.key), ref-1)
+	st.dead = true
 }
 
 // TakeEvicted returns the flows exported early since the last call, numbered and named with what the
@@ -432,31 +435,135 @@ func (e *Engine) TakeEvicted(cache *NameCache) []Flow {
 	return s.Flows
 }
 
-// export turns a flow state into a Flow record.
-func export(st *flowState) Flow {
+// export turns a flow state into a Flow record; names are the session names of its window.
+func export(st *flowState, names []string) Flow {
+	var fl Flow
+	var buf [96]byte
+	text, ends := exportTo(&fl, st, names, buf[:0])
+	fl.setTexts(string(text), ends)
+	return fl
+}
+
+// exportTo fills fl from st, except for the address and port texts: it appends those to text (source
+// address, source port, destination address, destination port) and returns their ends.
+func exportTo(fl *Flow, st *flowState, names []string, text []byte) ([]byte, [4]int32) {
 	src, dst := st.key.a, st.key.b
 	s, d := 0, 1
 	if st.srcSide == 1 {
 		src, dst = dst, src
 		s, d = 1, 0
 	}
-	fl := Flow{
-		SrcAddr:  AddrText(addrOf(st.key.v6, &src.addr)),
-		DstAddr:  AddrText(addrOf(st.key.v6, &dst.addr)),
-		Protocol: st.label,
+	*fl = Flow{
+		Protocol: st.label.label(),
 		SrcPkts:  st.pkts[s], SrcBytes: st.bytes[s],
 		DstPkts: st.pkts[d], DstBytes: st.bytes[d],
 		First: st.first, Last: st.last,
 	}
+	var ends [4]int32
+	text = AppendAddrText(text, addrOf(st.key.v6, &src.addr))
+	ends[0] = int32(len(text))
 	if !st.key.icmp {
-		fl.SrcPort = strconv.Itoa(int(src.port))
-		fl.DstPort = strconv.Itoa(int(dst.port))
+		text = strconv.AppendUint(text, uint64(src.port), 10)
 	}
-	if st.name != "" && int(st.nameSide) == d {
-		fl.Name = st.name
+	ends[1] = int32(len(text))
+	text = AppendAddrText(text, addrOf(st.key.v6, &dst.addr))
+	ends[2] = int32(len(text))
+	if !st.key.icmp {
+		text = strconv.AppendUint(text, uint64(dst.port), 10)
+	}
+	ends[3] = int32(len(text))
+	if st.name != 0 && int(st.nameSide) == d {
+		fl.Name = names[st.name-1]
 		fl.NameSource = SourceSession
 	}
-	return fl
+	return text, ends
+}
+
+// setTexts sets the address and port texts from text, which starts with the four texts exportTo
+// appended, and their ends.
+func (fl *Flow) setTexts(text string, ends [4]int32) {
+	fl.SrcAddr = text[:ends[0]]
+	fl.SrcPort = text[ends[0]:ends[1]]
+	fl.DstAddr = text[ends[1]:ends[2]]
+	fl.DstPort = text[ends[2]:ends[3]]
+}
+
+// exportChunk is the number of flows whose texts share one string in exportAll.
+const exportChunk = 1024
+
+// exportAll exports the states of items into out, on every core for a large table. The texts of each
+// chunk of flows share one allocation (they live and die together).
+func exportAll(out []Flow, states *stateStore, items []orderItem, names []string) {
+	chunks := (len(items) + exportChunk - 1) / exportChunk
+	workers := min(runtime.GOMAXPROCS(0), chunks/8)
+	var next atomic.Int64
+	work := func() {
+		var text []byte
+		var ends [exportChunk][4]int32
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			lo := c * exportChunk
+			hi := min(lo+exportChunk, len(items))
+			prefault(out[lo:hi])
+			text = text[:0]
+			for i := lo; i < hi; i++ {
+				var e [4]int32
+				text, e = exportTo(&out[i], states.at(items[i].id), names, text)
+				ends[i-lo] = e
+			}
+			all := string(text)
+			prev := int32(0)
+			for i := lo; i < hi; i++ {
+				e := ends[i-lo]
+				out[i].setTexts(all[prev:], [4]int32{e[0] - prev, e[1] - prev, e[2] - prev, e[3] - prev})
+				prev = e[3]
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
+}
+
+// prefault writes a number into every page of fresh flow records. Writing a record's strings first
+// would, while the garbage collector marks, read each page before writing it (the write barrier loads
+// the old pointers), which maps the shared zero page and then copies it on the write with a TLB flush
+// on every core: several times the cost of the single fault a plain write takes.
+func prefault(flows []Flow) {
+	step := max(1, 4096/int(unsafe.Sizeof(Flow{})))
+	for i := 0; i < len(flows); i += step {
+		flows[i].SrcPkts = 0
+	}
+	if len(flows) > 0 {
+		flows[len(flows)-1].SrcPkts = 0
+	}
+}
+
+// orderItem is a live flow state with the key of the reference's order.
+type orderItem struct {
+	rel   float64 // relativeStart (R-FLOW-2)
+	seq   uint64  // creating frame
+	class uint8   // pass of the creating frame
+	id    uint32
+}
+
+// compareOrder is the reference's order of the flows of a capture: created by pass, then by creating
+// frame (R-ORD-2), then sorted stably by relativeStart (R-ORD-1) — one total order.
+func compareOrder(x, y orderItem) int {
+	if c := cmp.Compare(x.rel, y.rel); c != 0 {
+		return c
+	}
+	if x.class != y.class {
+		return int(x.class) - int(y.class)
+	}
+	return cmp.Compare(x.seq, y.seq)
 }
 
 // Flush ends the input (or a window): it exports every flow in the reference's order, numbers them
@@ -469,7 +576,8 @@ func (e *Engine) Flush(cache *NameCache) Sample { return e.Detach().Finish(cache
 // goroutine while the engine goes on with the next window.
 type Detached struct {
 	start   float64
-	list    []*flowState
+	states  stateStore
+	names   []string
 	n       int
 	evicted []Flow
 	answers *AnswerTable
@@ -480,7 +588,8 @@ type Detached struct {
 // window, in time independent of the number of flows (only the DNS answers carried across windows,
 // a bounded table, are copied). The engine's statistics go on accumulating.
 func (e *Engine) Detach() *Detached {
-	d := &Detached{start: e.start, list: e.list, n: len(e.flows), evicted: e.evicted, answers: e.answers, active: e.active}
+	d := &Detached{start: e.start, states: e.states, names: e.names, n: e.table.n, evicted: e.evicted,
+		answers: e.answers, active: e.active}
 	e.reset()
 	return d
 }
@@ -494,25 +603,20 @@ func (d *Detached) Start() float64 { return d.start }
 // Finish exports every flow in the reference's order (R-ORD-2), numbers them (R-ID-1) and names them
 // with the window's answers and the long-term cache (section 5). cache may be nil. Call it once.
 func (d *Detached) Finish(cache *NameCache) Sample {
-	live := make([]*flowState, 0, d.n)
-	for _, st := range d.list {
-		if st != nil {
-			live = append(live, st)
+	items := make([]orderItem, 0, d.n)
+	for id := range d.states.n {
+		if st := d.states.at(id); !st.dead {
+			items = append(items, orderItem{rel: fix6(st.first - d.start), seq: st.seq, class: st.class, id: id})
 		}
 	}
-	d.list = nil
-	// Creation order of the reference: by pass, then by the creating frame (R-ORD-2).
-	sortStable(live, func(x, y *flowState) bool {
-		if x.class != y.class {
-			return x.class < y.class
-		}
-		return x.seq < y.seq
-	})
-	s := Sample{Start: d.start, Flows: make([]Flow, len(d.evicted)+len(live))}
+	if !slices.IsSortedFunc(items, compareOrder) {
+		slices.SortFunc(items, compareOrder)
+	}
+	// Early exports come first among flows of the same relativeStart: Finalize's stable sort keeps them.
+	s := Sample{Start: d.start, Flows: make([]Flow, len(d.evicted)+len(items))}
 	copy(s.Flows, d.evicted)
-	for i, st := range live {
-		s.Flows[len(d.evicted)+i] = export(st)
-	}
+	exportAll(s.Flows[len(d.evicted):], &d.states, items, d.names)
+	d.states = stateStore{}
 	Finalize(&s, true)
 	Name(s.Flows, d.answers, activeFunc(d.answers, d.active, s.Flows), cache)
 	FixZeroPackets(s.Flows)
@@ -535,18 +639,49 @@ func Finalize(s *Sample, captureIDs bool) {
 	}
 	tcp, udp := 0, 0
 	for i := range s.Flows {
+		switch s.Flows[i].Protocol {
+		case ProtoTCP:
+			tcp++
+		case ProtoUDP:
+			udp++
+		}
+	}
+	ids := decimals(max(tcp, udp))
+	tcp, udp = 0, 0
+	for i := range s.Flows {
 		f := &s.Flows[i]
 		switch f.Protocol {
 		case ProtoTCP:
-			f.Identifier = strconv.Itoa(tcp)
+			f.Identifier = ids[tcp]
 			tcp++
 		case ProtoUDP:
-			f.Identifier = strconv.Itoa(udp)
+			f.Identifier = ids[udp]
 			udp++
 		default:
 			f.Identifier = ""
 		}
 	}
+}
+
+// decimals returns the decimal texts of 0 … n-1, sharing one allocation.
+func decimals(n int) []string {
+	out := make([]string, n)
+	if n == 0 {
+		return out
+	}
+	ends := make([]int32, n)
+	b := make([]byte, 0, n*len(strconv.Itoa(n)))
+	for i := range n {
+		b = strconv.AppendInt(b, int64(i), 10)
+		ends[i] = int32(len(b))
+	}
+	all := string(b)
+	prev := int32(0)
+	for i, e := range ends {
+		out[i] = all[prev:e]
+		prev = e
+	}
+	return out
 }
 
 // FixZeroPackets applies R-OUT-8: a side with bytes but no packets gets one packet.

@@ -228,3 +228,27 @@ func TestBenchMixIsRealistic(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFinish measures the end of a conversion or a window: exporting, ordering, numbering and
+// naming the flows of a large table (Detach, then Finish).
+func BenchmarkFinish(b *testing.B) {
+	for _, flows := range []int{10000, 180000} {
+		frames := benchMix(flows)
+		b.Run(fmt.Sprintf("flows_%d", flows), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				e := NewEngine(Options{})
+				for _, f := range frames {
+					e.Packet(LinkEthernet, f.t, f.data)
+				}
+				d := e.Detach()
+				b.StartTimer()
+				s := d.Finish(nil)
+				if len(s.Flows) == 0 {
+					b.Fatal("no flows")
+				}
+			}
+		})
+	}
+}

@@ -11,6 +11,20 @@ const (
 	ProtoOther Protocol = ""
 )
 
+// protoCode is a Protocol as a number, for the engine's state, which holds no pointers.
+type protoCode uint8
+
+const (
+	codeOther protoCode = iota
+	codeTCP
+	codeUDP
+	codeICMP
+)
+
+var protoLabels = [4]Protocol{ProtoOther, ProtoTCP, ProtoUDP, ProtoICMP}
+
+func (c protoCode) label() Protocol { return protoLabels[c&3] }
+
 // NameSource says where a flow's destination name came from (R-NAME-2).
 type NameSource string
 

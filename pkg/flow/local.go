@@ -66,16 +66,28 @@ func ParseAddr(s string) (netip.Addr, bool) {
 // IPv4-mapped IPv6 addresses are written in hex (::ffff:102:304).
 func AddrText(a netip.Addr) string {
 	if a.Is4In6() {
-		b := a.As16()
-		return "::ffff:" + hex16(uint16(b[12])<<8|uint16(b[13])) + ":" + hex16(uint16(b[14])<<8|uint16(b[15]))
+		var buf [24]byte
+		return string(AppendAddrText(buf[:0], a))
 	}
 	return a.String()
 }
 
-func hex16(v uint16) string {
+// AppendAddrText appends AddrText(a) to b.
+func AppendAddrText(b []byte, a netip.Addr) []byte {
+	if a.Is4In6() {
+		v := a.As16()
+		b = append(b, "::ffff:"...)
+		b = appendHex16(b, uint16(v[12])<<8|uint16(v[13]))
+		b = append(b, ':')
+		return appendHex16(b, uint16(v[14])<<8|uint16(v[15]))
+	}
+	return a.AppendTo(b)
+}
+
+func appendHex16(b []byte, v uint16) []byte {
 	const digits = "0123456789abcdef"
 	if v == 0 {
-		return "0"
+		return append(b, '0')
 	}
 	var buf [4]byte
 	i := len(buf)
@@ -84,5 +96,5 @@ func hex16(v uint16) string {
 		buf[i] = digits[v&0xF]
 		v >>= 4
 	}
-	return string(buf[i:])
+	return append(b, buf[i:]...)
 }

@@ -38,8 +38,7 @@ type aheadSource struct {
 	done chan struct{}
 	once sync.Once
 
-	cur    []byte // bytes being consumed: a buffer, or spill while a frame straddles two buffers
-	pos    int
+	window        // bytes being consumed: a buffer, or spill while a frame straddles two buffers
 	curBuf []byte // the buffer cur points into (nil while cur is spill), to give back when consumed
 	err    error  // what ends the input after cur (and next)
 

@@ -85,20 +85,35 @@ func readerSeeds() map[string][]byte {
 }
 
 // FuzzReader reads arbitrary file bytes: reading must terminate, never panic, never return a frame longer
-// than 262144 bytes (R-PCAP-2), consume at least one byte per frame, and, when the bytes reader exists,
-// give the same frames as the streaming reader.
+// than 262144 bytes (R-PCAP-2), consume at least one byte per frame, and give the same frames from memory
+// (NewBytesReader) and read ahead (NewReaderAhead) as through a bufio.Reader (NewReader).
 func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		withinLimit(t, func() {
 			stream := collect(t, data, func() (*Reader, error) { return NewReader(bytes.NewReader(data)) })
 			mem := collect(t, data, func() (*Reader, error) { return NewBytesReader(data) })
-			if len(stream.frames) != len(mem.frames) || (stream.err == nil) != (mem.err == nil) {
-				t.Fatalf("stream reader: %d frames, %v; bytes reader: %d frames, %v", len(stream.frames), stream.err, len(mem.frames), mem.err)
+			var closeAhead func()
+			ahead := collect(t, data, func() (*Reader, error) {
+				rd, c, err := NewReaderAhead(bytes.NewReader(data))
+				closeAhead = c
+				return rd, err
+			})
+			if closeAhead != nil {
+				closeAhead()
 			}
-			for i := range stream.frames {
-				a, b := stream.frames[i], mem.frames[i]
-				if a.Sec != b.Sec || a.Usec != b.Usec || a.Link != b.Link || a.Offset != b.Offset || !bytes.Equal(a.Data, b.Data) {
-					t.Fatalf("frame %d differs between the readers", i)
+			for _, other := range []struct {
+				name string
+				res  readResult
+			}{{"bytes", mem}, {"read-ahead", ahead}} {
+				if len(stream.frames) != len(other.res.frames) || (stream.err == nil) != (other.res.err == nil) {
+					t.Fatalf("stream reader: %d frames, %v; %s reader: %d frames, %v", len(stream.frames), stream.err,
+						other.name, len(other.res.frames), other.res.err)
+				}
+				for i := range stream.frames {
+					a, b := stream.frames[i], other.res.frames[i]
+					if a.Sec != b.Sec || a.Usec != b.Usec || a.Link != b.Link || a.Offset != b.Offset || !bytes.Equal(a.Data, b.Data) {
+						t.Fatalf("frame %d differs between the stream and %s readers", i, other.name)
+					}
 				}
 			}
 		})

@@ -69,6 +69,8 @@ func IsCapture(head []byte) bool {
 // Reader reads frames from a capture.
 type Reader struct {
 	r      source
+	win    *window // the source's bytes at hand, when it has them in memory (nil for a bufio.Reader)
+	big    bool    // a classic pcap file in big-endian order
 	off    int64
 	ng     bool
 	order  binary.ByteOrder
@@ -110,16 +112,22 @@ func NewReader(r io.Reader) (*Reader, error) {
 
 // NewBytesReader reads a capture held in memory (for example a mapped file); frames point into data.
 func NewBytesReader(data []byte) (*Reader, error) {
-	return newReader(&bytesSource{data: data})
+	return newReader(&bytesSource{window{cur: data}})
 }
 
 type bytesSource struct {
-	data []byte
-	pos  int
+	window // cur is the whole capture
+}
+
+// window is the bytes a source has at hand, cur[pos:]; the reader reads whole records from it in place
+// when they are there.
+type window struct {
+	cur []byte
+	pos int
 }
 
 func (b *bytesSource) Peek(n int) ([]byte, error) {
-	rest := b.data[b.pos:]
+	rest := b.cur[b.pos:]
 	if n > len(rest) {
 		if len(rest) == 0 {
 			return nil, io.EOF
@@ -130,8 +138,8 @@ func (b *bytesSource) Peek(n int) ([]byte, error) {
 }
 
 func (b *bytesSource) Discard(n int) (int, error) {
-	if rest := len(b.data) - b.pos; n > rest {
-		b.pos = len(b.data)
+	if rest := len(b.cur) - b.pos; n > rest {
+		b.pos = len(b.cur)
 		return rest, io.EOF
 	}
 	b.pos += n
@@ -156,6 +164,12 @@ func (rd *Reader) readFull(p []byte) error {
 
 func newReader(src source) (*Reader, error) {
 	rd := &Reader{r: src}
+	switch s := src.(type) {
+	case *aheadSource:
+		rd.win = &s.window
+	case *bytesSource:
+		rd.win = &s.window
+	}
 	head, err := rd.r.Peek(4)
 	if err != nil || !IsCapture(head) {
 		return nil, ErrNotCapture
@@ -174,7 +188,7 @@ func newReader(src source) (*Reader, error) {
 	switch magic {
 	case 0xa1b2c3d4, 0xa1b23c4d, 0xa1b2cd34:
 	default:
-		rd.order = binary.BigEndian
+		rd.order, rd.big = binary.BigEndian, true
 		magic = binary.BigEndian.Uint32(h[:4])
 	}
 	rd.pcap.nano = magic == 0xa1b23c4d
@@ -209,6 +223,28 @@ func (rd *Reader) Next() (Frame, error) {
 }
 
 func (rd *Reader) nextPcap() (Frame, error) {
+	if w := rd.win; w != nil && !rd.pcap.modified {
+		// The common case, without a call through the source: the whole record is at hand and not cut
+		// by the snapshot length.
+		if b := w.cur[w.pos:]; len(b) >= 16 {
+			var sec, frac, caplen uint32
+			if rd.big {
+				sec, frac, caplen = binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])
+			} else {
+				sec, frac, caplen = binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
+			}
+			if n := int(caplen); n <= rd.pcap.snaplen && n <= maxSnaplen && n <= len(b)-16 {
+				start := rd.off
+				w.pos += 16 + n
+				rd.off += int64(16 + n)
+				usec := frac
+				if rd.pcap.nano {
+					usec = frac / 1000
+				}
+				return Frame{Link: rd.pcap.link, Sec: uint64(sec), Usec: usec, Data: b[16 : 16+n : 16+n], Offset: start}, nil
+			}
+		}
+	}
 	n := 16
 	if rd.pcap.modified {
 		n = 24
