@@ -46,7 +46,7 @@ func main() {
 			os.Exit(1)
 		}
 		d := time.Since(t0)
-		fmt.Printf("%d frames, %d flows, %.3f s, %.2f M frames/s\n", res.Frames, len(res.Sample.Flows), d.Seconds(),
+		fmt.Printf("%d frames, %d flows, %.3f s, %.2f M frames/s\n", res.Frames, res.Flows, d.Seconds(),
 			float64(res.Frames)/d.Seconds()/1e6)
 	}
 	pprof.StopCPUProfile()

@@ -119,7 +119,7 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, input string) error {
 	if err != nil {
 		return err
 	}
-	if cache != nil && len(res.Sample.Flows) > 0 {
+	if cache != nil && res.Flows > 0 {
 		if err := cache.Save(); err != nil {
 			fmt.Fprintln(stderr, "flowctl: warning:", err)
 		}
@@ -131,9 +131,9 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, input string) error {
 		elapsed := time.Since(began)
 		if res.Format == convert.FormatPcap {
 			fmt.Fprintf(stderr, "%s: %d packets, %d flows → %s in %s (%.0f packets/s)\n", input, res.Frames,
-				len(res.Sample.Flows), res.Output, elapsed.Round(time.Millisecond), float64(res.Frames)/elapsed.Seconds())
+				res.Flows, res.Output, elapsed.Round(time.Millisecond), float64(res.Frames)/elapsed.Seconds())
 		} else {
-			fmt.Fprintf(stderr, "%s: %d flows → %s in %s\n", input, len(res.Sample.Flows), res.Output, elapsed.Round(time.Millisecond))
+			fmt.Fprintf(stderr, "%s: %d flows → %s in %s\n", input, res.Flows, res.Output, elapsed.Round(time.Millisecond))
 		}
 	}
 	return nil

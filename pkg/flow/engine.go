@@ -1,16 +1,10 @@
 package flow
 
 import (
-	"cmp"
 	"encoding/binary"
 	"math"
 	"net/netip"
-	"runtime"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/flowfleet/flowfleet/internal/pynum"
 )
@@ -313,11 +307,7 @@ func addrOf(v6 bool, b *[16]byte) netip.Addr {
 // see records a non-local address of a frame that made no flow, for the cache update (ACTIVE, R-NAME-1).
 // Flow endpoints are in ACTIVE too; Flush checks them directly.
 func (e *Engine) see(v6 bool, b *[16]byte) {
-	var k [17]byte
-	if v6 {
-		k[0] = 1
-	}
-	copy(k[1:], b[:])
+	k := addrKey(v6, b)
 	if _, ok := e.active[k]; ok {
 		return
 	}
@@ -331,21 +321,33 @@ func (e *Engine) see(v6 bool, b *[16]byte) {
 	e.active[k] = struct{}{}
 }
 
+// addrKey is an address as a map key: the IPv6 flag, then the address (IPv4 in its first 4 bytes).
+func addrKey(v6 bool, b *[16]byte) [17]byte {
+	var k [17]byte
+	if v6 {
+		k[0] = 1
+	}
+	copy(k[1:], b[:])
+	return k
+}
+
+// addrKeyOf returns the key of a parsed address.
+func addrKeyOf(a netip.Addr) [17]byte {
+	b := a.As16()
+	if a.Is4() {
+		var v4 [16]byte
+		copy(v4[:], b[12:])
+		return addrKey(false, &v4)
+	}
+	return addrKey(true, &b)
+}
+
 func isActive(active map[[17]byte]struct{}, s string) bool {
 	a, ok := ParseAddr(s)
 	if !ok {
 		return false
 	}
-	var k [17]byte
-	if a.Is6() {
-		k[0] = 1
-		b := a.As16()
-		copy(k[1:], b[:])
-	} else {
-		b := a.As4()
-		copy(k[1:], b[:])
-	}
-	_, in := active[k]
+	_, in := active[addrKeyOf(a)]
 	return in
 }
 
@@ -433,194 +435,6 @@ func (e *Engine) TakeEvicted(cache *NameCache) []Flow {
 	Name(s.Flows, e.answers, activeFunc(e.answers, e.active, s.Flows), cache)
 	FixZeroPackets(s.Flows)
 	return s.Flows
-}
-
-// export turns a flow state into a Flow record; names are the session names of its window.
-func export(st *flowState, names []string) Flow {
-	var fl Flow
-	var buf [96]byte
-	text, ends := exportTo(&fl, st, names, buf[:0])
-	fl.setTexts(string(text), ends)
-	return fl
-}
-
-// exportTo fills fl from st, except for the address and port texts: it appends those to text (source
-// address, source port, destination address, destination port) and returns their ends.
-func exportTo(fl *Flow, st *flowState, names []string, text []byte) ([]byte, [4]int32) {
-	src, dst := st.key.a, st.key.b
-	s, d := 0, 1
-	if st.srcSide == 1 {
-		src, dst = dst, src
-		s, d = 1, 0
-	}
-	*fl = Flow{
-		Protocol: st.label.label(),
-		SrcPkts:  st.pkts[s], SrcBytes: st.bytes[s],
-		DstPkts: st.pkts[d], DstBytes: st.bytes[d],
-		First: st.first, Last: st.last,
-	}
-	var ends [4]int32
-	text = AppendAddrText(text, addrOf(st.key.v6, &src.addr))
-	ends[0] = int32(len(text))
-	if !st.key.icmp {
-		text = strconv.AppendUint(text, uint64(src.port), 10)
-	}
-	ends[1] = int32(len(text))
-	text = AppendAddrText(text, addrOf(st.key.v6, &dst.addr))
-	ends[2] = int32(len(text))
-	if !st.key.icmp {
-		text = strconv.AppendUint(text, uint64(dst.port), 10)
-	}
-	ends[3] = int32(len(text))
-	if st.name != 0 && int(st.nameSide) == d {
-		fl.Name = names[st.name-1]
-		fl.NameSource = SourceSession
-	}
-	return text, ends
-}
-
-// setTexts sets the address and port texts from text, which starts with the four texts exportTo
-// appended, and their ends.
-func (fl *Flow) setTexts(text string, ends [4]int32) {
-	fl.SrcAddr = text[:ends[0]]
-	fl.SrcPort = text[ends[0]:ends[1]]
-	fl.DstAddr = text[ends[1]:ends[2]]
-	fl.DstPort = text[ends[2]:ends[3]]
-}
-
-// exportChunk is the number of flows whose texts share one string in exportAll.
-const exportChunk = 1024
-
-// exportAll exports the states of items into out, on every core for a large table. The texts of each
-// chunk of flows share one allocation (they live and die together).
-func exportAll(out []Flow, states *stateStore, items []orderItem, names []string) {
-	chunks := (len(items) + exportChunk - 1) / exportChunk
-	workers := min(runtime.GOMAXPROCS(0), chunks/8)
-	var next atomic.Int64
-	work := func() {
-		var text []byte
-		var ends [exportChunk][4]int32
-		for {
-			c := int(next.Add(1)) - 1
-			if c >= chunks {
-				return
-			}
-			lo := c * exportChunk
-			hi := min(lo+exportChunk, len(items))
-			prefault(out[lo:hi])
-			text = text[:0]
-			for i := lo; i < hi; i++ {
-				var e [4]int32
-				text, e = exportTo(&out[i], states.at(items[i].id), names, text)
-				ends[i-lo] = e
-			}
-			all := string(text)
-			prev := int32(0)
-			for i := lo; i < hi; i++ {
-				e := ends[i-lo]
-				out[i].setTexts(all[prev:], [4]int32{e[0] - prev, e[1] - prev, e[2] - prev, e[3] - prev})
-				prev = e[3]
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	work()
-	wg.Wait()
-}
-
-// prefault writes a number into every page of fresh flow records. Writing a record's strings first
-// would, while the garbage collector marks, read each page before writing it (the write barrier loads
-// the old pointers), which maps the shared zero page and then copies it on the write with a TLB flush
-// on every core: several times the cost of the single fault a plain write takes.
-func prefault(flows []Flow) {
-	step := max(1, 4096/int(unsafe.Sizeof(Flow{})))
-	for i := 0; i < len(flows); i += step {
-		flows[i].SrcPkts = 0
-	}
-	if len(flows) > 0 {
-		flows[len(flows)-1].SrcPkts = 0
-	}
-}
-
-// orderItem is a live flow state with the key of the reference's order.
-type orderItem struct {
-	rel   float64 // relativeStart (R-FLOW-2)
-	seq   uint64  // creating frame
-	class uint8   // pass of the creating frame
-	id    uint32
-}
-
-// compareOrder is the reference's order of the flows of a capture: created by pass, then by creating
-// frame (R-ORD-2), then sorted stably by relativeStart (R-ORD-1) — one total order.
-func compareOrder(x, y orderItem) int {
-	if c := cmp.Compare(x.rel, y.rel); c != 0 {
-		return c
-	}
-	if x.class != y.class {
-		return int(x.class) - int(y.class)
-	}
-	return cmp.Compare(x.seq, y.seq)
-}
-
-// Flush ends the input (or a window): it exports every flow in the reference's order, numbers them
-// (R-ID-1), names them with the answers seen and the long-term cache (section 5), and resets the engine
-// for the next window. cache may be nil. Flush is Detach followed by Finish.
-func (e *Engine) Flush(cache *NameCache) Sample { return e.Detach().Finish(cache) }
-
-// Detached is a window's state taken out of an engine by Detach: its flow states, early exports, DNS
-// answers and active addresses. Finish turns it into the window's Sample; it may run on another
-// goroutine while the engine goes on with the next window.
-type Detached struct {
-	start   float64
-	states  stateStore
-	names   []string
-	n       int
-	evicted []Flow
-	answers *AnswerTable
-	active  map[[17]byte]struct{}
-}
-
-// Detach takes the current window's state out of the engine and resets the engine for the next
-// window, in time independent of the number of flows (only the DNS answers carried across windows,
-// a bounded table, are copied). The engine's statistics go on accumulating.
-func (e *Engine) Detach() *Detached {
-	d := &Detached{start: e.start, states: e.states, names: e.names, n: e.table.n, evicted: e.evicted,
-		answers: e.answers, active: e.active}
-	e.reset()
-	return d
-}
-
-// Len returns the number of flows the window holds.
-func (d *Detached) Len() int { return d.n + len(d.evicted) }
-
-// Start returns the window's S: its earliest IP frame time, or NoStart.
-func (d *Detached) Start() float64 { return d.start }
-
-// Finish exports every flow in the reference's order (R-ORD-2), numbers them (R-ID-1) and names them
-// with the window's answers and the long-term cache (section 5). cache may be nil. Call it once.
-func (d *Detached) Finish(cache *NameCache) Sample {
-	items := make([]orderItem, 0, d.n)
-	for id := range d.states.n {
-		if st := d.states.at(id); !st.dead {
-			items = append(items, orderItem{rel: fix6(st.first - d.start), seq: st.seq, class: st.class, id: id})
-		}
-	}
-	if !slices.IsSortedFunc(items, compareOrder) {
-		slices.SortFunc(items, compareOrder)
-	}
-	// Early exports come first among flows of the same relativeStart: Finalize's stable sort keeps them.
-	s := Sample{Start: d.start, Flows: make([]Flow, len(d.evicted)+len(items))}
-	copy(s.Flows, d.evicted)
-	exportAll(s.Flows[len(d.evicted):], &d.states, items, d.names)
-	d.states = stateStore{}
-	Finalize(&s, true)
-	Name(s.Flows, d.answers, activeFunc(d.answers, d.active, s.Flows), cache)
-	FixZeroPackets(s.Flows)
-	return s
 }
 
 // Finalize computes relativeStart and duration (R-FLOW-2, R-FLOW-3), sorts the flows stably by

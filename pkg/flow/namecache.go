@@ -14,9 +14,10 @@ import (
 )
 
 // NameCache is the long-term passive DNS cache of R-CACHE-1: address text → name, in file order. It is
-// not safe for concurrent use.
+// safe for concurrent use: a sensor names evicted flows and finished windows on two goroutines, and a
+// window's chunks are named on several.
 type NameCache struct {
-	mu    sync.Mutex // a sensor names evicted flows and finished windows on two goroutines
+	mu    sync.RWMutex
 	path  string
 	order []string
 	names map[string]string
@@ -86,8 +87,8 @@ func (c *NameCache) Len() int {
 
 // Lookup returns the cached name of an address text (R-CACHE-2).
 func (c *NameCache) Lookup(addr string) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	n, ok := c.names[addr]
 	return n, ok
 }

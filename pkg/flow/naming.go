@@ -13,31 +13,49 @@ func Name(flows []Flow, answers *AnswerTable, active func(string) bool, cache *N
 	if len(flows) == 0 {
 		return
 	}
-	lists := make(map[string][]candidate)
-	var order []string
+	n := newNamer(answers, active)
+	for i := range flows {
+		n.name(&flows[i], cache)
+	}
+	if cache != nil {
+		n.updateCache(cache)
+	}
+}
+
+// namer holds the (t, name) candidates of R-NAME-1 by answer address. Once built it is only read:
+// flows may be named on several goroutines at once.
+type namer struct {
+	lists map[string][]candidate
+	order []string // the addresses in order of their first answer
+}
+
+func newNamer(answers *AnswerTable, active func(string) bool) *namer {
+	n := &namer{lists: make(map[string][]candidate)}
 	if answers != nil {
-		answers.Each(func(n string, a Answer) {
+		answers.Each(func(name string, a Answer) {
 			if !active(a.Answer) {
 				return
 			}
-			l, ok := lists[a.Answer]
+			l, ok := n.lists[a.Answer]
 			if !ok {
-				order = append(order, a.Answer)
+				n.order = append(n.order, a.Answer)
 			}
-			lists[a.Answer] = append(l, candidate{t: a.Time, name: n[:max(len(n)-1, 0)]})
+			n.lists[a.Answer] = append(l, candidate{t: a.Time, name: name[:max(len(name)-1, 0)]})
 		})
 	}
-	for _, l := range lists {
+	for _, l := range n.lists {
 		sortStable(l, func(x, y candidate) bool { return x.t < y.t })
 	}
-	for i := range flows {
-		nameFlow(&flows[i], lists[flows[i].DstAddr], cache)
-	}
-	if cache == nil {
-		return
-	}
-	for _, x := range order { // R-CACHE-3
-		l := lists[x]
+	return n
+}
+
+// name applies R-NAME-2 to one flow.
+func (n *namer) name(f *Flow, cache *NameCache) { nameFlow(f, n.lists[f.DstAddr], cache) }
+
+// updateCache applies R-CACHE-3, after every flow was named.
+func (n *namer) updateCache(cache *NameCache) {
+	for _, x := range n.order {
+		l := n.lists[x]
 		same := true
 		for _, c := range l[1:] {
 			if c.name != l[0].name {

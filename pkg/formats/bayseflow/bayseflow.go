@@ -15,9 +15,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
+	"github.com/flowfleet/flowfleet/internal/ordered"
 	"github.com/flowfleet/flowfleet/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
@@ -44,66 +44,61 @@ func Encode(s flow.Sample, fileName, hash string) []byte {
 // memory does not grow with the size of the file. A large sample's chunks are encoded on every core
 // and written in order.
 func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
-	if hash == "" {
-		hash = NewHash()
-	}
-	b := make([]byte, 0, 64*1024)
-	b = append(b, `{"hash": `...)
-	b = appendString(b, hash)
-	b = append(b, `, "trafficDate": `...)
-	b = appendString(b, pynum.Repr(s.Start))
-	b = append(b, `, "fileName": `...)
-	b = appendString(b, fileName)
-	b = append(b, `, "BayseFlows": [`...)
-	if _, err := w.Write(b); err != nil {
+	if _, err := w.Write(AppendHeader(nil, s.Start, fileName, hash)); err != nil {
 		return err
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if len(s.Flows) < 2*encodeChunk || workers < 2 {
-		workers = 1
+	chunks := (len(s.Flows) + encodeChunk - 1) / encodeChunk
+	workers := 1
+	if len(s.Flows) >= 2*encodeChunk {
+		workers = runtime.GOMAXPROCS(0)
 	}
-	bufs := make([][]byte, workers)
-	for lo := 0; lo < len(s.Flows); lo += workers * encodeChunk {
-		var wg sync.WaitGroup
-		for k := range bufs {
-			from := lo + k*encodeChunk
-			to := min(from+encodeChunk, len(s.Flows))
-			bufs[k] = bufs[k][:0]
-			if from >= to {
-				continue
-			}
-			encode := func() { bufs[k] = appendFlows(bufs[k], s.Flows, from, to) }
-			if k == len(bufs)-1 {
-				encode()
-				continue
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); encode() }()
-		}
-		wg.Wait()
-		for _, c := range bufs {
-			if _, err := w.Write(c); err != nil {
-				return err
-			}
-		}
+	err := ordered.Run(chunks, workers, func(_, k int, b []byte) ([]byte, error) {
+		from := k * encodeChunk
+		return AppendFlows(b, s.Flows[from:min(from+encodeChunk, len(s.Flows))], k == 0), nil
+	}, func(b []byte) error {
+		_, err := w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	_, err := w.Write([]byte("]}"))
+	_, err = w.Write(AppendTrailer(nil))
 	return err
 }
 
 // encodeChunk is the number of flows encoded into one buffer (about 2 MiB).
 const encodeChunk = 8192
 
-// appendFlows appends flows[from:to], each preceded by the separator unless it is the first flow.
-func appendFlows(b []byte, flows []flow.Flow, from, to int) []byte {
-	for i := from; i < to; i++ {
-		if i > 0 {
+// AppendHeader appends the start of a BayseFlow file, up to its first flow: the hash ("" for a fresh
+// random one), the trafficDate S and the fileName (R-OUT-1 … R-OUT-3). AppendFlows and AppendTrailer
+// complete it.
+func AppendHeader(b []byte, start float64, fileName, hash string) []byte {
+	if hash == "" {
+		hash = NewHash()
+	}
+	b = append(b, `{"hash": `...)
+	b = appendString(b, hash)
+	b = append(b, `, "trafficDate": `...)
+	b = appendString(b, pynum.Repr(start))
+	b = append(b, `, "fileName": `...)
+	b = appendString(b, fileName)
+	return append(b, `, "BayseFlows": [`...)
+}
+
+// AppendFlows appends flows, each preceded by the separator unless first says that the file's first
+// flow opens the chunk.
+func AppendFlows(b []byte, flows []flow.Flow, first bool) []byte {
+	for i := range flows {
+		if i > 0 || !first {
 			b = append(b, ", "...)
 		}
 		b = AppendFlow(b, &flows[i])
 	}
 	return b
 }
+
+// AppendTrailer appends the end of a BayseFlow file, after its last flow.
+func AppendTrailer(b []byte) []byte { return append(b, "]}"...) }
 
 // AppendFlow appends one flow object (R-OUT-5).
 func AppendFlow(b []byte, f *flow.Flow) []byte {

@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
+	"github.com/flowfleet/flowfleet/internal/ordered"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 	"github.com/flowfleet/flowfleet/pkg/formats/pcapfile"
@@ -62,9 +64,10 @@ type Options struct {
 type Result struct {
 	Format   Format
 	Input    string
-	Output   string // path of the .bf file written
-	Sample   flow.Sample
-	Frames   uint64 // capture frames read (captures only)
+	Output   string  // path of the .bf file written
+	Start    float64 // the trafficDate S (flow.NoStart when nothing was learned)
+	Flows    int     // flows written
+	Frames   uint64  // capture frames read (captures only)
 	Stats    flow.Stats
 	Warnings []string // conditions that did not stop the conversion (a truncated capture, …)
 }
@@ -104,6 +107,7 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 		in = &progressReader{r: f, total: st.Size(), fn: opts.Progress}
 	}
 	var fileName string
+	var write func(w io.Writer) error
 	switch format {
 	case FormatPcap:
 		fileName = bayseflow.CaptureFileName(path)
@@ -114,10 +118,19 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
 		}
 		defer closeReader()
-		err = convertCapture(ctx, rd, path, st.Size(), opts, res)
+		var ord *flow.Ordered
+		if ord, err = convertCapture(ctx, rd, path, st.Size(), opts, res); err == nil {
+			res.Start, res.Flows = ord.Start(), ord.Len()
+			write = func(w io.Writer) error { return writeOrdered(w, ord, fileName) }
+			defer ord.Done() // the cache learns the answers once every flow was named (R-CACHE-3)
+		}
 	case FormatZeek, FormatInterflow, FormatNetflow:
 		fileName = bayseflow.LogFileName(path)
-		err = convertLog(ctx, in, path, format, opts, res)
+		var s flow.Sample
+		if s, err = convertLog(ctx, in, path, format, opts); err == nil {
+			res.Start, res.Flows = s.Start, len(s.Flows)
+			write = func(w io.Writer) error { return bayseflow.EncodeTo(w, s, fileName, "") }
+		}
 	default:
 		err = fmt.Errorf("%w: format %q", ErrUnsupported, format)
 	}
@@ -125,12 +138,37 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	out := filepath.Join(opts.OutDir, fileName)
-	write := func(w io.Writer) error { return bayseflow.EncodeTo(w, res.Sample, fileName, "") }
 	if err := flow.WriteFileAtomicFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
 	res.Output = out
 	return res, nil
+}
+
+// writeOrdered writes a capture's BayseFlow file while its flows are exported and named: each chunk is
+// exported, named and encoded on one of the cores, and the chunks are written in order, so that the
+// flow records never all exist at once.
+func writeOrdered(w io.Writer, ord *flow.Ordered, fileName string) error {
+	if _, err := w.Write(bayseflow.AppendHeader(nil, ord.Start(), fileName, "")); err != nil {
+		return err
+	}
+	workers := 1
+	if ord.Chunks() >= 4 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	flows := make([][]flow.Flow, workers) // each worker's records, reused for its every chunk
+	err := ordered.Run(ord.Chunks(), workers, func(worker, k int, b []byte) ([]byte, error) {
+		flows[worker] = ord.Chunk(k, flows[worker])
+		return bayseflow.AppendFlows(b, flows[worker], k == 0), nil
+	}, func(b []byte) error {
+		_, err := w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(bayseflow.AppendTrailer(nil))
+	return err
 }
 
 // Detect names the format of an input from its first bytes.
@@ -221,11 +259,12 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// convertCapture runs a capture through the flow engine in one pass (section 3).
-func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size int64, opts Options, res *Result) error {
+// convertCapture runs a capture through the flow engine in one pass (section 3) and returns its flows,
+// ordered.
+func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size int64, opts Options, res *Result) (*flow.Ordered, error) {
 	if link, ok := rd.LinkType(); ok {
 		if err := flow.CheckLinkType(link); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	eng := flow.NewEngine(opts.Flow)
@@ -243,11 +282,11 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: stopped reading at %v; the frames before it were converted", path, err))
 				break
 			}
-			return fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if (fr.Link != last || len(checked) == 0) && !checked[fr.Link] {
 			if err := flow.CheckLinkType(fr.Link); err != nil {
-				return fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
+				return nil, fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
 			}
 			checked[fr.Link] = true
 		}
@@ -255,7 +294,7 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 		res.Frames++
 		if res.Frames%65536 == 0 {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			if opts.Progress != nil {
 				opts.Progress(rd.Offset(), size)
@@ -268,6 +307,5 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 	if res.Stats.Truncated > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))
 	}
-	res.Sample = eng.Flush(opts.Cache)
-	return nil
+	return eng.Detach().Order(opts.Cache), nil
 }

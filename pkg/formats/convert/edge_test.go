@@ -39,8 +39,8 @@ func TestZeekEmptyJSONArrayAutoDetect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("convert: %v, want an empty empty_JSON.conn.bf", err)
 	}
-	if len(res.Sample.Flows) != 0 {
-		t.Errorf("flows %+v", res.Sample.Flows)
+	if res.Flows != 0 {
+		t.Errorf("%d flows", res.Flows)
 	}
 }
 
@@ -80,7 +80,7 @@ func TestCapturePcapngDamagedFinalBlock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("convert: %v; want the flow of the first frame and a .bf", err)
 	}
-	if len(res.Sample.Flows) != 1 {
-		t.Errorf("flows %+v", res.Sample.Flows)
+	if res.Flows != 1 {
+		t.Errorf("%d flows", res.Flows)
 	}
 }

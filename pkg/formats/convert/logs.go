@@ -43,33 +43,32 @@ func readZeek(in io.Reader, path string, opts Options) (flow.Sample, *flow.Answe
 }
 
 // convertLog runs a flow log (Zeek, Interflow, NetFlow) through its reader and the shared naming steps.
-func convertLog(ctx context.Context, in io.Reader, path string, format Format, opts Options, res *Result) error {
+func convertLog(ctx context.Context, in io.Reader, path string, format Format, opts Options) (flow.Sample, error) {
 	read, ok := logReaders[format]
 	if !ok {
-		return fmt.Errorf("%w: format %q", ErrUnsupported, format)
+		return flow.Sample{}, fmt.Errorf("%w: format %q", ErrUnsupported, format)
 	}
 	if format != FormatZeek && opts.DNSLog != "" {
-		return fmt.Errorf("--dns goes with a Zeek conn.log, not with %s input", format)
+		return flow.Sample{}, fmt.Errorf("--dns goes with a Zeek conn.log, not with %s input", format)
 	}
 	s, answers, err := read(in, path, opts)
 	if err != nil {
-		return err
+		return flow.Sample{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return flow.Sample{}, err
 	}
 	if format == FormatInterflow {
 		// R-ERR-6: the reference tests every flow destination's locality when it names the flows, and an
 		// address it cannot parse aborts the conversion there (NetFlow's naming tests none).
 		for i := range s.Flows {
 			if _, ok := flow.ParseAddr(s.Flows[i].DstAddr); !ok {
-				return fmt.Errorf("%s: flow destination %q is not an IP address (R-ERR-6)", path, s.Flows[i].DstAddr)
+				return flow.Sample{}, fmt.Errorf("%s: flow destination %q is not an IP address (R-ERR-6)", path, s.Flows[i].DstAddr)
 			}
 		}
 	}
 	flow.Finalize(&s, false)
 	flow.Name(s.Flows, answers, flow.ActiveDestinations(s.Flows), opts.Cache)
 	flow.FixZeroPackets(s.Flows)
-	res.Sample = s
-	return nil
+	return s, nil
 }
