@@ -46,8 +46,8 @@ func main() {
 			os.Exit(1)
 		}
 		d := time.Since(t0)
-		fmt.Printf("%d frames, %d flows, %.3f s, %.2f M frames/s\n", res.Frames, res.Flows, d.Seconds(),
-			float64(res.Frames)/d.Seconds()/1e6)
+		fmt.Printf("%d frames, %d flows, %.3f s (read %.3f s, written %.3f s), %.2f M frames/s\n", res.Frames, res.Flows,
+			d.Seconds(), res.Read.Seconds(), res.Write.Seconds(), float64(res.Frames)/d.Seconds()/1e6)
 	}
 	pprof.StopCPUProfile()
 	f.Close()

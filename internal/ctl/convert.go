@@ -130,8 +130,9 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, input string) error {
 	if !quiet {
 		elapsed := time.Since(began)
 		if res.Format == convert.FormatPcap {
-			fmt.Fprintf(stderr, "%s: %d packets, %d flows → %s in %s (%.0f packets/s)\n", input, res.Frames,
-				res.Flows, res.Output, elapsed.Round(time.Millisecond), float64(res.Frames)/elapsed.Seconds())
+			fmt.Fprintf(stderr, "%s: %d packets, %d flows → %s in %s (%.0f packets/s; read %s, written %s)\n", input,
+				res.Frames, res.Flows, res.Output, elapsed.Round(time.Millisecond), float64(res.Frames)/elapsed.Seconds(),
+				res.Read.Round(time.Millisecond), res.Write.Round(time.Millisecond))
 		} else {
 			fmt.Fprintf(stderr, "%s: %d flows → %s in %s\n", input, res.Flows, res.Output, elapsed.Round(time.Millisecond))
 		}

@@ -152,6 +152,17 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // WriteFileAtomicFunc is WriteFileAtomic for content produced by write, through a buffered writer.
 func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeFileAtomic(path, perm, true, write)
+}
+
+// ReplaceFileFunc is WriteFileAtomicFunc without the sync: readers still see the old or the new content,
+// never a part, but a crash of the machine soon after may leave either, or an empty file. For outputs
+// that can be made again, where the sync would be a good part of the time taken.
+func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeFileAtomic(path, perm, false, write)
+}
+
+func writeFileAtomic(path string, perm os.FileMode, sync bool, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -175,15 +186,20 @@ func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) er
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(name, path); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()

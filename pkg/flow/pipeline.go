@@ -13,18 +13,20 @@ type Pipeline struct {
 	full chan *prepBatch
 	free chan *prepBatch
 	done chan struct{}
+	sink uint64 // keeps the flow-table stage's touches
 }
 
 // pipelineBatch is the number of frames handed over at once; pipelineDepth the batches in flight.
-// A batch is about 180 KiB.
+// A batch is 128 KiB of records.
 const (
 	pipelineBatch = 2048
 	pipelineDepth = 4
 )
 
 type prepBatch struct {
-	n int
-	p [pipelineBatch]prepared
+	n     int
+	p     [pipelineBatch]prepared
+	names [pipelineBatch]string // the session names of probes, parsed ahead: the bytes are gone by then
 }
 
 // NewPipeline starts the flow-table goroutine of e. Close must be called.
@@ -41,10 +43,18 @@ func NewPipeline(e *Engine) *Pipeline {
 
 func (pl *Pipeline) run() {
 	defer close(pl.done)
+	var senders [pipelineBatch]uint8
+	var hashes [pipelineBatch]uint64
 	for b := range pl.full {
+		var sink uint64
 		for i := 0; i < b.n; i++ {
-			pl.e.apply(&b.p[i], nil)
-			b.p[i].name = ""
+			senders[i], hashes[i] = pl.e.canon(&b.p[i])
+			sink += pl.e.touch(hashes[i])
+		}
+		pl.sink = sink
+		for i := 0; i < b.n; i++ {
+			pl.e.apply(&b.p[i], senders[i], hashes[i], b.names[i])
+			b.names[i] = ""
 		}
 		b.n = 0
 		pl.free <- b
@@ -59,8 +69,7 @@ func (pl *Pipeline) Packet(link LinkType, t float64, data []byte) {
 		return
 	}
 	if p.probe {
-		// The bytes are gone by the time the flow table sees the frame: parse now.
-		p.name = SessionName(payload)
+		pl.cur.names[pl.cur.n] = SessionName(payload)
 	}
 	pl.cur.n++
 	if pl.cur.n == pipelineBatch {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"unsafe"
 )
 
 // The flow table finds exactly what a map would, through growth and deletions (the backward shift of
@@ -149,5 +150,12 @@ func TestBoundedTableEvictsLeastRecentlyUsed(t *testing.T) {
 		if total[f.Key()] != countsOf(f) {
 			t.Errorf("%s: bounded table counted %+v, unbounded %+v", f.Key(), total[f.Key()], countsOf(f))
 		}
+	}
+}
+
+// A prepared frame record fits a cache line (it crosses cores on a Pipeline).
+func TestPreparedFitsACacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(prepared{}); n > 64 {
+		t.Errorf("prepared is %d bytes", n)
 	}
 }
