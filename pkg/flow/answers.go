@@ -34,6 +34,9 @@ func NewAnswerTable() *AnswerTable {
 // Len returns the number of names registered.
 func (t *AnswerTable) Len() int { return len(t.names) }
 
+// Answers returns the number of answers held.
+func (t *AnswerTable) Answers() int { return t.total }
+
 // Register adds name with no answers if it is new, keeping its position otherwise.
 func (t *AnswerTable) Register(name string) int {
 	if i, ok := t.index[name]; ok {

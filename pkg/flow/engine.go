@@ -230,17 +230,6 @@ func (e *Engine) canon(p *prepared) (uint8, uint64) {
 	return sender, e.seed.hash(&p.key)
 }
 
-// touch loads the table slot and the flow state of a key's hash, as find will, and returns a word of
-// them. Touching the keys of a batch of frames before applying them lets their cache misses overlap
-// instead of coming one after the other.
-func (e *Engine) touch(h uint64) uint64 {
-	s := e.table.slots[e.table.home(h)]
-	if s != 0 && uint32(s)-1 < e.states.n {
-		return s ^ e.states.at(uint32(s)-1).seq
-	}
-	return s
-}
-
 // apply is the flow-table stage: it counts a prepared frame, canon'ed, into its flow. It owns the
 // flow table, the early exports and the Handled and Evicted counters. name is the SessionName of a
 // probe's payload.

@@ -2,9 +2,11 @@ package flow
 
 import (
 	"cmp"
+	"encoding/binary"
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/flowfleet/flowfleet/internal/ordered"
@@ -118,6 +120,29 @@ var codeOf = map[Protocol]protoCode{ProtoTCP: codeTCP, ProtoUDP: codeUDP, ProtoI
 // Order puts the window's flows in the reference's order and prepares their numbering and naming.
 // Call Finish or Order once.
 func (d *Detached) Order(cache *NameCache) *Ordered {
+	// Which answers are flow endpoints (for ACTIVE) on another core while the flows are ordered here.
+	var answers *answerAddrs
+	states, evicted := &d.states, d.evicted
+	findEndpoints := func() {
+		answers = newAnswerAddrs(d.answers)
+		for j := range evicted {
+			answers.seeText(evicted[j].SrcAddr)
+			answers.seeText(evicted[j].DstAddr)
+		}
+		for id := range states.n {
+			if st := states.at(id); !st.dead {
+				answers.see(st.key.v6, &st.key.a.addr)
+				answers.see(st.key.v6, &st.key.b.addr)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	if d.n >= 4*OrderChunk && runtime.GOMAXPROCS(0) > 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); findEndpoints() }()
+	} else {
+		findEndpoints()
+	}
 	items := make([]orderItem, 0, d.n+len(d.evicted))
 	for j := range d.evicted {
 		f := &d.evicted[j]
@@ -133,7 +158,6 @@ func (d *Detached) Order(cache *NameCache) *Ordered {
 		slices.SortFunc(items, compareOrder)
 	}
 	o := &Ordered{start: d.start, states: d.states, names: d.names, evicted: d.evicted, items: items, cache: cache}
-	d.states, d.evicted = stateStore{}, nil
 	chunks := o.Chunks()
 	o.tcp, o.udp = make([]int32, chunks), make([]int32, chunks)
 	var tcp, udp int32
@@ -149,7 +173,9 @@ func (d *Detached) Order(cache *NameCache) *Ordered {
 		}
 	}
 	o.ids = decimals(int(max(tcp, udp)))
-	o.namer = newNamer(d.answers, o.activeFunc(d.answers, d.active))
+	wg.Wait()
+	d.states, d.evicted = stateStore{}, nil
+	o.namer = newNamer(d.answers, answers.activeFunc(d.active))
 	return o
 }
 
@@ -227,43 +253,66 @@ func (o *Ordered) fill(k int, out []Flow) {
 	}
 }
 
-// activeFunc returns the ACTIVE test of R-NAME-1 for the window: non-local addresses that were an
-// endpoint of a flow or of another IP frame of at least 34 bytes (active).
-func (o *Ordered) activeFunc(answers *AnswerTable, active map[[17]byte]struct{}) func(string) bool {
-	// The answers as written (normalised, R-OUT-7), by address; a flow's endpoint is written the same way.
-	byAddr := make(map[[17]byte]string)
-	byText := make(map[string]bool)
-	answers.Each(func(_ string, a Answer) {
-		if addr, ok := ParseAddr(a.Answer); ok && AddrText(addr) == a.Answer {
-			byAddr[addrKeyOf(addr)] = a.Answer
-			byText[a.Answer] = false
+// answerAddrs is the set of a window's DNS answer addresses, as written (normalised, R-OUT-7), and
+// which of them are an endpoint of a flow. A bit filter in front of the map keeps the test of every
+// flow's endpoints cheap: most are no answer.
+type answerAddrs struct {
+	byAddr   map[[17]byte]string
+	endpoint map[string]bool // answer text → an endpoint of a flow
+	filter   []uint64        // bit filterBit(address) is set for every answer address
+}
+
+const filterBits = 18
+
+func filterBit(k *[17]byte) uint64 {
+	h := mix(binary.LittleEndian.Uint64(k[1:9])^0x9e3779b97f4a7c15, binary.LittleEndian.Uint64(k[9:17])^uint64(k[0])<<7)
+	return h >> (64 - filterBits)
+}
+
+func newAnswerAddrs(answers *AnswerTable) *answerAddrs {
+	n := answers.Answers()
+	a := &answerAddrs{byAddr: make(map[[17]byte]string, n), endpoint: make(map[string]bool, n),
+		filter: make([]uint64, 1<<filterBits/64)}
+	var buf [64]byte
+	answers.Each(func(_ string, ans Answer) {
+		addr, ok := ParseAddr(ans.Answer)
+		if !ok || string(AppendAddrText(buf[:0], addr)) != ans.Answer {
+			return // written otherwise than a flow's endpoint is: never one
 		}
+		k := addrKeyOf(addr)
+		a.byAddr[k] = ans.Answer
+		a.endpoint[ans.Answer] = false
+		bit := filterBit(&k)
+		a.filter[bit/64] |= 1 << (bit % 64)
 	})
-	if len(byAddr) > 0 {
-		seen := func(v6 bool, addr *[16]byte) {
-			if s, ok := byAddr[addrKey(v6, addr)]; ok {
-				byText[s] = true
-			}
-		}
-		for _, it := range o.items {
-			if it.group == 0 {
-				f := &o.evicted[it.id]
-				for _, s := range []string{f.SrcAddr, f.DstAddr} {
-					if _, ok := byText[s]; ok {
-						byText[s] = true
-					}
-				}
-				continue
-			}
-			st := o.states.at(it.id)
-			seen(st.key.v6, &st.key.a.addr)
-			seen(st.key.v6, &st.key.b.addr)
-		}
+	return a
+}
+
+// see marks the answer that is a flow endpoint's address, if any.
+func (a *answerAddrs) see(v6 bool, addr *[16]byte) {
+	k := addrKey(v6, addr)
+	if bit := filterBit(&k); a.filter[bit/64]&(1<<(bit%64)) == 0 {
+		return
 	}
+	if s, ok := a.byAddr[k]; ok {
+		a.endpoint[s] = true
+	}
+}
+
+// seeText marks the answer that is the text of a flow's endpoint, if any.
+func (a *answerAddrs) seeText(s string) {
+	if _, ok := a.endpoint[s]; ok {
+		a.endpoint[s] = true
+	}
+}
+
+// activeFunc returns the ACTIVE test of R-NAME-1, once every flow was seen: non-local addresses that
+// were an endpoint of a flow or of another IP frame of at least 34 bytes (active).
+func (a *answerAddrs) activeFunc(active map[[17]byte]struct{}) func(string) bool {
 	return func(s string) bool {
-		if byText[s] {
-			a, ok := ParseAddr(s)
-			return ok && !IsLocal(a)
+		if a.endpoint[s] {
+			addr, ok := ParseAddr(s)
+			return ok && !IsLocal(addr)
 		}
 		return isActive(active, s)
 	}

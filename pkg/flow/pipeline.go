@@ -13,7 +13,6 @@ type Pipeline struct {
 	full chan *prepBatch
 	free chan *prepBatch
 	done chan struct{}
-	sink uint64 // keeps the flow-table stage's touches
 }
 
 // pipelineBatch is the number of frames handed over at once; pipelineDepth the batches in flight.
@@ -43,17 +42,10 @@ func NewPipeline(e *Engine) *Pipeline {
 
 func (pl *Pipeline) run() {
 	defer close(pl.done)
-	var senders [pipelineBatch]uint8
-	var hashes [pipelineBatch]uint64
 	for b := range pl.full {
-		var sink uint64
 		for i := 0; i < b.n; i++ {
-			senders[i], hashes[i] = pl.e.canon(&b.p[i])
-			sink += pl.e.touch(hashes[i])
-		}
-		pl.sink = sink
-		for i := 0; i < b.n; i++ {
-			pl.e.apply(&b.p[i], senders[i], hashes[i], b.names[i])
+			sender, h := pl.e.canon(&b.p[i])
+			pl.e.apply(&b.p[i], sender, h, b.names[i])
 			b.names[i] = ""
 		}
 		b.n = 0

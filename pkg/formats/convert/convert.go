@@ -114,13 +114,12 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 	switch format {
 	case FormatPcap:
 		fileName = bayseflow.CaptureFileName(path)
-		var rd *pcapfile.Reader
-		var closeReader func()
-		rd, closeReader, err = pcapfile.NewReaderAhead(in)
+		var rd *pcapfile.BatchReader
+		rd, err = pcapfile.NewBatchReader(in)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
 		}
-		defer closeReader()
+		defer rd.Close()
 		var ord *flow.Ordered
 		if ord, err = convertCapture(ctx, rd, path, st.Size(), opts, res); err == nil {
 			res.Start, res.Flows = ord.Start(), ord.Len()
@@ -266,20 +265,39 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // convertCapture runs a capture through the flow engine in one pass (section 3) and returns its flows,
-// ordered.
-func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size int64, opts Options, res *Result) (*flow.Ordered, error) {
+// ordered. Three goroutines share the work: the reader's parses the file's records, this one decodes
+// the frames, and the pipeline's keeps the flow table.
+func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, size int64, opts Options, res *Result) (*flow.Ordered, error) {
 	if link, ok := rd.LinkType(); ok {
 		if err := flow.CheckLinkType(link); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	eng := flow.NewEngine(opts.Flow)
-	pl := flow.NewPipeline(eng) // reading and decoding here, the flow table on another core
+	pl := flow.NewPipeline(eng)
 	defer pl.Close()
 	checked := map[flow.LinkType]bool{}
 	var last flow.LinkType // with checked[last], the link type of the previous frame
 	for {
-		fr, err := rd.Next()
+		b, ok := rd.Next()
+		if !ok {
+			return nil, fmt.Errorf("%s: reading stopped", path) // Close was called: not here
+		}
+		for i := range b.Frames {
+			fr := &b.Frames[i]
+			if (fr.Link != last || len(checked) == 0) && !checked[fr.Link] {
+				if err := flow.CheckLinkType(fr.Link); err != nil {
+					b.Release()
+					return nil, fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
+				}
+				checked[fr.Link] = true
+			}
+			last = fr.Link
+			pl.Packet(fr.Link, b.Times[i], fr.Data)
+		}
+		res.Frames += uint64(len(b.Frames))
+		end, err := b.End, b.Err
+		b.Release()
 		if err == io.EOF {
 			break
 		}
@@ -290,23 +308,12 @@ func convertCapture(ctx context.Context, rd *pcapfile.Reader, path string, size 
 			}
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if (fr.Link != last || len(checked) == 0) && !checked[fr.Link] {
-			if err := flow.CheckLinkType(fr.Link); err != nil {
-				return nil, fmt.Errorf("%s: frame at byte %d: %w", path, fr.Offset, err)
-			}
-			checked[fr.Link] = true
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		last = fr.Link
-		res.Frames++
-		if res.Frames%65536 == 0 {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if opts.Progress != nil {
-				opts.Progress(rd.Offset(), size)
-			}
+		if opts.Progress != nil {
+			opts.Progress(end, size)
 		}
-		pl.Packet(fr.Link, flow.FrameTime(fr.Sec, fr.Usec), fr.Data)
 	}
 	pl.Close()
 	res.Stats = eng.Stats()

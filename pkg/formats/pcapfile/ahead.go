@@ -42,6 +42,10 @@ type aheadSource struct {
 	curBuf []byte // the buffer cur points into (nil while cur is spill), to give back when consumed
 	err    error  // what ends the input after cur (and next)
 
+	// retire keeps used buffers in retired instead of giving them back (see BatchReader).
+	retire  bool
+	retired [][]byte
+
 	spill   []byte
 	next    []byte // the buffer to continue with after spill, from offset nextOff
 	nextOff int
@@ -81,7 +85,7 @@ func (s *aheadSource) Size() int { return aheadChunk }
 // advance makes the next buffer current once cur is used up; false at the end of the input.
 func (s *aheadSource) advance() bool {
 	if s.next != nil { // leaving spill: continue in the buffer it borrowed from
-		s.cur, s.pos, s.curBuf = s.next, s.nextOff, s.nextBuf
+		s.cur, s.pos, s.curBuf, s.scratch = s.next, s.nextOff, s.nextBuf, false
 		s.next, s.nextBuf = nil, nil
 		return true
 	}
@@ -97,11 +101,15 @@ func (s *aheadSource) advance() bool {
 		s.err = io.EOF
 		return false
 	}
-	s.cur, s.pos, s.curBuf, s.err = b.b, 0, b.b[:cap(b.b)], b.err
+	s.cur, s.pos, s.curBuf, s.err, s.scratch = b.b, 0, b.b[:cap(b.b)], b.err, false
 	return len(b.b) > 0 || s.err == nil
 }
 
 func (s *aheadSource) release(b []byte) {
+	if s.retire {
+		s.retired = append(s.retired, b[:cap(b)])
+		return
+	}
 	select {
 	case s.free <- b[:cap(b)]:
 	default:
@@ -109,6 +117,11 @@ func (s *aheadSource) release(b []byte) {
 }
 
 func (s *aheadSource) Peek(n int) ([]byte, error) {
+	if n == 0 {
+		// fix: an empty record at the very end of the file came back truncated: looking for its zero
+		// bytes ran into the end of the input.
+		return nil, nil
+	}
 	for s.pos >= len(s.cur) {
 		if !s.advance() {
 			return nil, s.endErr(0)
@@ -128,20 +141,20 @@ func (s *aheadSource) Peek(n int) ([]byte, error) {
 	s.curBuf = nil
 	if s.err != nil {
 		s.release(oldBuf)
-		s.cur, s.pos = s.spill, 0
+		s.cur, s.pos, s.scratch = s.spill, 0, true
 		return s.spill, s.endErr(len(s.spill))
 	}
 	b, ok := <-s.full
 	s.release(oldBuf)
 	if !ok {
 		s.err = io.EOF
-		s.cur, s.pos = s.spill, 0
+		s.cur, s.pos, s.scratch = s.spill, 0, true
 		return s.spill, s.endErr(len(s.spill))
 	}
 	s.err = b.err
 	need := min(n-len(rest), len(b.b))
 	s.spill = append(s.spill, b.b[:need]...)
-	s.cur, s.pos = s.spill, 0
+	s.cur, s.pos, s.scratch = s.spill, 0, true
 	s.next, s.nextOff, s.nextBuf = b.b, need, b.b[:cap(b.b)]
 	if len(s.spill) < n {
 		return s.spill, s.endErr(len(s.spill))

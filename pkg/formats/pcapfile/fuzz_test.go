@@ -86,7 +86,8 @@ func readerSeeds() map[string][]byte {
 
 // FuzzReader reads arbitrary file bytes: reading must terminate, never panic, never return a frame longer
 // than 262144 bytes (R-PCAP-2), consume at least one byte per frame, and give the same frames from memory
-// (NewBytesReader) and read ahead (NewReaderAhead) as through a bufio.Reader (NewReader).
+// (NewBytesReader), read ahead (NewReaderAhead) and in batches (NewBatchReader) as through a
+// bufio.Reader (NewReader).
 func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		withinLimit(t, func() {
@@ -101,10 +102,17 @@ func FuzzReader(f *testing.F) {
 			if closeAhead != nil {
 				closeAhead()
 			}
+			batch := readResult{}
+			if br, err := NewBatchReader(bytes.NewReader(data)); err != nil {
+				batch.err = err
+			} else {
+				batch.frames, batch.err = readBatches(t, br, false)
+				br.Close()
+			}
 			for _, other := range []struct {
 				name string
 				res  readResult
-			}{{"bytes", mem}, {"read-ahead", ahead}} {
+			}{{"bytes", mem}, {"read-ahead", ahead}, {"batch", batch}} {
 				if len(stream.frames) != len(other.res.frames) || (stream.err == nil) != (other.res.err == nil) {
 					t.Fatalf("stream reader: %d frames, %v; %s reader: %d frames, %v", len(stream.frames), stream.err,
 						other.name, len(other.res.frames), other.res.err)

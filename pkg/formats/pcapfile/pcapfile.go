@@ -70,6 +70,7 @@ func IsCapture(head []byte) bool {
 type Reader struct {
 	r      source
 	win    *window // the source's bytes at hand, when it has them in memory (nil for a bufio.Reader)
+	copied bool    // the last frame's bytes are a copy that the next record overwrites
 	big    bool    // a classic pcap file in big-endian order
 	off    int64
 	ng     bool
@@ -124,6 +125,9 @@ type bytesSource struct {
 type window struct {
 	cur []byte
 	pos int
+	// scratch says that cur is a copy that the next record overwrites (a record that straddled two of
+	// the source's buffers), not the source's own memory.
+	scratch bool
 }
 
 func (b *bytesSource) Peek(n int) ([]byte, error) {
@@ -216,10 +220,18 @@ func (rd *Reader) Offset() int64 { return rd.off }
 // Next returns the next frame, io.EOF at the end, or an error wrapping ErrTruncated (with the offset)
 // when the file is cut in the middle of a record, or ErrDamaged when a record cannot be read.
 func (rd *Reader) Next() (Frame, error) {
+	rd.copied = false
+	var fr Frame
+	var err error
 	if rd.ng {
-		return rd.nextNG()
+		fr, err = rd.nextNG()
+	} else {
+		fr, err = rd.nextPcap()
 	}
-	return rd.nextPcap()
+	if rd.win != nil && rd.win.scratch {
+		rd.copied = true
+	}
+	return fr, err
 }
 
 func (rd *Reader) nextPcap() (Frame, error) {
@@ -278,6 +290,7 @@ func (rd *Reader) nextPcap() (Frame, error) {
 		// it: copy it out first (fix: snaplen-cut records came back holding later bytes of the file).
 		rd.buf = append(rd.buf[:0], data...)
 		data = rd.buf
+		rd.copied = true
 		if _, err := rd.r.Discard(skip); err != nil {
 			return Frame{}, fmt.Errorf("record at byte %d: %w", start, ErrTruncated)
 		}
@@ -307,6 +320,7 @@ func (rd *Reader) read(n int) ([]byte, error) {
 	if cap(rd.buf) < n {
 		rd.buf = make([]byte, n)
 	}
+	rd.copied = true
 	b := rd.buf[:n]
 	for got := 0; got < n; {
 		chunk := min(n-got, rd.r.Size())
