@@ -5,33 +5,17 @@ import (
 	"sync"
 )
 
-// aheadChunk is the size of the buffers NewReaderAhead reads into.
+// aheadChunk is the size of the buffers a BatchReader reads into.
 const aheadChunk = 1 << 20
 
-// NewReaderAhead is NewReader for large files: a goroutine reads r a few megabytes ahead, so that the
-// read calls overlap with the caller's decoding, and frames are handed out from those buffers without a
-// further copy (a frame that straddles two buffers is joined in a small side buffer). Memory is bounded
-// by four buffers. Close stops the goroutine; it must be called when the reader is no longer used.
-func NewReaderAhead(r io.Reader) (*Reader, func(), error) {
-	src := &aheadSource{full: make(chan aheadBuf, 2), free: make(chan []byte, 4), done: make(chan struct{})}
-	for i := 0; i < 4; i++ {
-		src.free <- make([]byte, aheadChunk)
-	}
-	go src.fill(r)
-	rd, err := newReader(src)
-	if err != nil {
-		src.close()
-		return nil, nil, err
-	}
-	return rd, src.close, nil
-}
-
+// aheadSource reads ahead: a goroutine (fill) reads the file into a few buffers, and the reader takes
+// records from them without a further copy (a record that straddles two buffers is joined in a small
+// side buffer, spill).
 type aheadBuf struct {
 	b   []byte // filled part of a buffer
 	err error  // io.EOF or a read error after b
 }
 
-// aheadSource implements source over the buffers the fill goroutine reads.
 type aheadSource struct {
 	full chan aheadBuf
 	free chan []byte

@@ -8,7 +8,7 @@ import (
 )
 
 // BatchReader reads a capture on goroutines of its own: one reads the file ahead into 1 MiB buffers
-// (as NewReaderAhead does), another parses the records there and hands out batches of frames, with
+// (aheadSource), another parses the records there and hands out batches of frames, with
 // their times, whose bytes stay valid until the batch is released. The caller's goroutine is left
 // only its own work on the frames.
 type BatchReader struct {

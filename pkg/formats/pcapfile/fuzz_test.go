@@ -86,22 +86,12 @@ func readerSeeds() map[string][]byte {
 
 // FuzzReader reads arbitrary file bytes: reading must terminate, never panic, never return a frame longer
 // than 262144 bytes (R-PCAP-2), consume at least one byte per frame, and give the same frames from memory
-// (NewBytesReader), read ahead (NewReaderAhead) and in batches (NewBatchReader) as through a
-// bufio.Reader (NewReader).
+// (NewBytesReader) and read ahead in batches (NewBatchReader) as through a bufio.Reader (NewReader).
 func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		withinLimit(t, func() {
 			stream := collect(t, data, func() (*Reader, error) { return NewReader(bytes.NewReader(data)) })
 			mem := collect(t, data, func() (*Reader, error) { return NewBytesReader(data) })
-			var closeAhead func()
-			ahead := collect(t, data, func() (*Reader, error) {
-				rd, c, err := NewReaderAhead(bytes.NewReader(data))
-				closeAhead = c
-				return rd, err
-			})
-			if closeAhead != nil {
-				closeAhead()
-			}
 			batch := readResult{}
 			if br, err := NewBatchReader(bytes.NewReader(data)); err != nil {
 				batch.err = err
@@ -112,7 +102,7 @@ func FuzzReader(f *testing.F) {
 			for _, other := range []struct {
 				name string
 				res  readResult
-			}{{"bytes", mem}, {"read-ahead", ahead}, {"batch", batch}} {
+			}{{"bytes", mem}, {"batch", batch}} {
 				if len(stream.frames) != len(other.res.frames) || (stream.err == nil) != (other.res.err == nil) {
 					t.Fatalf("stream reader: %d frames, %v; %s reader: %d frames, %v", len(stream.frames), stream.err,
 						other.name, len(other.res.frames), other.res.err)
