@@ -51,4 +51,3 @@ func readAllFrames(t *testing.T, rd *Reader) ([]Frame, error) {
 		out = append(out, f)
 	}
 }
-
