@@ -78,6 +78,23 @@ func Repr(x float64) string {
 
 // AppendRepr appends Python's repr of x to dst.
 func AppendRepr(dst []byte, x float64) []byte {
+	if a := math.Abs(x); a >= 1e-4 && a < 1e16 {
+		// Python writes these in positional notation: the shortest digits that read back as x (Go's
+		// and Python's agree), with ".0" when they have no fraction.
+		n := len(dst)
+		dst = strconv.AppendFloat(dst, x, 'f', -1, 64)
+		for _, c := range dst[n:] {
+			if c == '.' {
+				return dst
+			}
+		}
+		return append(dst, ".0"...)
+	}
+	return appendReprSci(dst, x)
+}
+
+// appendReprSci is AppendRepr by way of the scientific form, for every x.
+func appendReprSci(dst []byte, x float64) []byte {
 	switch {
 	case math.IsNaN(x):
 		return append(dst, "nan"...)

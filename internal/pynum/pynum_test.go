@@ -116,3 +116,35 @@ func TestFix6MatchesText(t *testing.T) {
 		check(x)
 	}
 }
+
+// The positional fast path of AppendRepr writes what the general path writes, over the whole range
+// it covers and its edges.
+func TestAppendReprFastPathMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(x float64) {
+		if got, want := string(AppendRepr(nil, x)), string(appendReprSci(nil, x)); got != want {
+			t.Fatalf("%v: %q, want %q", x, got, want)
+		}
+	}
+	for _, x := range []float64{1e-4, math.Nextafter(1e-4, 0), math.Nextafter(1e-4, 1), 1e16,
+		math.Nextafter(1e16, 0), 9999999999999998, 0.1, 1, 100, 1700000000.123456, 0.000123, 123456789012345.6} {
+		check(x)
+		check(-x)
+	}
+	for i := 0; i < 2_000_000; i++ {
+		var x float64
+		switch i % 4 {
+		case 0: // relativeStart and duration: six decimals
+			x = Fix6(rng.Float64() * 3600)
+		case 1: // any magnitude in range
+			x = math.Pow(10, -4+rng.Float64()*20) * (rng.Float64() + 0.5)
+		case 2: // integers
+			x = float64(rng.Int64N(1 << 53))
+		default: // arbitrary bits
+			x = math.Float64frombits(rng.Uint64())
+		}
+		if !math.IsNaN(x) {
+			check(x)
+		}
+	}
+}

@@ -160,6 +160,15 @@ func appendString(b []byte, s string) []byte {
 
 // appendEscaped writes the body of a JSON string, escaped as appendString says.
 func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			return appendEscapedSlow(append(b, s[:i]...), s[i:])
+		}
+	}
+	return append(b, s...) // printable ASCII only: addresses, ports, most names
+}
+
+func appendEscapedSlow(b []byte, s string) []byte {
 	const hexd = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		c := s[i]

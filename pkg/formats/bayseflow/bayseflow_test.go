@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -216,6 +217,25 @@ func TestEncodeLargeSampleInOrder(t *testing.T) {
 	for i, f := range decoded.BayseFlows {
 		if f.SrcPkts != int64(i) {
 			t.Fatalf("flow %d out of order (srcPkts %d)", i, f.SrcPkts)
+		}
+	}
+}
+
+// The printable-ASCII fast path of the string escaper writes what the general escaper writes.
+func TestAppendEscapedFastPathMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	alphabet := []byte("a.:0-\"\\\x00\x1f\x7f\x80\xc3\xa9\xf0\x9f\x98\x80 ~/")
+	for i := 0; i < 200000; i++ {
+		b := make([]byte, rng.IntN(12))
+		for j := range b {
+			if rng.IntN(4) == 0 {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[j] = byte(' ' + rng.IntN(95))
+			}
+		}
+		if got, want := string(appendEscaped([]byte("x"), string(b))), string(appendEscapedSlow([]byte("x"), string(b))); got != want {
+			t.Fatalf("%q: %q, want %q", b, got, want)
 		}
 	}
 }
