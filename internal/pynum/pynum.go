@@ -81,6 +81,11 @@ func AppendRepr(dst []byte, x float64) []byte {
 	if a := math.Abs(x); a >= 1e-4 && a < 1e16 {
 		// Python writes these in positional notation: the shortest digits that read back as x (Go's
 		// and Python's agree), with ".0" when they have no fraction.
+		if m := math.Round(x * 1e6); a < 1e9 && m/1e6 == x {
+			// x is the double nearest a number of millionths (as relativeStart and duration are,
+			// R-FLOW-2): below 1e9 doubles are closer than 1e-6, so those digits are the shortest.
+			return appendMillionths(dst, int64(m))
+		}
 		n := len(dst)
 		dst = strconv.AppendFloat(dst, x, 'f', -1, 64)
 		for _, c := range dst[n:] {
@@ -91,6 +96,30 @@ func AppendRepr(dst []byte, x float64) []byte {
 		return append(dst, ".0"...)
 	}
 	return appendReprSci(dst, x)
+}
+
+// appendMillionths appends m/10⁶ in positional notation without trailing zeros (but one).
+func appendMillionths(dst []byte, m int64) []byte {
+	if m < 0 {
+		dst = append(dst, '-')
+		m = -m
+	}
+	dst = strconv.AppendInt(dst, m/1e6, 10)
+	dst = append(dst, '.')
+	frac := m % 1e6
+	if frac == 0 {
+		return append(dst, '0')
+	}
+	var digits [6]byte
+	for i := 5; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := 6
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(dst, digits[:end]...)
 }
 
 // appendReprSci is AppendRepr by way of the scientific form, for every x.

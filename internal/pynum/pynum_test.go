@@ -126,7 +126,8 @@ func TestAppendReprFastPathMatches(t *testing.T) {
 			t.Fatalf("%v: %q, want %q", x, got, want)
 		}
 	}
-	for _, x := range []float64{1e-4, math.Nextafter(1e-4, 0), math.Nextafter(1e-4, 1), 1e16,
+	for _, x := range []float64{1e9, math.Nextafter(1e9, 0), 999999999.999999, 0.0001, 0.000123, 1.5, 2,
+		1e-4, math.Nextafter(1e-4, 0), math.Nextafter(1e-4, 1), 1e16,
 		math.Nextafter(1e16, 0), 9999999999999998, 0.1, 1, 100, 1700000000.123456, 0.000123, 123456789012345.6} {
 		check(x)
 		check(-x)
@@ -134,8 +135,8 @@ func TestAppendReprFastPathMatches(t *testing.T) {
 	for i := 0; i < 2_000_000; i++ {
 		var x float64
 		switch i % 4 {
-		case 0: // relativeStart and duration: six decimals
-			x = Fix6(rng.Float64() * 3600)
+		case 0: // relativeStart and duration: six decimals, both signs, across the 1e9 bound
+			x = Fix6((rng.Float64()*2 - 1) * math.Pow(10, rng.Float64()*11-2))
 		case 1: // any magnitude in range
 			x = math.Pow(10, -4+rng.Float64()*20) * (rng.Float64() + 0.5)
 		case 2: // integers
