@@ -40,20 +40,19 @@ type decoder struct {
 	scratch []byte
 }
 
-// decode applies R-DEC-1 … R-DEC-9 to f (tunnels included, R-DEC-8). The result's frame is the
-// (possibly rebuilt) innermost frame.
-func (d *decoder) decode(f []byte, tunnels bool) decoded {
-	r := decoded{dataOff: -1}
+// decode applies R-DEC-1 … R-DEC-9 to f (tunnels included, R-DEC-8) and writes the result to r (by
+// pointer: it is written once a frame). The result's frame is the (possibly rebuilt) innermost frame.
+func (d *decoder) decode(f []byte, tunnels bool, r *decoded) {
 	for depth := 0; ; depth++ {
-		r = decoded{dataOff: -1, frame: f}
+		*r = decoded{dataOff: -1, frame: f}
 		if len(f) <= 14 {
-			return r
+			return
 		}
 		var h, tl int
 		switch f[14] >> 4 {
 		case 4: // R-DEC-2
 			if len(f) < 34 {
-				return r
+				return
 			}
 			h = int(f[14]&0x0F) * 4
 			tl = int(u16(f, 16))
@@ -63,7 +62,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 		case 6: // R-DEC-3
 			if len(f) < 54 {
 				r.truncated = len(f) > 34 // R-DEC-11 (shorter frames are ignored before, R-DEC-0)
-				return r
+				return
 			}
 			r.v6 = true
 			h = 40
@@ -72,7 +71,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			copy(r.src[:], f[22:38])
 			copy(r.dst[:], f[38:54])
 		default:
-			return r
+			return
 		}
 		r.addrs = true
 		t := 14 + h
@@ -87,7 +86,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			r.label = codeTCP
 			if t+12 >= len(f) {
 				r.truncated = true
-				return r
+				return
 			}
 			hl := int(f[t+12]>>4) * 4
 			if tl != 0 {
@@ -115,7 +114,7 @@ func (d *decoder) decode(f []byte, tunnels bool) decoded {
 			r.label = codeOther
 			r.payload = -1
 		}
-		return r
+		return
 	}
 }
 
@@ -158,17 +157,13 @@ func isCookedV4(f []byte) bool {
 
 // decodeFrame applies R-DEC-10 on top of decode: it returns the decoding used for flows (handled or
 // not) after the cooked-capture branch.
-func (d *decoder) decodeFrame(f []byte) decoded {
-	r := d.decode(f, true)
-	if r.handled || r.truncated {
-		return r
+func (d *decoder) decodeFrame(f []byte, r *decoded) {
+	d.decode(f, true, r)
+	if r.handled || r.truncated || !isCookedV4(f) {
+		return
 	}
-	if isCookedV4(f) {
-		c := d.decode(f[2:], true)
-		if c.addrs && !c.truncated {
-			c.handled = true
-		}
-		return c
+	d.decode(f[2:], true, r)
+	if r.addrs && !r.truncated {
+		r.handled = true
 	}
-	return r
 }

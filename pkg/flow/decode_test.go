@@ -352,7 +352,8 @@ func TestDecodeTruncations(t *testing.T) {
 	for _, f := range frames {
 		for n := 0; n <= len(f); n++ {
 			cut := bytes.Clone(f[:n])
-			_ = d.decodeFrame(cut)
+			var r decoded
+			d.decodeFrame(cut, &r)
 		}
 	}
 }

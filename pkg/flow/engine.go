@@ -184,7 +184,8 @@ func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bo
 		e.latest = t
 	}
 	if isDNSFrame(f, kind) { // R-DNS-1
-		if d := e.dec.decode(f, false); d.dataOff >= 0 {
+		var d decoded
+		if e.dec.decode(f, false, &d); d.dataOff >= 0 {
 			e.stats.DNS++
 			e.dns.walk(e.answers, d.frame, d.dataOff, t)
 		}
@@ -194,7 +195,8 @@ func (e *Engine) prepare(link LinkType, t float64, data []byte, p *prepared) (bo
 		return false, nil
 	}
 	class := outerClass(f, kind)
-	r := e.dec.decodeFrame(f)
+	var r decoded
+	e.dec.decodeFrame(f, &r)
 	if len(f) == 34 || !r.handled { // R-DEC-0, R-DEC-10
 		if len(f) == 34 {
 			e.stats.Short++
