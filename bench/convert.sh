@@ -16,7 +16,7 @@ for pkg in nfdump softflowd time; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || {
     echo "installing $pkg"; apt-get install -y -qq "$pkg" >/dev/null; }
 done
-go build -o "$work/" ./bench/gencap ./bench/decodeloop
+go build -o "$work/" ./bench/gencap ./bench/decodeloop ./bench/corelat
 go build -o "$work/flowctl" ./cmd/ctl
 if [ ! -f "$file" ]; then
   "$work/gencap" -o "$file" -size 1GiB
@@ -25,6 +25,7 @@ cat "$file" >/dev/null # warm the page cache: every tool reads from memory
 packets=$("$work/decodeloop" "$file" | sed -E 's/^decodeloop: ([0-9]+) packets.*/\1/')
 size=$(stat -c %s "$file")
 echo "capture: $file, $size bytes, $packets packets"
+"$work/corelat" # the pipeline's stages hand work across cores: slow when this is slow
 
 # measure KEY LABEL CMD...: best wall time over $runs runs, with that run's peak RSS
 measure() {
