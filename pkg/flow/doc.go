@@ -9,8 +9,14 @@
 //  2. Call [Engine.Flush] when the input (or, for a live sensor, a window) ends. It returns a [Sample]: the
 //     flows sorted, numbered and named (section 5 of the spec), ready for the BayseFlow writer.
 //
+// For a large input, [NewPipeline] runs the engine on two goroutines (per-frame decoding on the caller's,
+// the flow table on another), and [Engine.Detach] then [Detached.Order] give the flows a chunk at a time
+// ([Ordered.Chunk]), so that they are exported, named and written on every core without all their
+// records in memory at once. The flow table holds no pointers (table.go): the garbage collector never
+// scans it.
+//
 // Flow-log inputs (Zeek, Interflow, NetFlow) build [Flow] records themselves and share the last steps
-// through [Finalize] and [Namer].
+// through [Finalize] and [Name].
 //
 // The engine reads each frame in one streaming pass and holds only one entry per live flow, one per
 // non-local address and the DNS answer table; the reference's three passes over the file (R-PCAP-5) are

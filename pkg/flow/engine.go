@@ -313,7 +313,7 @@ func addrOf(v6 bool, b *[16]byte) netip.Addr {
 }
 
 // see records a non-local address of a frame that made no flow, for the cache update (ACTIVE, R-NAME-1).
-// Flow endpoints are in ACTIVE too; Flush checks them directly.
+// Flow endpoints are in ACTIVE too; the end of the window finds them among the flows (answerAddrs).
 func (e *Engine) see(v6 bool, b *[16]byte) {
 	k := addrKey(v6, b)
 	if _, ok := e.active[k]; ok {
