@@ -45,6 +45,9 @@ func (s *aheadSource) fill(r io.Reader) {
 		case <-s.done:
 			return
 		}
+		if buf == nil { // buffers are made when first needed: a small file needs one
+			buf = make([]byte, aheadChunk)
+		}
 		n, err := io.ReadFull(r, buf)
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF

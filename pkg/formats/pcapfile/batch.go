@@ -44,7 +44,7 @@ func NewBatchReader(r io.Reader) (*BatchReader, error) {
 	src := &aheadSource{full: make(chan aheadBuf, 2), free: make(chan []byte, batchBuffers), done: make(chan struct{}),
 		retire: true}
 	for i := 0; i < batchBuffers; i++ {
-		src.free <- make([]byte, aheadChunk)
+		src.free <- nil // made when first needed (fill)
 	}
 	go src.fill(r)
 	rd, err := newReader(src)
@@ -55,7 +55,7 @@ func NewBatchReader(r io.Reader) (*BatchReader, error) {
 	br := &BatchReader{rd: rd, src: src, out: make(chan *Batch, batchesOut), free: make(chan *Batch, batchesOut+2),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	for i := 0; i < batchesOut+2; i++ {
-		br.free <- &Batch{Frames: make([]Frame, 0, batchFrames), Times: make([]float64, 0, batchFrames), owner: br}
+		br.free <- &Batch{owner: br} // its slices grow when first used
 	}
 	go br.run()
 	return br, nil
