@@ -3,9 +3,12 @@ package convert
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flowfleet/flowfleet/pkg/formats/pcapfile"
 )
 
 // R-ERR-6: "Address text that is not a valid IPv4/IPv6 address … aborts the conversion where locality is
@@ -82,5 +85,30 @@ func TestCapturePcapngDamagedFinalBlock(t *testing.T) {
 	}
 	if res.Flows != 1 {
 		t.Errorf("%d flows", res.Flows)
+	}
+}
+
+// R-PCAP-1, R-ERR-1: a pcapng file that libpcap refuses to open (here: a section header and no interface
+// description) stops the reference with an error and no output; so does flowctl convert.
+func TestPcapngWithoutInterfaceRefused(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "empty.pcapng")
+	shb := binary.LittleEndian.AppendUint32(nil, 0x0A0D0D0A)
+	shb = binary.LittleEndian.AppendUint32(shb, 28)
+	shb = binary.LittleEndian.AppendUint32(shb, 0x1A2B3C4D)
+	shb = binary.LittleEndian.AppendUint16(shb, 1)
+	shb = binary.LittleEndian.AppendUint16(shb, 0)
+	shb = binary.LittleEndian.AppendUint64(shb, ^uint64(0))
+	shb = binary.LittleEndian.AppendUint32(shb, 28)
+	if err := os.WriteFile(in, shb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	_, err := File(context.Background(), in, Options{OutDir: out})
+	if !errors.Is(err, pcapfile.ErrUnreadable) {
+		t.Fatalf("convert: %v, want ErrUnreadable", err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("%d files written, want none", len(entries))
 	}
 }

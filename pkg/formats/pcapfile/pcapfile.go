@@ -45,11 +45,16 @@ var ErrTruncated = errors.New("capture ends in the middle of a record")
 // (R-PCAP-2).
 var ErrDamaged = errors.New("damaged record")
 
-// ErrMixed reports a pcapng file that goes on with a section of another byte order, or an interface
-// whose link type or (adjusted) snapshot length differs from the file's first interface. libpcap stops
-// reading there with an error, and so the reference's conversion ends there (R-PCAP-2): the frames
-// before it are valid.
-var ErrMixed = errors.New("libpcap reads no further: the pcapng file changes byte order, link type or snapshot length")
+// ErrMixed reports a pcapng file that goes on with a section of another byte order or major version, or
+// an interface whose link type or (adjusted) snapshot length differs from the file's first interface.
+// libpcap stops reading there with an error, and so the reference's conversion ends there (R-PCAP-2):
+// the frames before it are valid.
+var ErrMixed = errors.New("libpcap reads no further: the pcapng file changes byte order, version, link type or snapshot length")
+
+// ErrUnreadable reports a pcapng file that libpcap refuses to open, so that the reference stops with an
+// error and writes nothing: a first section of a version other than 1.0 or 1.2, or no interface
+// description before the first packet or the end of the file.
+var ErrUnreadable = errors.New("libpcap cannot read this pcapng file")
 
 // ErrNotCapture reports a file that is neither pcap nor pcapng (R-PCAP-1).
 var ErrNotCapture = errors.New("not a pcap or pcapng capture file")
@@ -338,6 +343,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 		start := rd.off
 		if err := rd.readFull(rd.hdr[:8]); err != nil {
 			if err == io.EOF {
+				if rd.first == nil {
+					return Frame{}, fmt.Errorf("no interface description block: %w", ErrUnreadable)
+				}
 				return Frame{}, io.EOF
 			}
 			return Frame{}, fmt.Errorf("pcapng block at byte %d: %w", start, ErrTruncated)
@@ -359,7 +367,8 @@ func (rd *Reader) nextNG() (Frame, error) {
 			default:
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad byte-order magic: %w", start, ErrDamaged)
 			}
-			if rd.firstOrder == nil {
+			firstSection := rd.firstOrder == nil
+			if firstSection {
 				rd.firstOrder = rd.order
 			} else if rd.order != rd.firstOrder {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrMixed)
@@ -368,8 +377,17 @@ func (rd *Reader) nextNG() (Frame, error) {
 			if blen < 28 || blen%4 != 0 || blen > maxBlock {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: bad block length %d: %w", start, blen, ErrDamaged)
 			}
-			if _, err := rd.read(blen - 12); err != nil {
+			rest, err := rd.read(blen - 12)
+			if err != nil {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrTruncated)
+			}
+			// libpcap opens version 1.0 and 1.2 files, and reads on through sections of major version 1.
+			major, minor := rd.order.Uint16(rest[0:2]), rd.order.Uint16(rest[2:4])
+			if firstSection && (major != 1 || minor != 0 && minor != 2) {
+				return Frame{}, fmt.Errorf("pcapng version %d.%d: %w", major, minor, ErrUnreadable)
+			}
+			if major != 1 {
+				return Frame{}, fmt.Errorf("pcapng section header at byte %d: version %d.%d: %w", start, major, minor, ErrMixed)
 			}
 			rd.ifaces = rd.ifaces[:0]
 			continue
@@ -412,6 +430,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 			}
 			ts := uint64(rd.order.Uint32(body[4:8]))<<32 | uint64(rd.order.Uint32(body[8:12]))
 			caplen := int(rd.order.Uint32(body[12:16]))
+			if rd.first == nil {
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d before any interface description: %w", start, ErrUnreadable)
+			}
 			if id >= len(rd.ifaces) {
 				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: unknown interface %d: %w", start, id, ErrDamaged)
 			}
@@ -420,6 +441,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 			}
 			return rd.frame(&rd.ifaces[id], ts, body[20:20+caplen], start), nil
 		case 3: // simple packet
+			if rd.first == nil {
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d before any interface description: %w", start, ErrUnreadable)
+			}
 			if len(rd.ifaces) == 0 || len(body) < 4 {
 				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: no interface: %w", start, ErrDamaged)
 			}

@@ -258,10 +258,12 @@ func (n *ngFile) block(typ uint32, body []byte) {
 	n.buf.Write(b)
 }
 
-func (n *ngFile) section() {
+func (n *ngFile) section() { n.sectionVersion(1, 0) }
+
+func (n *ngFile) sectionVersion(major, minor uint16) {
 	body := n.order.AppendUint32(nil, 0x1A2B3C4D)
-	body = n.order.AppendUint16(body, 1)
-	body = n.order.AppendUint16(body, 0)
+	body = n.order.AppendUint16(body, major)
+	body = n.order.AppendUint16(body, minor)
 	body = n.order.AppendUint64(body, 0xFFFFFFFFFFFFFFFF)
 	n.block(0x0A0D0D0A, body)
 }
@@ -388,6 +390,50 @@ func TestPcapngMixedStops(t *testing.T) {
 		frames, err := readAll(t, n.buf.Bytes())
 		if len(frames) != 1 || !errors.Is(err, ErrMixed) {
 			t.Errorf("%s: %d frames, %v; want 1 frame, then ErrMixed", c.name, len(frames), err)
+		}
+	}
+}
+
+// R-PCAP-1, R-PCAP-2: what libpcap refuses to open (a first section of a version other than 1.0 or 1.2,
+// no interface description before the first packet or the end) is ErrUnreadable, before any frame; a
+// later section of another major version ends the reading like a change of byte order (ErrMixed).
+func TestPcapngWhatLibpcapRefuses(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		build  func(n *ngFile)
+		frames int
+		err    error
+	}{
+		{"version 1.0", func(n *ngFile) { n.section(); n.iface(1, 0, -1); n.epb(0, 1, frameOf(60, 1)) }, 1, nil},
+		{"version 1.2", func(n *ngFile) { n.sectionVersion(1, 2); n.iface(1, 0, -1); n.epb(0, 1, frameOf(60, 1)) }, 1, nil},
+		{"version 1.1", func(n *ngFile) { n.sectionVersion(1, 1); n.iface(1, 0, -1); n.epb(0, 1, frameOf(60, 1)) }, 0, ErrUnreadable},
+		{"version 2.0", func(n *ngFile) { n.sectionVersion(2, 0); n.iface(1, 0, -1); n.epb(0, 1, frameOf(60, 1)) }, 0, ErrUnreadable},
+		{"no interface", func(n *ngFile) { n.section(); n.block(4, nil) }, 0, ErrUnreadable},
+		{"interface, no packet", func(n *ngFile) { n.section(); n.iface(1, 0, -1) }, 0, nil},
+		{"packet before the interface", func(n *ngFile) { n.section(); n.epb(0, 1, frameOf(60, 1)); n.iface(1, 0, -1) }, 0, ErrUnreadable},
+		{"simple packet before the interface", func(n *ngFile) { n.section(); n.spb(60, frameOf(60, 1)); n.iface(1, 0, -1) }, 0, ErrUnreadable},
+		{"a later section of version 2.0", func(n *ngFile) {
+			n.section()
+			n.iface(1, 0, -1)
+			n.epb(0, 1, frameOf(60, 1))
+			n.sectionVersion(2, 0)
+			n.iface(1, 0, -1)
+			n.epb(0, 2, frameOf(60, 2))
+		}, 1, ErrMixed},
+		{"a later section of version 1.1", func(n *ngFile) {
+			n.section()
+			n.iface(1, 0, -1)
+			n.epb(0, 1, frameOf(60, 1))
+			n.sectionVersion(1, 1)
+			n.iface(1, 0, -1)
+			n.epb(0, 2, frameOf(60, 2))
+		}, 2, nil},
+	} {
+		n := &ngFile{order: binary.LittleEndian}
+		c.build(n)
+		frames, err := readAll(t, n.buf.Bytes())
+		if len(frames) != c.frames || (c.err == nil) != (err == nil) || (c.err != nil && !errors.Is(err, c.err)) {
+			t.Errorf("%s: %d frames, %v; want %d, %v", c.name, len(frames), err, c.frames, c.err)
 		}
 	}
 }
