@@ -15,6 +15,8 @@ func bigCapture(size, cut int, seed uint64) []byte {
 	var b bytes.Buffer
 	h := make([]byte, 24)
 	binary.LittleEndian.PutUint32(h[0:], 0xa1b2c3d4)
+	binary.LittleEndian.PutUint16(h[4:], 2)
+	binary.LittleEndian.PutUint16(h[6:], 4)
 	binary.LittleEndian.PutUint32(h[16:], 262144)
 	binary.LittleEndian.PutUint32(h[20:], 1)
 	b.Write(h)

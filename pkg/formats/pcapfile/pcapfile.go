@@ -51,10 +51,11 @@ var ErrDamaged = errors.New("damaged record")
 // the frames before it are valid.
 var ErrMixed = errors.New("libpcap reads no further: the pcapng file changes byte order, version, link type or snapshot length")
 
-// ErrUnreadable reports a pcapng file that libpcap refuses to open, so that the reference stops with an
-// error and writes nothing: a first section of a version other than 1.0 or 1.2, or no interface
-// description before the first packet or the end of the file.
-var ErrUnreadable = errors.New("libpcap cannot read this pcapng file")
+// ErrUnreadable reports a capture that libpcap refuses to open, so that the reference stops with an error
+// and writes nothing: a pcap file of a version other than 2.0 … 2.4; a pcapng file whose first section
+// is of a version other than 1.0 or 1.2, or that has no readable interface description before its first
+// packet or its end.
+var ErrUnreadable = errors.New("libpcap cannot open this capture")
 
 // ErrNotCapture reports a file that is neither pcap nor pcapng (R-PCAP-1).
 var ErrNotCapture = errors.New("not a pcap or pcapng capture file")
@@ -200,6 +201,10 @@ func newReader(src source) (*Reader, error) {
 		rd.order, rd.big = binary.BigEndian, true
 		magic = binary.BigEndian.Uint32(h[:4])
 	}
+	// libpcap opens versions 2.0 to 2.4 (and DG/UX's 543.0) only.
+	if major, minor := rd.order.Uint16(h[4:6]), rd.order.Uint16(h[6:8]); !(major == 2 && minor <= 4 || major == 543 && minor == 0) {
+		return nil, fmt.Errorf("pcap version %d.%d: %w", major, minor, ErrUnreadable)
+	}
 	rd.pcap.nano = magic == 0xa1b23c4d
 	rd.pcap.modified = magic == 0xa1b2cd34
 	snap := rd.order.Uint32(h[16:20])
@@ -230,6 +235,11 @@ func (rd *Reader) Next() (Frame, error) {
 	var err error
 	if rd.ng {
 		fr, err = rd.nextNG()
+		if err != nil && err != io.EOF && rd.first == nil && !errors.Is(err, ErrUnreadable) {
+			// libpcap reads up to the first interface description when it opens the file: what goes
+			// wrong before it means the file is not opened at all.
+			err = fmt.Errorf("%v: %w", err, ErrUnreadable)
+		}
 	} else {
 		fr, err = rd.nextPcap()
 	}
@@ -381,6 +391,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 			if err != nil {
 				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrTruncated)
 			}
+			if !firstSection && int(rd.order.Uint32(rest[len(rest)-4:])) != blen { // libpcap's open does not check it
+				return Frame{}, fmt.Errorf("pcapng section header at byte %d: block lengths differ: %w", start, ErrDamaged)
+			}
 			// libpcap opens version 1.0 and 1.2 files, and reads on through sections of major version 1.
 			major, minor := rd.order.Uint16(rest[0:2]), rd.order.Uint16(rest[2:4])
 			if firstSection && (major != 1 || minor != 0 && minor != 2) {
@@ -403,6 +416,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 		body, err := rd.read(blen - 8)
 		if err != nil {
 			return Frame{}, fmt.Errorf("pcapng block at byte %d: %w", start, ErrTruncated)
+		}
+		if int(rd.order.Uint32(body[len(body)-4:])) != blen {
+			return Frame{}, fmt.Errorf("pcapng block at byte %d: block lengths differ: %w", start, ErrDamaged)
 		}
 		body = body[:len(body)-4] // trailing block length
 		switch typ {
@@ -439,6 +455,10 @@ func (rd *Reader) nextNG() (Frame, error) {
 			if caplen > len(body)-20 || caplen < 0 {
 				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d exceeds the block: %w", start, caplen, ErrDamaged)
 			}
+			if caplen > rd.first.snaplen { // libpcap 1.10: a read error, not a cut
+				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d is larger than the snapshot length %d: %w",
+					start, caplen, rd.first.snaplen, ErrDamaged)
+			}
 			return rd.frame(&rd.ifaces[id], ts, body[20:20+caplen], start), nil
 		case 3: // simple packet
 			if rd.first == nil {
@@ -448,11 +468,12 @@ func (rd *Reader) nextNG() (Frame, error) {
 				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: no interface: %w", start, ErrDamaged)
 			}
 			in := &rd.ifaces[0]
-			orig := int(rd.order.Uint32(body[0:4]))
+			caplen := min(int(rd.order.Uint32(body[0:4])), rd.first.snaplen) // the original length, cut
 			data := body[4:]
-			if orig < len(data) {
-				data = data[:orig]
+			if caplen > len(data) {
+				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: shorter than its packet: %w", start, ErrDamaged)
 			}
+			data = data[:caplen]
 			f := rd.frame(in, 0, data, start)
 			return f, nil
 		default:
@@ -473,20 +494,35 @@ func (rd *Reader) addIface(b []byte) error {
 	if in.snaplen == 0 || in.snaplen > maxSnaplen {
 		in.snaplen = maxSnaplen
 	}
+	// The options as libpcap reads them: every option whole, if_tsresol and if_tsoffset at most once
+	// and of their sizes; anything else makes the block unreadable.
 	opts := b[8:]
-	for len(opts) >= 4 {
+	sawRes, sawOff := false, false
+options:
+	for len(opts) != 0 {
+		if len(opts) < 4 {
+			return errors.New("option header cut short")
+		}
 		code := rd.order.Uint16(opts[0:2])
 		l := int(rd.order.Uint16(opts[2:4]))
 		opts = opts[4:]
-		if l > len(opts) {
-			break
+		pad := (l + 3) &^ 3
+		if pad > len(opts) {
+			return fmt.Errorf("option %d cut short", code)
 		}
 		v := opts[:l]
-		switch {
-		case code == 0:
-			opts = nil
-			continue
-		case code == 9 && l >= 1: // if_tsresol
+		opts = opts[pad:]
+		switch code {
+		case 0: // opt_endofopt
+			if l != 0 {
+				return fmt.Errorf("opt_endofopt of length %d", l)
+			}
+			break options
+		case 9: // if_tsresol
+			if l != 1 || sawRes {
+				return errors.New("if_tsresol not of length 1, or twice")
+			}
+			sawRes = true
 			r := v[0]
 			if r&0x80 == 0 {
 				if r > 19 {
@@ -502,14 +538,13 @@ func (rd *Reader) addIface(b []byte) error {
 				}
 				in.units = 1 << (r & 0x7F)
 			}
-		case code == 14 && l >= 8: // if_tsoffset
+		case 14: // if_tsoffset
+			if l != 8 || sawOff {
+				return errors.New("if_tsoffset not of length 8, or twice")
+			}
+			sawOff = true
 			in.offset = int64(rd.order.Uint64(v[0:8]))
 		}
-		pad := (l + 3) &^ 3
-		if pad > len(opts) {
-			break
-		}
-		opts = opts[pad:]
 	}
 	rd.ifaces = append(rd.ifaces, in)
 	return nil

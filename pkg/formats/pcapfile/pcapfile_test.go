@@ -304,7 +304,7 @@ func (n *ngFile) spb(orig uint32, data []byte) {
 // R-PCAP-1, R-PCAP-2: pcapng with two sections, two interfaces that agree on link type and snapshot
 // length (0 and 262144 are the same once adjusted, as libpcap adjusts them) but not on time resolution
 // (default 10^-6, 10^-9, 2^-20), a Simple Packet Block and skipped block types; and single-interface
-// files of other link types, one with a snapshot length that cuts its frame.
+// files of other link types, one with a frame longer than its snapshot length (libpcap stops there).
 func TestPcapng(t *testing.T) {
 	a := &ngFile{order: binary.LittleEndian}
 	a.section()
@@ -319,8 +319,9 @@ func TestPcapng(t *testing.T) {
 	a.spb(30, frameOf(44, 4)) // original length 30 < data: cut to 30
 	raw := &ngFile{order: binary.BigEndian}
 	raw.section()
-	raw.iface(101, 50, 9) // raw IP, ns, snaplen 50
+	raw.iface(101, 80, 9) // raw IP, ns, snaplen 80
 	raw.epb(0, 1617652286*1_000_000_000+246050999, frameOf(80, 5))
+	raw.epb(0, 1617652287*1_000_000_000, frameOf(81, 6)) // longer than the snapshot length: libpcap stops
 	cooked := &ngFile{order: binary.LittleEndian}
 	cooked.section()
 	cooked.iface(113, 0, -1)
@@ -344,11 +345,11 @@ func TestPcapng(t *testing.T) {
 			{flow.LinkEthernet, 1000, 500000, 40, 3},
 			{flow.LinkEthernet, 0, 0, 30, 4},
 		}},
-		{"raw IP, big-endian, cut to snaplen 50", raw.buf.Bytes(), []want{{flow.LinkRaw, 1617652286, 246050, 50, 5}}},
+		{"raw IP, big-endian, snaplen 80", raw.buf.Bytes(), []want{{flow.LinkRaw, 1617652286, 246050, 80, 5}}},
 		{"Linux cooked", cooked.buf.Bytes(), []want{{flow.LinkLinuxSLL, 0, 7, 40, 6}}},
 	} {
 		frames, err := readAll(t, c.data)
-		if err != nil || len(frames) != len(c.want) {
+		if wantErr := c.data == nil || bytes.Equal(c.data, raw.buf.Bytes()); (err != nil) != wantErr || len(frames) != len(c.want) {
 			t.Fatalf("%s: %d frames, %v", c.name, len(frames), err)
 		}
 		for i, w := range c.want {
@@ -491,3 +492,67 @@ func TestAgainstPcapgo(t *testing.T) {
 }
 
 func timeOf(sec, nsec int64) time.Time { return time.Unix(sec, nsec) }
+
+// R-PCAP-1: libpcap opens classic pcap versions 2.0 … 2.4 and DG/UX's 543.0 only; the rest it refuses
+// (ErrUnreadable, before any frame).
+func TestRPCAP1ClassicVersions(t *testing.T) {
+	for _, c := range []struct {
+		major, minor uint16
+		ok           bool
+	}{{2, 4, true}, {2, 0, true}, {2, 3, true}, {543, 0, true}, {2, 5, false}, {1, 0, false}, {3, 4, false}, {543, 1, false}} {
+		p := newPcap(binary.LittleEndian, 0xa1b2c3d4, 0, 1)
+		b := p.buf.Bytes()
+		binary.LittleEndian.PutUint16(b[4:6], c.major)
+		binary.LittleEndian.PutUint16(b[6:8], c.minor)
+		p.add(1, 2, frameOf(60, 1))
+		frames, err := readAll(t, p.buf.Bytes())
+		if c.ok && (err != nil || len(frames) != 1) || !c.ok && (!errors.Is(err, ErrUnreadable) || len(frames) != 0) {
+			t.Errorf("version %d.%d: %d frames, %v", c.major, c.minor, len(frames), err)
+		}
+	}
+}
+
+// R-PCAP-2: interface options as libpcap reads them: an if_tsresol that is not one byte long, a second
+// one, or an option cut short makes the interface unreadable — refused in the first interface
+// (ErrUnreadable), the end of the reading in a later one (ErrDamaged).
+func TestPcapngInterfaceOptions(t *testing.T) {
+	badIface := func(n *ngFile, opt []byte) {
+		body := n.order.AppendUint16(nil, 1)
+		body = n.order.AppendUint16(body, 0)
+		body = n.order.AppendUint32(body, 0)
+		n.block(1, append(body, opt...))
+	}
+	opt := func(code, length uint16, value ...byte) []byte {
+		b := binary.LittleEndian.AppendUint16(nil, code)
+		b = binary.LittleEndian.AppendUint16(b, length)
+		b = append(b, value...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	for name, o := range map[string][]byte{
+		"if_tsresol of two bytes": opt(9, 2, 6, 6),
+		"two if_tsresol":          append(opt(9, 1, 6), opt(9, 1, 9)...),
+		"if_tsoffset of 4 bytes":  opt(14, 4, 1, 2, 3, 4),
+		"opt_endofopt of length":  opt(0, 4, 0, 0, 0, 0),
+		"option cut short":        opt(2, 40, 'e', 't', 'h'),
+	} {
+		first := &ngFile{order: binary.LittleEndian}
+		first.section()
+		badIface(first, o)
+		first.epb(0, 1, frameOf(60, 1))
+		if frames, err := readAll(t, first.buf.Bytes()); len(frames) != 0 || !errors.Is(err, ErrUnreadable) {
+			t.Errorf("%s, first interface: %d frames, %v", name, len(frames), err)
+		}
+		later := &ngFile{order: binary.LittleEndian}
+		later.section()
+		later.iface(1, 0, -1)
+		later.epb(0, 1, frameOf(60, 1))
+		badIface(later, o)
+		later.epb(0, 2, frameOf(60, 2))
+		if frames, err := readAll(t, later.buf.Bytes()); len(frames) != 1 || !errors.Is(err, ErrDamaged) {
+			t.Errorf("%s, later interface: %d frames, %v", name, len(frames), err)
+		}
+	}
+}
