@@ -117,9 +117,10 @@ func gopacketCaptures(t *testing.T) []string {
 }
 
 // R-PCAP-1, R-PCAP-2: "Frames are read as libpcap delivers them." The reader is compared with libpcap
-// itself (through tcpdump) on gopacket's pcapng test suite, the reader's fuzz seeds and thousands of
-// random mutations of both: the same frames, times and bytes up to the same point, and the same files
-// refused. tcpdump comes with .ci/run (scripts/setup.sh).
+// itself (through tcpdump) on gopacket's pcapng test suite, the reader's fuzz seeds, random mutations of
+// both and the public conformance captures (when ../shared is there), whole and cut: the same frames,
+// times and bytes up to the same point, and the same files refused. tcpdump comes with .ci/run
+// (scripts/setup.sh).
 func TestReaderAgreesWithLibpcap(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Skip("tcpdump (libpcap) is not installed: scripts/setup.sh installs it")
@@ -140,8 +141,19 @@ func TestReaderAgreesWithLibpcap(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	inputs := append([][]byte(nil), corpus...)
-	mutations := 1500
-	if testing.Short() {
+	// The public conformance captures (real traffic, pcap and pcapng), whole and cut at random points.
+	real, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "conformance", "inputs", "*"))
+	for _, p := range real {
+		b, err := os.ReadFile(p)
+		if err != nil || !IsCapture(b) {
+			continue
+		}
+		inputs = append(inputs, b, b[:rng.IntN(len(b))], b[:rng.IntN(len(b))])
+	}
+	mutations := 1500 // FLOWFLEET_LIBPCAP_MUTATIONS=N for a deeper run
+	if n, err := strconv.Atoi(os.Getenv("FLOWFLEET_LIBPCAP_MUTATIONS")); err == nil {
+		mutations = n
+	} else if testing.Short() {
 		mutations = 150
 	}
 	for i := 0; i < mutations; i++ {
