@@ -58,13 +58,13 @@ func TestFiltersAgreeWithLibpcap(t *testing.T) {
 	frag := bytes.Clone(ip)
 	frag[6], frag[7] = 0x00, 0x10 // fragment offset 16
 	mf := bytes.Clone(ip)
-	mf[6] = 0x20 // more fragments, offset 0
+	mf[6] = 0x20                                                                                 // more fragments, offset 0
 	opts := append(append([]byte{0x46}, ip[1:20]...), append([]byte{1, 1, 1, 1}, ip[20:]...)...) // IHL 6
 	packets = append(packets, ip, frag, mf, opts,
 		ipv4(6, "10.0.0.1", "10.0.0.53", tcpSeg(53, 40000, nil)),
 		ipv4(132, "10.0.0.1", "10.0.0.53", udpDgram(40000, 53, nil)), // SCTP: ports at the same place
 		ipv6(17, "2001:db8::1", "2001:db8::53", dns),
-		ipv6(0, "2001:db8::1", "2001:db8::53", append([]byte{17, 0, 0, 0, 0, 0, 0, 0}, dns...)), // hop-by-hop
+		ipv6(0, "2001:db8::1", "2001:db8::53", append([]byte{17, 0, 0, 0, 0, 0, 0, 0}, dns...)),  // hop-by-hop
 		ipv6(44, "2001:db8::1", "2001:db8::53", append([]byte{17, 0, 0, 0, 0, 0, 0, 1}, dns...)), // fragment
 	)
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -174,4 +174,3 @@ func TestFiltersAgreeWithLibpcap(t *testing.T) {
 }
 
 func head(b []byte) []byte { return b[:min(len(b), 60)] }
-
