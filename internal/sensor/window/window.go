@@ -274,12 +274,20 @@ func (e *emitter) run(jobs <-chan job, done chan<- struct{}) {
 // window finishes a detached window: its flows, then its WindowEnd, then the name cache is saved.
 func (e *emitter) window(start int64, d *flow.Detached) {
 	t0 := time.Now()
-	s := d.Finish(e.opts.Cache)
-	e.emit(start, s.Flows)
+	// A chunk of flow records at a time: a window of a million flows never holds them all as records.
+	ord := d.Order(e.opts.Cache)
+	b := e.batcher(start)
+	var chunk []flow.Flow
+	for k := range ord.Chunks() {
+		chunk = ord.Chunk(k, chunk)
+		b.add(chunk)
+	}
+	b.flush()
+	ord.Done()
 	if e.shipped > 0 {
 		we := &flowfleetv1.WindowEnd{WindowStart: start, WindowSeconds: uint32(e.w)}
-		if s.Start != flow.NoStart && s.Start > 0 {
-			we.FirstFrameTime = s.Start
+		if s := ord.Start(); s != flow.NoStart && s > 0 {
+			we.FirstFrameTime = s
 		}
 		e.sink.WindowEnd(we)
 	}
@@ -295,12 +303,24 @@ func (e *emitter) window(start int64, d *flow.Detached) {
 
 // emit converts flows of the window starting at start and passes them to the sink in batches.
 func (e *emitter) emit(start int64, flows []flow.Flow) {
-	if len(flows) == 0 {
-		return
-	}
-	batch := make([]*flowfleetv1.Flow, 0, min(len(flows), e.opts.BatchFlows))
+	b := e.batcher(start)
+	b.add(flows)
+	b.flush()
+}
+
+// batcher converts a window's flows and hands them to the sink Options.BatchFlows at a time.
+type batcher struct {
+	e     *emitter
+	start int64
+	batch []*flowfleetv1.Flow
+}
+
+func (e *emitter) batcher(start int64) *batcher { return &batcher{e: e, start: start} }
+
+func (b *batcher) add(flows []flow.Flow) {
+	e := b.e
 	for i := range flows {
-		pf := flowpb.ToProto(&flows[i], start)
+		pf := flowpb.ToProto(&flows[i], b.start)
 		if e.opts.Check != nil {
 			if err := e.opts.Check(pf); err != nil {
 				e.m.FlowsRejected.Inc()
@@ -312,14 +332,21 @@ func (e *emitter) emit(start int64, flows []flow.Flow) {
 				continue
 			}
 		}
-		batch = append(batch, pf)
-		if len(batch) == e.opts.BatchFlows {
-			e.send(batch)
-			batch = make([]*flowfleetv1.Flow, 0, min(len(flows)-i-1, e.opts.BatchFlows))
+		if b.batch == nil {
+			b.batch = make([]*flowfleetv1.Flow, 0, e.opts.BatchFlows)
+		}
+		b.batch = append(b.batch, pf)
+		if len(b.batch) == e.opts.BatchFlows {
+			b.flush()
 		}
 	}
-	if len(batch) > 0 {
-		e.send(batch)
+}
+
+// flush sends what is batched.
+func (b *batcher) flush() {
+	if len(b.batch) > 0 {
+		b.e.send(b.batch)
+		b.batch = nil
 	}
 }
 
