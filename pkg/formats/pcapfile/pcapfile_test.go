@@ -395,6 +395,18 @@ func TestPcapngMixedStops(t *testing.T) {
 	}
 }
 
+// laterSection builds a file of two sections, the second of the given version, a frame in each.
+func laterSection(major, minor uint16) func(n *ngFile) {
+	return func(n *ngFile) {
+		n.section()
+		n.iface(1, 0, -1)
+		n.epb(0, 1, frameOf(60, 1))
+		n.sectionVersion(major, minor)
+		n.iface(1, 0, -1)
+		n.epb(0, 2, frameOf(60, 2))
+	}
+}
+
 // R-PCAP-1, R-PCAP-2: what libpcap refuses to open (a first section of a version other than 1.0 or 1.2,
 // no interface description before the first packet or the end) is ErrUnreadable, before any frame; a
 // later section of another major version ends the reading like a change of byte order (ErrMixed).
@@ -413,22 +425,8 @@ func TestPcapngWhatLibpcapRefuses(t *testing.T) {
 		{"interface, no packet", func(n *ngFile) { n.section(); n.iface(1, 0, -1) }, 0, nil},
 		{"packet before the interface", func(n *ngFile) { n.section(); n.epb(0, 1, frameOf(60, 1)); n.iface(1, 0, -1) }, 0, ErrUnreadable},
 		{"simple packet before the interface", func(n *ngFile) { n.section(); n.spb(60, frameOf(60, 1)); n.iface(1, 0, -1) }, 0, ErrUnreadable},
-		{"a later section of version 2.0", func(n *ngFile) {
-			n.section()
-			n.iface(1, 0, -1)
-			n.epb(0, 1, frameOf(60, 1))
-			n.sectionVersion(2, 0)
-			n.iface(1, 0, -1)
-			n.epb(0, 2, frameOf(60, 2))
-		}, 1, ErrMixed},
-		{"a later section of version 1.1", func(n *ngFile) {
-			n.section()
-			n.iface(1, 0, -1)
-			n.epb(0, 1, frameOf(60, 1))
-			n.sectionVersion(1, 1)
-			n.iface(1, 0, -1)
-			n.epb(0, 2, frameOf(60, 2))
-		}, 2, nil},
+		{"a later section of version 2.0", laterSection(2, 0), 1, ErrMixed},
+		{"a later section of version 1.1", laterSection(1, 1), 2, nil},
 	} {
 		n := &ngFile{order: binary.LittleEndian}
 		c.build(n)
