@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"unsafe"
-
-	"github.com/flowfleet/flowfleet/internal/ordered"
 )
 
 // This file ends a window: it puts the flows in the reference's order (R-ORD-1, R-ORD-2), exports them
@@ -60,11 +58,18 @@ func (d *Detached) Finish(cache *NameCache) Sample {
 	if o.Chunks() >= 8 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	_ = ordered.Run(o.Chunks(), workers, func(_, k int, _ []byte) ([]byte, error) {
-		lo := k * OrderChunk
-		o.fill(k, s.Flows[lo:min(lo+OrderChunk, len(s.Flows))])
-		return nil, nil
-	}, func([]byte) error { return nil })
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < o.Chunks(); k += workers {
+				lo := k * OrderChunk
+				o.fill(k, s.Flows[lo:min(lo+OrderChunk, len(s.Flows))])
+			}
+		}()
+	}
+	wg.Wait()
 	o.Done()
 	return s
 }

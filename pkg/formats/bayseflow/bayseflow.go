@@ -44,17 +44,27 @@ func Encode(s flow.Sample, fileName, hash string) []byte {
 // memory does not grow with the size of the file. A large sample's chunks are encoded on every core
 // and written in order.
 func EncodeTo(w io.Writer, s flow.Sample, fileName, hash string) error {
-	if _, err := w.Write(AppendHeader(nil, s.Start, fileName, hash)); err != nil {
-		return err
-	}
-	chunks := (len(s.Flows) + encodeChunk - 1) / encodeChunk
 	workers := 1
 	if len(s.Flows) >= 2*encodeChunk {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	err := ordered.Run(chunks, workers, func(_, k int, b []byte) ([]byte, error) {
+	chunks := (len(s.Flows) + encodeChunk - 1) / encodeChunk
+	return EncodeChunks(w, s.Start, fileName, hash, chunks, workers, func(_, k int) []flow.Flow {
 		from := k * encodeChunk
-		return AppendFlows(b, s.Flows[from:min(from+encodeChunk, len(s.Flows))], k == 0), nil
+		return s.Flows[from:min(from+encodeChunk, len(s.Flows))]
+	})
+}
+
+// EncodeChunks writes a BayseFlow file whose flows come a chunk at a time: chunk returns chunk k
+// (k = 0 … chunks-1). It is called on up to workers goroutines, worker w for k = w, w+workers, … in turn
+// (so a worker may reuse its memory from one of its chunks to the next); each chunk is encoded where it
+// is made, and the chunks are written in order. hash "" means a fresh random one.
+func EncodeChunks(w io.Writer, start float64, fileName, hash string, chunks, workers int, chunk func(worker, k int) []flow.Flow) error {
+	if _, err := w.Write(AppendHeader(nil, start, fileName, hash)); err != nil {
+		return err
+	}
+	err := ordered.Run(chunks, workers, func(worker, k int, b []byte) ([]byte, error) {
+		return AppendFlows(b, chunk(worker, k), k == 0), nil
 	}, func(b []byte) error {
 		_, err := w.Write(b)
 		return err

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/flowfleet/flowfleet/internal/ordered"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 	"github.com/flowfleet/flowfleet/pkg/formats/pcapfile"
@@ -154,26 +153,15 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 // exported, named and encoded on one of the cores, and the chunks are written in order, so that the
 // flow records never all exist at once.
 func writeOrdered(w io.Writer, ord *flow.Ordered, fileName string) error {
-	if _, err := w.Write(bayseflow.AppendHeader(nil, ord.Start(), fileName, "")); err != nil {
-		return err
-	}
 	workers := 1
 	if ord.Chunks() >= 4 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	flows := make([][]flow.Flow, workers) // each worker's records, reused for its every chunk
-	err := ordered.Run(ord.Chunks(), workers, func(worker, k int, b []byte) ([]byte, error) {
+	return bayseflow.EncodeChunks(w, ord.Start(), fileName, "", ord.Chunks(), workers, func(worker, k int) []flow.Flow {
 		flows[worker] = ord.Chunk(k, flows[worker])
-		return bayseflow.AppendFlows(b, flows[worker], k == 0), nil
-	}, func(b []byte) error {
-		_, err := w.Write(b)
-		return err
+		return flows[worker]
 	})
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(bayseflow.AppendTrailer(nil))
-	return err
 }
 
 // Detect names the format of an input from its first bytes.
