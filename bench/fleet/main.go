@@ -187,17 +187,7 @@ func runOnce(o options, p *loadgen.PKI, sensors []auth.Files, readerFiles auth.F
 	}
 	fmt.Fprintf(os.Stderr, "%d sensors connected in %s\n", n, time.Since(began).Round(time.Millisecond))
 	stats := loadgen.NewStats()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for _, s := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Run(ctx, stats); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		}()
-	}
+	running := loadgen.RunAll(ctx, streams, stats)
 	// Measure from the first window boundary after every sensor is sending: whole windows only.
 	w := int64(o.window / time.Second)
 	first := (time.Now().Unix()/w + 1) * w
@@ -246,15 +236,9 @@ func runOnce(o options, p *loadgen.PKI, sensors []auth.Files, readerFiles auth.F
 	stopWatch()
 	<-watchDone
 	cancel()
-	wg.Wait()
-	for _, s := range streams {
-		s.Close()
-	}
-	select {
-	case err := <-errs:
+	if err := running.Wait(); err != nil {
 		b, _ := os.ReadFile(procs[0].Log)
 		return r, fmt.Errorf("stream: %w\ncollector log:\n%s", err, string(b[max(0, len(b)-4000):]))
-	default:
 	}
 	r.flowsPerSec = float64(stats.Flows()) / elapsed.Seconds()
 	r.p50, r.p99 = stats.Latency(0.5), stats.Latency(0.99)

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/flowfleet/flowfleet/bench/ingest/loadgen"
@@ -159,17 +158,7 @@ func runOnce(bin string, p *loadgen.PKI, sensors []auth.Files, tmp string, durat
 	}
 	fmt.Fprintf(os.Stderr, "%d streams open in %s\n", n, time.Since(began).Round(time.Millisecond))
 	stats := loadgen.NewStats()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for _, s := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Run(ctx, stats); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		}()
-	}
+	running := loadgen.RunAll(ctx, streams, stats)
 	time.Sleep(warmup)
 	pid := proc.Cmd.Process.Pid
 	u0, self0 := loadgen.ProcUsage(pid), loadgen.ProcUsage(os.Getpid())
@@ -198,15 +187,9 @@ func runOnce(bin string, p *loadgen.PKI, sensors []auth.Files, tmp string, durat
 		}
 	}
 	cancel()
-	wg.Wait()
-	for _, s := range streams {
-		s.Close()
-	}
-	select {
-	case err := <-errs:
+	if err := running.Wait(); err != nil {
 		b, _ := os.ReadFile(proc.Log)
 		return r, fmt.Errorf("stream: %w\ncollector log:\n%s", err, tail(string(b), 4000))
-	default:
 	}
 	r.flowsPerSec = float64(stats.Flows()) / elapsed.Seconds()
 	r.batchesPerSec = float64(stats.Batches()) / elapsed.Seconds()

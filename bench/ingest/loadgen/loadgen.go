@@ -631,6 +631,43 @@ func OpenAll(ctx context.Context, cfgs []StreamConfig, par int) ([]*Stream, erro
 	return out, nil
 }
 
+// Running is a set of streams sending on goroutines of their own (RunAll).
+type Running struct {
+	streams []*Stream
+	wg      sync.WaitGroup
+	errs    chan error
+}
+
+// RunAll runs every stream until ctx ends.
+func RunAll(ctx context.Context, streams []*Stream, stats *Stats) *Running {
+	r := &Running{streams: streams, errs: make(chan error, len(streams))}
+	for _, s := range streams {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := s.Run(ctx, stats); err != nil && ctx.Err() == nil {
+				r.errs <- err
+			}
+		}()
+	}
+	return r
+}
+
+// Wait waits for the streams (their context must be ending), closes them and returns the first error
+// one of them stopped with before that.
+func (r *Running) Wait() error {
+	r.wg.Wait()
+	for _, s := range r.streams {
+		s.Close()
+	}
+	select {
+	case err := <-r.errs:
+		return err
+	default:
+		return nil
+	}
+}
+
 // Metric reads one sample value (the first line starting with name) from a Prometheus text endpoint.
 func Metric(addr, name string) (float64, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
