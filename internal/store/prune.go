@@ -128,6 +128,20 @@ func takeWindows(rows *sql.Rows, maxFlows int64) ([]windowKey, error) {
 	return keys, rows.Err()
 }
 
+// beginPrune begins a pruning transaction and returns the clause that locks the rows it selects: on
+// PostgreSQL a window locked by a commit that is reopening it, or by another collector's pruner, is
+// skipped (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time.
+func (s *sqlStore) beginPrune(ctx context.Context) (*sql.Tx, string, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if s.dialect == dialectPostgres {
+		return tx, " FOR UPDATE SKIP LOCKED", nil
+	}
+	return tx, "", nil
+}
+
 func (s *sqlStore) PruneSamples(ctx context.Context, r PruneRequest) (PruneResult, error) {
 	var res PruneResult
 	maxWindows, maxFlows := r.limits()
@@ -136,15 +150,11 @@ func (s *sqlStore) PruneSamples(ctx context.Context, r PruneRequest) (PruneResul
 	}
 	beforeSec, beforeMS, nowMS := r.Before.Unix(), ms(r.Before), ms(r.Now)
 	defer s.lockWrites()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, lock, err := s.beginPrune(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer tx.Rollback()
-	lock := ""
-	if s.dialect == dialectPostgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
 	// The candidates are found through windows_start, in its order: window_start <= beforeSec is
 	// implied by the end test (windows are at least a second long) and bounds the index range. "state
 	// <> 'open'" (closed or pruned) is written so that SQLite does not pick the state index instead,
@@ -269,16 +279,11 @@ func (s *sqlStore) PruneBatches(ctx context.Context, r PruneRequest) (PruneResul
 		return PruneResult{}, fmt.Errorf("store: prune batches: %w", err)
 	}
 	defer s.lockWrites()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, lock, err := s.beginPrune(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer tx.Rollback()
-	lock := ""
-	if s.dialect == dialectPostgres {
-		// A window locked by a commit that is reopening it, or by another collector's pruner, is skipped.
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
 	// In the order of windows_open (state, last_batch_at), so that no call sorts the backlog.
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT host, window_start, flow_count FROM windows
 		WHERE state = 'closed' AND last_batch_at < ? AND (window_start + window_seconds) * 1000 <= ?
