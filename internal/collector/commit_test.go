@@ -77,20 +77,28 @@ func TestCommitFailureStopsTheStream(t *testing.T) {
 	}
 }
 
-// BenchmarkCloseWindow closes windows of 2,000 flows (ten batches of 200, as a sensor sending 200
-// flows/s gives in a 10 s window) on SQLite with the collector's sample builder: decode, order, write
-// the .bf file, record the sample.
-func BenchmarkCloseWindow(b *testing.B) {
+// benchCollector returns a collector with 10 s windows on a SQLite store in a temporary directory,
+// closed when the benchmark ends.
+func benchCollector(b *testing.B) (*Collector, store.Store) {
+	b.Helper()
 	dir := b.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "flowfleet.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	c, err := New(st, Config{DataDir: dir, Window: 10 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, st
+}
+
+// BenchmarkCloseWindow closes windows of 2,000 flows (ten batches of 200, as a sensor sending 200
+// flows/s gives in a 10 s window) on SQLite with the collector's sample builder: decode, order, write
+// the .bf file, record the sample.
+func BenchmarkCloseWindow(b *testing.B) {
+	c, st := benchCollector(b)
 	ctx := context.Background()
 	ws := int64(1_700_000_000)
 	open := func(host string) {
@@ -116,16 +124,7 @@ func BenchmarkCloseWindow(b *testing.B) {
 // BenchmarkCloseWindowParallel is BenchmarkCloseWindow with four closes at a time, as closeDue runs
 // them; windows of 1,000 flows.
 func BenchmarkCloseWindowParallel(b *testing.B) {
-	dir := b.TempDir()
-	st, err := store.Open(context.Background(), filepath.Join(dir, "flowfleet.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	c, err := New(st, Config{DataDir: dir, Window: 10 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, st := benchCollector(b)
 	ctx := context.Background()
 	ws := int64(1_700_000_000)
 	var hosts []string
