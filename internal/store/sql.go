@@ -909,6 +909,10 @@ func (s *sqlStore) ListSamples(ctx context.Context, f SampleFilter) ([]Sample, s
 		where = append(where, "state = ?")
 		args = append(args, string(f.State))
 	}
+	if f.FileName != "" {
+		where = append(where, "file_name = ?")
+		args = append(args, f.FileName)
+	}
 	if f.PageToken != "" {
 		start, id, err := decodeToken(f.PageToken)
 		if err != nil {

@@ -152,6 +152,7 @@ type SampleFilter struct {
 	Since     time.Time // window start at or after
 	Until     time.Time // window start before
 	State     SampleState
+	FileName  string // the sample whose file is this (a shortened file name does not give its id)
 	PageSize  int
 	PageToken string
 }
