@@ -124,7 +124,7 @@ type NewSample struct {
 	// encoded alone (their concatenation is what Flows would hold); they are stored one row each, so
 	// that SampleFlowChunks reads a page's chunks only.
 	FlowChunks [][]byte
-	Relay     bool   // queue the sample for the NetworkSage relay (Outbox) in the same transaction
+	Relay      bool // queue the sample for the NetworkSage relay (Outbox) in the same transaction
 }
 
 // Sample is a sample's metadata.
