@@ -1,9 +1,9 @@
 package collector
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strconv"
