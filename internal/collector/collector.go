@@ -109,9 +109,10 @@ func (c *Config) setDefaults() {
 	c.CloseRetryMax = max(c.CloseRetryMax, c.CloseRetryMin)
 }
 
-// The per-window bounds' defaults (Config.MaxWindowFlows, MaxWindowBytes). A million flows is about
-// three times the busiest host window seen (a 10 Gb/s link's 5 minutes); 512 MiB of encoded flows is
-// what a million flows with 500-byte names take.
+// The per-window bounds' defaults (Config.MaxWindowFlows, MaxWindowBytes). A million flows is the
+// sensor's flow table bound (--max-flows), so a default sensor's window fits; 512 MiB of encoded flows
+// is what a million flows with 500-byte names take, and bounds the memory of closing a window (about
+// three times its encoded flows: docs/limits.md).
 const (
 	DefaultMaxWindowFlows = 1_000_000
 	DefaultMaxWindowBytes = 512 << 20
