@@ -347,3 +347,38 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Retention's sweep keeps the file of a sample whose name was shortened (its id is not the file name
+// without ".bf": the sample is found by file name) and lets go of one whose sample is gone.
+func TestSweepKnowsShortenedNames(t *testing.T) {
+	dataDir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dataDir, "flowfleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := New(st, Config{DataDir: dataDir}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := int64(1_700_000_100)
+	long := strings.Repeat("l", 253)
+	w := store.WindowRef{Host: long, WindowStart: ws, WindowSeconds: 300}
+	if _, err := st.SaveBatches(context.Background(), []store.Batch{{Host: long, StreamID: "s", Seq: 1, Received: time.Now(),
+		Parts: []store.BatchPart{{WindowStart: ws, WindowSeconds: 300, FlowCount: 1, Flows: []byte{}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	id, name := SampleName(long, ws, 1)
+	if _, err := st.CloseWindow(context.Background(), w, func(store.WindowContent) (store.NewSample, error) {
+		return store.NewSample{ID: id, FileName: name, State: store.StateWritten, Content: []byte("{}"), Flows: []byte{}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := c.sampleFileKept(context.Background(), name); err != nil || !kept {
+		t.Fatalf("file %s of a stored sample: kept %v, %v", name, kept, err)
+	}
+	_, other := SampleName(strings.Repeat("m", 253), ws, 1)
+	if kept, err := c.sampleFileKept(context.Background(), other); err != nil || kept {
+		t.Fatalf("file %s of no sample: kept %v, %v", other, kept, err)
+	}
+}
