@@ -143,6 +143,7 @@ type Collector struct {
 	streams *streamSet
 	relay   *relay.Worker // nil when the relay is off
 
+	building    *byteBudget   // bounds the bytes of the windows being built at once (closeWindow)
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
 	drainOnce   sync.Once
 	stopCommits chan struct{} // closed when Run ends
@@ -184,6 +185,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
+		building: newByteBudget(cfg.MaxWindowBytes),
 	}
 	if err := c.newRelay(reg); err != nil {
 		return nil, err
@@ -283,6 +285,46 @@ func isOrphanTemp(name string) bool {
 	return true
 }
 
+// byteBudget is a weighted semaphore over bytes. Windows close closeParallel at a time, and building a
+// sample takes about three times its window's encoded flows: without a budget, four windows at the
+// per-window bound would need four times the memory of one. With it, the windows being built at once
+// hold at most the budget (one window's bound) between them; a larger window waits for the others and
+// then builds alone. Small windows, the usual case, still build in parallel.
+type byteBudget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	total int64
+	free  int64
+}
+
+// newByteBudget makes a budget of the per-window byte bound (DefaultMaxWindowBytes when unbounded).
+func newByteBudget(maxWindowBytes int64) *byteBudget {
+	if maxWindowBytes <= 0 {
+		maxWindowBytes = DefaultMaxWindowBytes
+	}
+	b := &byteBudget{total: maxWindowBytes, free: maxWindowBytes}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n bytes (at most the whole budget) are free and takes them; it returns the
+// release.
+func (b *byteBudget) acquire(n int64) func() {
+	n = min(max(n, 0), b.total)
+	b.mu.Lock()
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		b.free += n
+		b.mu.Unlock()
+		b.cond.Broadcast()
+	}
+}
+
 // closeParallel bounds the windows closed at once.
 const closeParallel = 4
 
@@ -342,6 +384,11 @@ func (c *Collector) closeWindow(ctx context.Context, w store.WindowRef) bool {
 	s, err := c.store.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
 		built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
 		attempts = wc.CloseAttempts
+		var size int64
+		for _, b := range wc.Batches {
+			size += int64(len(b))
+		}
+		defer c.building.acquire(size)()
 		return c.buildSampleForStore(wc)
 	})
 	if err != nil {
