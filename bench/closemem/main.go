@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ func main() {
 		flows     = flag.Int("flows", 100_000, "flows in the window (-prepare)")
 		nameBytes = flag.Int("name-bytes", 1024, "bytes of each flow's name (-prepare)")
 		pageSize  = flag.Int("page-size", 1000, "ListSampleFlows page size (-close)")
+		boundB    = flag.Int64("max-window-bytes", 0, "apply this per-window byte bound while storing, as ingest does (-prepare; needs a store with Batch.Limits)")
 	)
 	flag.Parse()
 	var err error
@@ -62,7 +64,7 @@ func main() {
 	case *dir == "":
 		err = fmt.Errorf("-dir is required")
 	case *prepare:
-		err = runPrepare(*dir, *flows, *nameBytes)
+		err = runPrepare(*dir, *flows, *nameBytes, *boundB)
 	case *closeIt:
 		err = runClose(*dir, *pageSize)
 	default:
@@ -74,7 +76,7 @@ func main() {
 	}
 }
 
-func runPrepare(dir string, n, nameBytes int) error {
+func runPrepare(dir string, n, nameBytes int, bound int64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -104,8 +106,18 @@ func runPrepare(dir string, n, nameBytes int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := st.SaveBatches(ctx, []store.Batch{{Host: host, StreamID: "bench", Seq: seq, Received: received,
-			Parts: []store.BatchPart{{WindowStart: windowStart, WindowSeconds: windowSecs, FlowCount: len(batch), Flows: enc}}}}); err != nil {
+		b := store.Batch{Host: host, StreamID: "bench", Seq: seq, Received: received,
+			Parts: []store.BatchPart{{WindowStart: windowStart, WindowSeconds: windowSecs, FlowCount: len(batch), Flows: enc}}}
+		if bound > 0 {
+			// Batch.Limits{MaxBytes} by reflection, so that this program still builds against a store
+			// without it (before issue #14). Without FlowEnds a part that does not fit is dropped whole.
+			l := reflect.ValueOf(&b).Elem().FieldByName("Limits")
+			if !l.IsValid() {
+				return fmt.Errorf("-max-window-bytes: this store has no per-window bound")
+			}
+			l.FieldByName("MaxBytes").SetInt(bound)
+		}
+		if _, err := st.SaveBatches(ctx, []store.Batch{b}); err != nil {
 			return err
 		}
 	}

@@ -62,7 +62,7 @@ type Config struct {
 	// MaxWindowFlows and MaxWindowBytes bound one window (one host's flows of one window, every
 	// revision): flows past either bound are dropped, counted (flowfleet_collector_window_flows_dropped_total,
 	// the sample's flows_dropped) and logged once per window; their batch is still acknowledged.
-	// Defaults 1,000,000 flows and 512 MiB of encoded flows; negative means no bound (docs/limits.md).
+	// Defaults 1,000,000 flows and 256 MiB of encoded flows; negative means no bound (docs/limits.md).
 	MaxWindowFlows int64
 	MaxWindowBytes int64
 	// CloseRetryMin and CloseRetryMax bound the backoff between the attempts to close a window whose
@@ -110,12 +110,13 @@ func (c *Config) setDefaults() {
 }
 
 // The per-window bounds' defaults (Config.MaxWindowFlows, MaxWindowBytes). A million flows is the
-// sensor's flow table bound (--max-flows), so a default sensor's window fits; 512 MiB of encoded flows
-// is what a million flows with 500-byte names take, and bounds the memory of closing a window (about
-// three times its encoded flows: docs/limits.md).
+// sensor's flow table bound (--max-flows), so a default sensor's window fits. 256 MiB of encoded flows
+// holds a million flows with names of up to about 150 bytes, and bounds the memory of closing a window:
+// the collector's resident memory grew by about 7 times the window's encoded flows while closing it
+// (bench/README.md, Closing a window), so a window at the bound needs about 1.8 GiB.
 const (
 	DefaultMaxWindowFlows = 1_000_000
-	DefaultMaxWindowBytes = 512 << 20
+	DefaultMaxWindowBytes = 256 << 20
 )
 
 // windowLimits is the store's form of the per-window bound.
