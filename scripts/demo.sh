@@ -50,8 +50,8 @@ fi
 step "Installing what is missing (apt) and building collector, sensor, flowctl"
 scripts/setup.sh
 mkdir -p "$work"/{bin,pki,data,logs,run,spool}
-go build -o "$work/bin/" ./cmd/collector ./cmd/sensor ./deploy/demo/demonet
-go build -o "$work/bin/flowctl" ./cmd/ctl
+scripts/build.sh -o "$work/bin"
+go build -o "$work/bin/" ./deploy/demo/demonet
 flowctl="$work/bin/flowctl"
 
 step "Stopping an earlier demo run, if any"

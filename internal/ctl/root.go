@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
@@ -39,6 +40,7 @@ and from a config file (--config).`,
 	for _, add := range extraCommands {
 		root.AddCommand(add(vp))
 	}
+	buildinfo.AddTo(root)
 	return root
 }
 
