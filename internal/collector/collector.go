@@ -16,12 +16,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
-// Version is the collector's software version, reported to sensors in Welcome.
-var Version = "0.1.0"
+// Version is the collector's software version, reported to sensors in Welcome (buildinfo.Version).
+var Version = buildinfo.Version()
 
 // Config is the collector's configuration.
 type Config struct {

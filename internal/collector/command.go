@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -88,6 +89,7 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.Int("relay-concurrency", 4, "NetworkSage uploads in flight at once")
 	f.String("log-format", "text", "log format: text or json")
 	f.String("log-level", "info", "log level: debug, info, warn or error")
+	buildinfo.AddTo(cmd)
 	return cmd
 }
 
@@ -132,7 +134,8 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.NewCollector("collector"))
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
 		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
 		Retention: retention, BatchRetention: batchRetention,

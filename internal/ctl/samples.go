@@ -20,10 +20,6 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newSamplesCommand, newHostsCommand)
-}
-
 func newSamplesCommand(vp *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "samples",
