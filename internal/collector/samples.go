@@ -2,13 +2,12 @@ package collector
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strconv"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/pkg/flow"
@@ -18,14 +17,6 @@ import (
 // MaxFileNameBytes bounds a sample's file name. File systems allow 255 bytes, and the atomic write's
 // temporary file adds a dot, ".tmp" and ten digits to the name; a host name may be 253 characters.
 const MaxFileNameBytes = 200
-
-// fileHostPrefix is how much of a host name a shortened file name keeps; hostHashHex is the hex digits
-// of the host's SHA-256 that follow it after "~" (64 bits: a collision between two hosts' names that
-// share the same first fileHostPrefix characters is not a practical concern).
-const (
-	fileHostPrefix = 120
-	hostHashHex    = 16
-)
 
 // SampleName returns a sample's id and file name: <host>_<window start>[_r<revision>], and the id with
 // ".bf" (DESIGN.md). The id always holds the full host. The file name is bounded (MaxFileNameBytes):
@@ -43,8 +34,7 @@ func SampleName(host string, windowStart int64, revision int) (id, fileName stri
 	if len(id)+len(".bf") <= MaxFileNameBytes {
 		return id, id + ".bf"
 	}
-	sum := sha256.Sum256([]byte(host))
-	return id, host[:min(len(host), fileHostPrefix)] + "~" + hex.EncodeToString(sum[:])[:hostHashHex] + suffix + ".bf"
+	return id, auth.ShortName(host) + suffix + ".bf"
 }
 
 // BuildSample turns a window's flows, in arrival order, into the sample's flow list as `flowctl convert`

@@ -38,33 +38,10 @@ func listOf(t *testing.T, c flowfleetv1.SampleServiceClient, host string) []*flo
 	return resp.GetSamples()
 }
 
-// issueShortFiles is testPKI.issue for names too long for pki's file names (<role>-<name>-key.pem
-// passes 255 bytes for a 253-character name): the files get short names.
-func (p *testPKI) issueShortFiles(t *testing.T, role auth.Role, name string) auth.Files {
-	t.Helper()
-	leaf, err := p.ca.Issue(pki.IssueOptions{Role: role, Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := leaf.KeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	f := auth.Files{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), CAFile: filepath.Join(p.dir, pki.CACertFile)}
-	if err := os.WriteFile(f.CertFile, leaf.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.KeyFile, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // sendWindow sends n flows of window ws from a sensor named host and ends the window.
 func sendWindow(t *testing.T, p *testPKI, addr, host string, ws int64, n int) {
 	t.Helper()
-	s, err := openSensor(t, dialAs(t, addr, p.issueShortFiles(t, auth.RoleSensor, host)), "s", 60)
+	s, err := openSensor(t, dialAs(t, addr, p.issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatalf("sensor %s: %v", host, err)
 	}
