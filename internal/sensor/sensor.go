@@ -317,10 +317,14 @@ func (s *Sensor) Run(ctx context.Context) error {
 		cancel()
 	}
 	st := s.spool.Stats()
-	if err != nil || failed {
-		s.log.Warn("batches left in the spool for the next start", slog.Int("batches", st.Batches),
-			slog.Uint64("first_seq", st.Oldest), slog.Int64("bytes", st.Bytes), slog.Bool("shutdown_timeout", err != nil))
-	} else {
+	switch {
+	case failed:
+		s.log.Warn("after a failure: batches left in the spool for the next start", slog.Int("batches", st.Batches),
+			slog.Uint64("first_seq", st.Oldest), slog.Int64("bytes", st.Bytes))
+	case err != nil:
+		s.log.Warn("shutdown timeout: batches left in the spool for the next start", slog.Int("batches", st.Batches),
+			slog.Uint64("first_seq", st.Oldest), slog.Int64("bytes", st.Bytes))
+	default:
 		s.log.Info("all batches delivered")
 	}
 	stopShip()
