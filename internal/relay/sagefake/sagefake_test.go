@@ -363,20 +363,40 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("cut with accept: %d uploads", len(ups))
 	}
 
-	// A hang: the client gives up; the fake returns when it does.
+	// A hang: the client gives up; the fake returns when it does. The client gives up once its request
+	// has reached the fake (an event, not a timer: a fixed client timeout could expire before the
+	// request arrived on a loaded machine, and the fake then had nothing to record).
 	f.Inject(sagefake.RouteList, sagefake.Fault{Kind: sagefake.FaultHang})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	arrived := make(chan struct{}, 1)
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		f.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/upload/v1.0/uploads/list", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/upload/v1.0/uploads/list", nil)
 	req.Header.Set("apikey", key)
-	t0 := time.Now()
-	if resp, err := srv.Client().Do(req); err == nil {
-		resp.Body.Close()
+	replied := make(chan error, 1)
+	go func() {
+		resp, err := hs.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		replied <- err
+	}()
+	select {
+	case <-arrived:
+	case err := <-replied:
+		t.Fatalf("hang: the client returned (%v) before the request reached the fake", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("hang: the request never reached the fake")
+	}
+	cancel()
+	if err := <-replied; err == nil {
 		t.Fatal("hang: got a reply")
 	}
-	if d := time.Since(t0); d < 190*time.Millisecond {
-		t.Errorf("hang ended after %s", d)
-	}
+	hs.Close() // waits for the fake's handler: it returns once the client has given up
 	reqs := f.Requests()
 	last := reqs[len(reqs)-1]
 	if last.Route != sagefake.RouteList || last.Fault != sagefake.FaultHang || last.Status != 0 {
