@@ -343,7 +343,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	if gerr != nil {
 		s.log.Error("sensor stopped after a failure", slog.String("err", gerr.Error()))
-		return fmt.Errorf("sensor: %w", gerr)
+		return fmt.Errorf("component failed: %w", gerr)
 	}
 	s.log.Info("sensor stopped")
 	return nil
