@@ -477,7 +477,8 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestClientEndpoints(t *testing.T) {
-	e := newEnv(t, sagefake.Options{ProcessingDelay: 200 * time.Millisecond})
+	var skew atomic.Int64 // the fake's clock jumps when the test says, not after a sleep
+	e := newEnv(t, sagefake.Options{ProcessingDelay: time.Hour, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL + "/", APIKey: testKey, HTTPClient: e.srv.Client()})
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +504,7 @@ func TestClientEndpoints(t *testing.T) {
 	if at, ok := list[0].UploadedAt(); !ok || at.Before(before) || at.After(time.Now().Add(time.Second)) {
 		t.Errorf("uploaded at %v %v", at, ok)
 	}
-	time.Sleep(250 * time.Millisecond)
+	skew.Store(int64(2 * time.Hour)) // processing is over
 	info, err = client.Sample(ctx, res.SampleID)
 	if err != nil || !info.Processed || info.Hash != res.SampleID || info.TrafficDate != "1700000100.5" {
 		t.Fatalf("sample after processing: %+v %v", info, err)

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,7 +251,11 @@ func TestSizeCap(t *testing.T) {
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestUploadListSample(t *testing.T) {
-	f, srv := start(t, sagefake.Options{ProcessingDelay: 300 * time.Millisecond})
+	// The fake's clock jumps when the test says (a 300 ms delay on the wall clock made the "while
+	// processing" checks fail on a loaded machine).
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	f, srv := start(t, sagefake.Options{ProcessingDelay: time.Hour, Now: now})
 	var ids []string
 	for range 2 { // the same file twice: two samples (no idempotency)
 		r := upload(t, srv, key, goodParts("web01_1700000100.bf"))
@@ -294,7 +299,7 @@ func TestUploadListSample(t *testing.T) {
 	if r := get(t, srv, key, "/sec/v1.0/samples/"+ids[0]+"/list"); r.status != 200 || string(r.body) != "[]" {
 		t.Errorf("flows while processing: %d %s", r.status, r.body)
 	}
-	time.Sleep(350 * time.Millisecond)
+	skew.Store(int64(2 * time.Hour)) // processing is over
 	r = get(t, srv, key, "/sec/v1.0/samples/"+ids[0])
 	var s map[string]string
 	if err := json.Unmarshal(r.body, &s); err != nil || s["hash"] != ids[0] || s["trafficDate"] != "1700000100.25" || s["id"] == "" || s["dateCreated"] == "" {
