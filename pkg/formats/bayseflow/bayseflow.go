@@ -17,8 +17,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/flowfleet/flowfleet/internal/ordered"
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/ordered"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 

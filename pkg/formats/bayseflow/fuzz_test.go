@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 

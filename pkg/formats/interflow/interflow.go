@@ -17,7 +17,7 @@ package interflow
 
 import (
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/pytext"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"io"
 	"math"
 	"sort"

@@ -18,7 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/pytext"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"io"
 	"math"
 	"math/big"

@@ -1,7 +1,7 @@
 package netflow
 
 import (
-	"github.com/flowfleet/flowfleet/internal/pytext"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"math"
 	"strings"
 	"testing"

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pytext"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 

@@ -4,8 +4,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
-	"github.com/flowfleet/flowfleet/internal/pytext"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
