@@ -8,6 +8,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/store"
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
@@ -56,7 +57,7 @@ func (c *Collector) buildSample(w store.WindowContent) (store.NewSample, error) 
 	s := BuildSample(all, w.FirstFrameTime)
 	id, name := SampleName(w.Host, w.WindowStart, w.Revision)
 	content := bayseflow.Encode(s, name, "")
-	if err := flow.WriteFileAtomic(filepath.Join(c.SampleDir(), name), content, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.SampleDir(), name), content, 0o644); err != nil {
 		return store.NewSample{}, fmt.Errorf("write %s: %w", name, err)
 	}
 	ordered := make([]*flowfleetv1.Flow, len(s.Flows))
