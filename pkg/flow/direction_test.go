@@ -1,7 +1,10 @@
 package flow
 
 import (
+	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +40,75 @@ func TestRDIRRows(t *testing.T) {
 	for _, c := range cases {
 		if got := Direction(c.localA, c.locB, c.icmp, c.pa, c.pb); got != c.want {
 			t.Errorf("%s: Direction(%v,%v,%v,%d,%d) = %v, want %v", c.row, c.localA, c.locB, c.icmp, c.pa, c.pb, got, c.want)
+		}
+	}
+}
+
+// recordingEnds is DirEnds that notes each question DirectionOf asks, and fails the one named in failAt.
+type recordingEnds struct {
+	localB       bool
+	portA, portB IntPort
+	failAt       string
+	asked        *[]string
+}
+
+var errAsked = errors.New("asked")
+
+func (r recordingEnds) ask(q string) error {
+	*r.asked = append(*r.asked, q)
+	if q == r.failAt {
+		return errAsked
+	}
+	return nil
+}
+
+func (r recordingEnds) LocalB() (bool, error)   { return r.localB, r.ask("localB") }
+func (r recordingEnds) PortA() (IntPort, error) { return r.portA, r.ask("portA") }
+func (r recordingEnds) PortB() (IntPort, error) { return r.portB, r.ask("portB") }
+
+// R-DIR reads each input only when the reference's evaluation reaches it, in the reference's order (the
+// NetFlow reader aborts exactly there on text that is not an address or a number), and stops at the first
+// failed read.
+func TestDirectionOfEvaluationOrder(t *testing.T) {
+	cases := []struct {
+		row          string
+		localA, locB bool
+		icmp         bool
+		pa, pb       IntPort
+		want         Side
+		asked        string
+	}{
+		{"R-DIR-L1", true, false, true, 0, 0, SideA, ""},
+		{"R-DIR-L2", true, false, false, 50000, 80, SideA, "portA"},
+		{"R-DIR-L3", true, false, false, 40000, 50000, SideB, "portA portB"},
+		{"R-DIR-L4", true, false, false, 40000, 53, SideA, "portA portB"},
+		{"R-DIR-L5", true, false, false, 2000, 3000, SideB, "portA portB"},
+		{"R-DIR-N1", false, true, true, 0, 0, SideB, "localB"},
+		{"R-DIR-N2", false, false, false, 5174, 5060, SideA, "localB portB portA"},
+		{"R-DIR-N2 portB too low, N3", false, false, false, 58527, 123, SideA, "localB portB portB portA"},
+		{"R-DIR-N2 portA too low, N3", false, false, false, 80, 5060, SideB, "localB portB portA portB portA"},
+		{"R-DIR-N3 local B", false, true, false, 443, 50000, SideB, "localB portB portA"},
+	}
+	for _, c := range cases {
+		var asked []string
+		e := recordingEnds{localB: c.locB, portA: c.pa, portB: c.pb, asked: &asked}
+		got, err := DirectionOf[IntPort](c.localA, c.icmp, e)
+		if err != nil || got != c.want || strings.Join(asked, " ") != c.asked {
+			t.Errorf("%s: side %v err %v after asking %q, want side %v after %q", c.row, got, err, asked, c.want, c.asked)
+		}
+		if got != Direction(c.localA, c.locB, c.icmp, int(c.pa), int(c.pb)) {
+			t.Errorf("%s: DirectionOf and Direction disagree", c.row)
+		}
+		// A failed read ends the evaluation there, with its error.
+		for i, q := range asked {
+			var again []string
+			e := recordingEnds{localB: c.locB, portA: c.pa, portB: c.pb, failAt: q, asked: &again}
+			if _, err := DirectionOf[IntPort](c.localA, c.icmp, e); !errors.Is(err, errAsked) {
+				t.Errorf("%s: failing %s: err %v", c.row, q, err)
+			}
+			if first := slices.Index(asked, q); len(again) != first+1 {
+				t.Errorf("%s: failing read %d (%s) still asked %q", c.row, i, q, again)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ package netflow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -557,89 +558,53 @@ func headerBytes(last *record) (int64, bool) {
 	return h, true
 }
 
-var (
-	big49151 = big.NewInt(49151)
-	big1023  = big.NewInt(1023)
-	big1024  = big.NewInt(1024)
-)
-
-// wrongDirection applies R-DIR to a finished flow (A = its source, B = its destination) and reports
-// whether B should be the source. It evaluates in the reference's order and only what the reference
-// evaluates, so an address that is not an IP address (R-ERR-6) or a port that is not an integer aborts
-// exactly when the reference's check reaches it.
+// wrongDirection applies R-DIR (flow.DirectionOf) to a finished flow (A = its source, B = its
+// destination) and reports whether B should be the source. The addresses and ports are the reference's
+// text, read only when the rules reach them, so an address that is not an IP address (R-ERR-6) or a port
+// that is not an integer aborts exactly when the reference's check reaches it.
 func wrongDirection(f *flow.Flow) (bool, error) {
-	icmp := f.Protocol == flow.ProtoICMP
 	a, ok := flow.ParseAddr(f.SrcAddr)
 	if !ok {
 		return false, fmt.Errorf("source address %q is not an IP address", f.SrcAddr)
 	}
-	port := func(s string) (*big.Int, error) {
-		v, ok := pytext.Int(s)
-		if !ok {
-			return nil, fmt.Errorf("port %q is not an integer", s)
-		}
-		return v, nil
+	// ICMP records carry no ports (line sets them to "" and flip keeps them so), so the rules' ICMP rows
+	// are the reference's checks of an ICMP flow with an empty port.
+	side, err := flow.DirectionOf[pyPort](flow.IsLocal(a), f.Protocol == flow.ProtoICMP, textEnds{f})
+	return side == flow.SideB, err
+}
+
+// textEnds is flow.DirEnds over a flow's text fields.
+type textEnds struct{ f *flow.Flow }
+
+func (e textEnds) LocalB() (bool, error) {
+	b, ok := flow.ParseAddr(e.f.DstAddr)
+	if !ok {
+		return false, fmt.Errorf("destination address %q is not an IP address", e.f.DstAddr)
 	}
-	localB := func() (bool, error) {
-		b, ok := flow.ParseAddr(f.DstAddr)
-		if !ok {
-			return false, fmt.Errorf("destination address %q is not an IP address", f.DstAddr)
-		}
-		return flow.IsLocal(b), nil
+	return flow.IsLocal(b), nil
+}
+
+func (e textEnds) PortA() (pyPort, error) { return parsePort(e.f.SrcPort) }
+func (e textEnds) PortB() (pyPort, error) { return parsePort(e.f.DstPort) }
+
+// pyPort is a port as the reference compares it: a Python int parsed from the record's text, unbounded.
+type pyPort struct{ v *big.Int }
+
+func parsePort(s string) (pyPort, error) {
+	v, ok := pytext.Int(s)
+	if !ok {
+		return pyPort{}, fmt.Errorf("port %q is not an integer", s)
 	}
-	if flow.IsLocal(a) {
-		if f.SrcPort == "" && icmp {
-			return false, nil // R-DIR-L1
-		}
-		sp, err := port(f.SrcPort)
-		if err != nil {
-			return false, err
-		}
-		if sp.Cmp(big49151) > 0 {
-			return false, nil // R-DIR-L2
-		}
-		dp, err := port(f.DstPort)
-		if err != nil {
-			return false, err
-		}
-		if dp.Cmp(big49151) > 0 {
-			return true, nil // R-DIR-L3
-		}
-		if dp.Cmp(big1024) < 0 {
-			return false, nil // R-DIR-L4
-		}
-		return dp.Cmp(sp) > 0, nil // R-DIR-L5
+	return pyPort{v}, nil
+}
+
+// Cmp implements flow.DirPort.
+func (p pyPort) Cmp(q pyPort) int { return p.v.Cmp(q.v) }
+
+// CmpBound implements flow.DirPort.
+func (p pyPort) CmpBound(bound int) int {
+	if !p.v.IsInt64() { // far beyond any bound: its sign decides
+		return p.v.Sign()
 	}
-	if f.DstPort == "" && icmp { // R-DIR-N1
-		lb, err := localB()
-		return lb, err
-	}
-	lb, err := localB()
-	if err != nil {
-		return false, err
-	}
-	if !lb {
-		dp, err := port(f.DstPort)
-		if err != nil {
-			return false, err
-		}
-		if dp.Cmp(big1023) > 0 {
-			sp, err := port(f.SrcPort)
-			if err != nil {
-				return false, err
-			}
-			if sp.Cmp(big1023) > 0 {
-				return false, nil // R-DIR-N2
-			}
-		}
-	}
-	dp, err := port(f.DstPort)
-	if err != nil {
-		return false, err
-	}
-	sp, err := port(f.SrcPort)
-	if err != nil {
-		return false, err
-	}
-	return dp.Cmp(sp) > 0, nil // R-DIR-N3
+	return cmp.Compare(p.v.Int64(), int64(bound))
 }
