@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"io"
 	"math"
 	"math/big"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // MaxLine bounds one line of the input, in bytes.

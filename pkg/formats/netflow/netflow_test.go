@@ -1,13 +1,13 @@
 package netflow
 
 import (
-	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 const hdr = "ts,te,td,sa,da,sp,dp,pr,ipkt,ibyt,opkt,obyt\n"

@@ -4,9 +4,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
-	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
 // dnsRecord is one dns.log record as text (R-ZDNS-1).

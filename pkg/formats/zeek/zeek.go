@@ -12,9 +12,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
-	"github.com/flowfleet/flowfleet/pkg/flow"
 )
 
 // MaxLine bounds one line of a log (a JSON array on one line can be large).
