@@ -1,6 +1,6 @@
 package flow
 
-import "cmp"
+import "math/big"
 
 // Side names one end of a two-ended exchange: A is the sender of the deciding frame (or the flow's
 // current source), B the other end.
@@ -19,130 +19,146 @@ const (
 	dirSystem    = 1023  // above it, a port is not a system port (R-DIR-N2)
 )
 
-// DirPort is a port number as R-DIR compares it: with another port of its kind and with the rules'
-// bounds. The capture path's ports are ints ([IntPort]); the NetFlow reader's are Python's unbounded
-// integers parsed from text.
-type DirPort[P any] interface {
-	// Cmp returns -1, 0 or +1 as the port is below, equal to or above q.
-	Cmp(q P) int
-	// CmpBound is Cmp against one of R-DIR's bounds (1023, 1024, 49151).
-	CmpBound(bound int) int
+// DirPort is a port number as R-DIR compares it. The capture path's ports are small ([IntPort]); the
+// NetFlow reader's are Python integers parsed from text, of any size ([BigPort]).
+type DirPort struct {
+	n   int64
+	big *big.Int // the value when it does not fit n; nil otherwise
 }
 
-// DirEnds is what R-DIR asks about a flow's two ends beyond whether A is local and whether the flow is
-// ICMP: whether B is local, and the two ports. [DirectionOf] asks for each only when the reference's
-// evaluation reaches it and in the reference's order, so an implementation that parses text (the NetFlow
-// reader) fails exactly where the reference aborts; an error ends the evaluation.
-type DirEnds[P DirPort[P]] interface {
-	LocalB() (bool, error)
-	PortA() (P, error)
-	PortB() (P, error)
+// IntPort returns the DirPort of n.
+func IntPort(n int) DirPort { return DirPort{n: int64(n)} }
+
+// BigPort returns the DirPort of v, which it keeps (v must not change afterwards).
+func BigPort(v *big.Int) DirPort {
+	if v.IsInt64() {
+		return DirPort{n: v.Int64()}
+	}
+	return DirPort{big: v}
+}
+
+// above reports p > bound, for one of R-DIR's bounds.
+func (p DirPort) above(bound int64) bool {
+	if p.big != nil { // beyond int64: its sign decides
+		return p.big.Sign() > 0
+	}
+	return p.n > bound
+}
+
+// below reports p < bound, for one of R-DIR's bounds.
+func (p DirPort) below(bound int64) bool {
+	if p.big != nil {
+		return p.big.Sign() < 0
+	}
+	return p.n < bound
+}
+
+// greater reports p > q.
+func (p DirPort) greater(q DirPort) bool {
+	if p.big == nil && q.big == nil {
+		return p.n > q.n
+	}
+	return greaterBig(p, q)
+}
+
+// greaterBig is greater where a port does not fit int64.
+func greaterBig(p, q DirPort) bool { return p.bigInt().Cmp(q.bigInt()) > 0 }
+
+func (p DirPort) bigInt() *big.Int {
+	if p.big != nil {
+		return p.big
+	}
+	return big.NewInt(p.n)
+}
+
+// DirEnds is what R-DIR reads about a flow's two ends. An input that could not be made (the NetFlow
+// reader's text that is not an IP address or not an integer) carries its error in the matching Err field
+// instead: [DirectionOf] fails with it when, and only when, the reference's evaluation reads that input,
+// so a reader fails exactly where the reference aborts.
+type DirEnds struct {
+	LocalA bool // whether A is local (R-LOC-1)
+	ICMP   bool // whether the flow is ICMP; its ports are then never read
+	LocalB bool // whether B is local
+	PortA  DirPort
+	PortB  DirPort
+
+	LocalBErr, PortAErr, PortBErr error
 }
 
 // DirectionOf is the one implementation of the direction heuristic R-DIR: it returns which side is the
 // flow's source. The rows are tried in the spec's order (L1 … L5 when A is local, N1 … N3 when not) and
-// each reads only what the reference reads when it gets there: ports are never read for an ICMP flow,
-// whether B is local is never read when A is.
-func DirectionOf[P DirPort[P], E DirEnds[P]](localA, icmp bool, e E) (Side, error) {
-	if localA {
-		return directionLocal[P](icmp, e)
+// each reads its inputs in the reference's order and only when the reference gets there: ports are never
+// read for an ICMP flow, whether B is local never when A is. It fails with the Err of the first input it
+// reads that has one.
+func DirectionOf(e *DirEnds) (Side, error) {
+	if e.LocalA {
+		return directionLocal(e)
 	}
-	if icmp { // R-DIR-N1
-		lb, err := e.LocalB()
-		if err != nil || !lb {
-			return SideA, err
+	if e.LocalBErr != nil { // every N row reads local(B) first
+		return SideA, e.LocalBErr
+	}
+	if e.ICMP { // R-DIR-N1
+		if e.LocalB {
+			return SideB, nil
 		}
-		return SideB, nil
+		return SideA, nil
 	}
-	lb, err := e.LocalB()
-	if err != nil {
-		return SideA, err
-	}
-	if !lb { // R-DIR-N2: not local(B) and portB > 1023 and portA > 1023
-		pb, err := e.PortB()
-		if err != nil {
-			return SideA, err
+	if !e.LocalB { // R-DIR-N2: not local(B) and portB > 1023 and portA > 1023
+		if e.PortBErr != nil {
+			return SideA, e.PortBErr
 		}
-		if pb.CmpBound(dirSystem) > 0 {
-			pa, err := e.PortA()
-			if err != nil {
-				return SideA, err
+		if e.PortB.above(dirSystem) {
+			if e.PortAErr != nil {
+				return SideA, e.PortAErr
 			}
-			if pa.CmpBound(dirSystem) > 0 {
+			if e.PortA.above(dirSystem) {
 				return SideA, nil
 			}
 		}
 	}
-	return higherPortB[P](e) // R-DIR-N3
+	// R-DIR-N3: B if portB > portA, else A; portB is read first.
+	if e.PortBErr != nil {
+		return SideA, e.PortBErr
+	}
+	if e.PortAErr != nil {
+		return SideA, e.PortAErr
+	}
+	if e.PortB.greater(e.PortA) {
+		return SideB, nil
+	}
+	return SideA, nil
 }
 
 // directionLocal is R-DIR-L1 … R-DIR-L5, the rows for a local A.
-func directionLocal[P DirPort[P], E DirEnds[P]](icmp bool, e E) (Side, error) {
-	if icmp { // R-DIR-L1
+func directionLocal(e *DirEnds) (Side, error) {
+	if e.ICMP { // R-DIR-L1
 		return SideA, nil
 	}
-	pa, err := e.PortA()
-	if err != nil {
-		return SideA, err
+	if e.PortAErr != nil {
+		return SideA, e.PortAErr
 	}
-	if pa.CmpBound(dirEphemeral) > 0 { // R-DIR-L2
+	if e.PortA.above(dirEphemeral) { // R-DIR-L2
 		return SideA, nil
 	}
-	pb, err := e.PortB()
-	if err != nil {
-		return SideA, err
+	if e.PortBErr != nil {
+		return SideA, e.PortBErr
 	}
-	if pb.CmpBound(dirEphemeral) > 0 { // R-DIR-L3
+	if e.PortB.above(dirEphemeral) { // R-DIR-L3
 		return SideB, nil
 	}
-	if pb.CmpBound(dirWellKnown) < 0 { // R-DIR-L4
+	if e.PortB.below(dirWellKnown) { // R-DIR-L4
 		return SideA, nil
 	}
-	if pb.Cmp(pa) > 0 { // R-DIR-L5
-		return SideB, nil
-	}
-	return SideA, nil
-}
-
-// higherPortB is R-DIR-N3: B if portB > portA, else A. Like the reference it reads portB first (again,
-// when R-DIR-N2 read it).
-func higherPortB[P DirPort[P], E DirEnds[P]](e E) (Side, error) {
-	pb, err := e.PortB()
-	if err != nil {
-		return SideA, err
-	}
-	pa, err := e.PortA()
-	if err != nil {
-		return SideA, err
-	}
-	if pb.Cmp(pa) > 0 {
+	if e.PortB.greater(e.PortA) { // R-DIR-L5
 		return SideB, nil
 	}
 	return SideA, nil
 }
-
-// IntPort is a port that is already a number, as in the capture path.
-type IntPort int
-
-// Cmp implements DirPort.
-func (p IntPort) Cmp(q IntPort) int { return cmp.Compare(p, q) }
-
-// CmpBound implements DirPort.
-func (p IntPort) CmpBound(bound int) int { return cmp.Compare(int(p), bound) }
-
-// knownEnds is DirEnds for values known in advance; it never fails.
-type knownEnds struct {
-	localB       bool
-	portA, portB IntPort
-}
-
-func (k knownEnds) LocalB() (bool, error)   { return k.localB, nil }
-func (k knownEnds) PortA() (IntPort, error) { return k.portA, nil }
-func (k knownEnds) PortB() (IntPort, error) { return k.portB, nil }
 
 // Direction applies R-DIR to known values (the capture path) and returns which side is the flow's source.
 // Ports are ignored when icmp is true.
 func Direction(localA, localB, icmp bool, portA, portB int) Side {
-	side, _ := DirectionOf[IntPort](localA, icmp, knownEnds{localB, IntPort(portA), IntPort(portB)})
+	side, _ := DirectionOf(&DirEnds{LocalA: localA, ICMP: icmp, LocalB: localB,
+		PortA: IntPort(portA), PortB: IntPort(portB)})
 	return side
 }

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"errors"
+	"math/big"
 	"net/netip"
 	"slices"
 	"strings"
@@ -44,39 +45,17 @@ func TestRDIRRows(t *testing.T) {
 	}
 }
 
-// recordingEnds is DirEnds that notes each question DirectionOf asks, and fails the one named in failAt.
-type recordingEnds struct {
-	localB       bool
-	portA, portB IntPort
-	failAt       string
-	asked        *[]string
-}
-
-var errAsked = errors.New("asked")
-
-func (r recordingEnds) ask(q string) error {
-	*r.asked = append(*r.asked, q)
-	if q == r.failAt {
-		return errAsked
-	}
-	return nil
-}
-
-func (r recordingEnds) LocalB() (bool, error)   { return r.localB, r.ask("localB") }
-func (r recordingEnds) PortA() (IntPort, error) { return r.portA, r.ask("portA") }
-func (r recordingEnds) PortB() (IntPort, error) { return r.portB, r.ask("portB") }
-
-// R-DIR reads each input only when the reference's evaluation reaches it, in the reference's order (the
-// NetFlow reader aborts exactly there on text that is not an address or a number), and stops at the first
-// failed read.
+// R-DIR reads its inputs only when the reference's evaluation reaches them, in the reference's order (the
+// NetFlow reader aborts exactly there on text that is not an address or a number): an input that carries
+// an error fails the evaluation if and only if it is read, and of two such inputs the first read wins.
 func TestDirectionOfEvaluationOrder(t *testing.T) {
 	cases := []struct {
 		row          string
 		localA, locB bool
 		icmp         bool
-		pa, pb       IntPort
+		pa, pb       int
 		want         Side
-		asked        string
+		reads        string // the inputs read, in order
 	}{
 		{"R-DIR-L1", true, false, true, 0, 0, SideA, ""},
 		{"R-DIR-L2", true, false, false, 50000, 80, SideA, "portA"},
@@ -85,30 +64,80 @@ func TestDirectionOfEvaluationOrder(t *testing.T) {
 		{"R-DIR-L5", true, false, false, 2000, 3000, SideB, "portA portB"},
 		{"R-DIR-N1", false, true, true, 0, 0, SideB, "localB"},
 		{"R-DIR-N2", false, false, false, 5174, 5060, SideA, "localB portB portA"},
-		{"R-DIR-N2 portB too low, N3", false, false, false, 58527, 123, SideA, "localB portB portB portA"},
-		{"R-DIR-N2 portA too low, N3", false, false, false, 80, 5060, SideB, "localB portB portA portB portA"},
+		{"R-DIR-N2 portB too low, N3", false, false, false, 58527, 123, SideA, "localB portB portA"},
+		{"R-DIR-N2 portA too low, N3", false, false, false, 80, 5060, SideB, "localB portB portA"},
 		{"R-DIR-N3 local B", false, true, false, 443, 50000, SideB, "localB portB portA"},
 	}
+	inputs := []string{"localB", "portA", "portB"}
+	ends := func(c int, bad ...string) *DirEnds {
+		e := &DirEnds{LocalA: cases[c].localA, ICMP: cases[c].icmp, LocalB: cases[c].locB,
+			PortA: IntPort(cases[c].pa), PortB: IntPort(cases[c].pb)}
+		for _, in := range bad {
+			err := errors.New(in)
+			switch in {
+			case "localB":
+				e.LocalBErr = err
+			case "portA":
+				e.PortAErr = err
+			case "portB":
+				e.PortBErr = err
+			}
+		}
+		return e
+	}
+	for i, c := range cases {
+		got, err := DirectionOf(ends(i))
+		if err != nil || got != c.want || got != Direction(c.localA, c.locB, c.icmp, c.pa, c.pb) {
+			t.Errorf("%s: side %v err %v, want %v (Direction agrees)", c.row, got, err, c.want)
+		}
+		reads := strings.Fields(c.reads)
+		for _, in := range inputs {
+			got, err := DirectionOf(ends(i, in))
+			read := slices.Contains(reads, in)
+			if read && (err == nil || err.Error() != in) {
+				t.Errorf("%s: a bad %s: err %v, want it read", c.row, in, err)
+			}
+			if !read && (err != nil || got != c.want) {
+				t.Errorf("%s: a bad %s: side %v err %v, want it not read", c.row, in, got, err)
+			}
+		}
+		for x := range reads {
+			for y := x + 1; y < len(reads); y++ {
+				if _, err := DirectionOf(ends(i, reads[y], reads[x])); err == nil || err.Error() != reads[x] {
+					t.Errorf("%s: bad %s and %s: err %v, want %s read first", c.row, reads[x], reads[y], err, reads[x])
+				}
+			}
+		}
+	}
+}
+
+// Ports beyond int64 (NetFlow text holds any Python int) compare exactly, with each other and with the
+// rules' bounds.
+func TestDirPortBeyondInt64(t *testing.T) {
+	huge, _ := new(big.Int).SetString("99999999999999999999", 10)
+	huger := new(big.Int).Add(huge, big.NewInt(1))
+	neg := new(big.Int).Neg(huge)
+	cases := []struct {
+		row          string
+		localA, locB bool
+		pa, pb       *big.Int
+		want         Side
+	}{
+		{"R-DIR-L2", true, false, huge, big.NewInt(53), SideA},
+		{"R-DIR-L3", true, false, big.NewInt(40000), huge, SideB},
+		{"R-DIR-L4", true, false, big.NewInt(40000), neg, SideA},
+		{"R-DIR-L5 with a negative A", true, false, neg, big.NewInt(2000), SideB},
+		{"R-DIR-N2", false, false, huge, huger, SideA},
+		{"R-DIR-N3 B higher", false, true, huge, huger, SideB},
+		{"R-DIR-N3 A higher", false, true, huger, huge, SideA},
+		{"R-DIR-N3 equal", false, true, huge, new(big.Int).Set(huge), SideA},
+		{"R-DIR-N3 A small", false, true, big.NewInt(443), huge, SideB},
+		{"R-DIR-N3 B negative", false, true, big.NewInt(443), neg, SideA},
+	}
 	for _, c := range cases {
-		var asked []string
-		e := recordingEnds{localB: c.locB, portA: c.pa, portB: c.pb, asked: &asked}
-		got, err := DirectionOf[IntPort](c.localA, c.icmp, e)
-		if err != nil || got != c.want || strings.Join(asked, " ") != c.asked {
-			t.Errorf("%s: side %v err %v after asking %q, want side %v after %q", c.row, got, err, asked, c.want, c.asked)
-		}
-		if got != Direction(c.localA, c.locB, c.icmp, int(c.pa), int(c.pb)) {
-			t.Errorf("%s: DirectionOf and Direction disagree", c.row)
-		}
-		// A failed read ends the evaluation there, with its error.
-		for i, q := range asked {
-			var again []string
-			e := recordingEnds{localB: c.locB, portA: c.pa, portB: c.pb, failAt: q, asked: &again}
-			if _, err := DirectionOf[IntPort](c.localA, c.icmp, e); !errors.Is(err, errAsked) {
-				t.Errorf("%s: failing %s: err %v", c.row, q, err)
-			}
-			if first := slices.Index(asked, q); len(again) != first+1 {
-				t.Errorf("%s: failing read %d (%s) still asked %q", c.row, i, q, again)
-			}
+		e := &DirEnds{LocalA: c.localA, LocalB: c.locB, PortA: BigPort(c.pa), PortB: BigPort(c.pb)}
+		if got, err := DirectionOf(e); err != nil || got != c.want {
+			t.Errorf("%s: %v -> %v: side %v err %v, want %v", c.row, c.pa, c.pb, got, err, c.want)
 		}
 	}
 }

@@ -15,7 +15,6 @@ package netflow
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -560,51 +559,34 @@ func headerBytes(last *record) (int64, bool) {
 
 // wrongDirection applies R-DIR (flow.DirectionOf) to a finished flow (A = its source, B = its
 // destination) and reports whether B should be the source. The addresses and ports are the reference's
-// text, read only when the rules reach them, so an address that is not an IP address (R-ERR-6) or a port
-// that is not an integer aborts exactly when the reference's check reaches it.
+// text; one that is not an IP address (R-ERR-6) or not an integer aborts exactly when the reference's check
+// reaches it: the source address at once, the rest when the rules read them.
 func wrongDirection(f *flow.Flow) (bool, error) {
 	a, ok := flow.ParseAddr(f.SrcAddr)
 	if !ok {
 		return false, fmt.Errorf("source address %q is not an IP address", f.SrcAddr)
 	}
-	// ICMP records carry no ports (line sets them to "" and flip keeps them so), so the rules' ICMP rows
-	// are the reference's checks of an ICMP flow with an empty port.
-	side, err := flow.DirectionOf[pyPort](flow.IsLocal(a), f.Protocol == flow.ProtoICMP, textEnds{f})
+	// ICMP records carry no ports (line sets them to "" and flip keeps them so): the rules' ICMP rows are
+	// the reference's checks of an ICMP flow with an empty port, and the ports are not read.
+	e := flow.DirEnds{LocalA: flow.IsLocal(a), ICMP: f.Protocol == flow.ProtoICMP}
+	if b, ok := flow.ParseAddr(f.DstAddr); ok {
+		e.LocalB = flow.IsLocal(b)
+	} else {
+		e.LocalBErr = fmt.Errorf("destination address %q is not an IP address", f.DstAddr)
+	}
+	if !e.ICMP {
+		e.PortA, e.PortAErr = parsePort(f.SrcPort)
+		e.PortB, e.PortBErr = parsePort(f.DstPort)
+	}
+	side, err := flow.DirectionOf(&e)
 	return side == flow.SideB, err
 }
 
-// textEnds is flow.DirEnds over a flow's text fields.
-type textEnds struct{ f *flow.Flow }
-
-func (e textEnds) LocalB() (bool, error) {
-	b, ok := flow.ParseAddr(e.f.DstAddr)
-	if !ok {
-		return false, fmt.Errorf("destination address %q is not an IP address", e.f.DstAddr)
-	}
-	return flow.IsLocal(b), nil
-}
-
-func (e textEnds) PortA() (pyPort, error) { return parsePort(e.f.SrcPort) }
-func (e textEnds) PortB() (pyPort, error) { return parsePort(e.f.DstPort) }
-
-// pyPort is a port as the reference compares it: a Python int parsed from the record's text, unbounded.
-type pyPort struct{ v *big.Int }
-
-func parsePort(s string) (pyPort, error) {
+// parsePort reads a port as the reference compares it: a Python int, unbounded.
+func parsePort(s string) (flow.DirPort, error) {
 	v, ok := pytext.Int(s)
 	if !ok {
-		return pyPort{}, fmt.Errorf("port %q is not an integer", s)
+		return flow.DirPort{}, fmt.Errorf("port %q is not an integer", s)
 	}
-	return pyPort{v}, nil
-}
-
-// Cmp implements flow.DirPort.
-func (p pyPort) Cmp(q pyPort) int { return p.v.Cmp(q.v) }
-
-// CmpBound implements flow.DirPort.
-func (p pyPort) CmpBound(bound int) int {
-	if !p.v.IsInt64() { // far beyond any bound: its sign decides
-		return p.v.Sign()
-	}
-	return cmp.Compare(p.v.Int64(), int64(bound))
+	return flow.BigPort(v), nil
 }
