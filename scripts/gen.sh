@@ -7,7 +7,8 @@
 #
 # The tools are installed with `go install` (through the Go module proxy; no other download) into
 # $FLOWFLEET_TOOLS_BIN, default ./bin (git-ignored), and put first on PATH so buf.gen.yaml's local
-# plugins resolve to the pinned versions. Needs only go and diff.
+# plugins resolve to the pinned versions; goimports is installed there too, for scripts/test.sh's import
+# check. Needs only go and diff.
 #
 # It also regenerates, and in --check mode diffs, two more outputs of proto/:
 #   docs/api.md                              buf.gen.docs.yaml: protoc-gen-doc (go install, pinned below)
@@ -23,6 +24,7 @@ BUF_VERSION=v1.75.0
 PROTOC_GEN_GO_VERSION=v1.36.12      # keep equal to google.golang.org/protobuf in go.mod
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 PROTOC_GEN_DOC_VERSION=v1.5.1
+GOIMPORTS_VERSION=v0.53.0           # golang.org/x/tools; scripts/test.sh checks import grouping with it
 PROTOC_VERSION=3.21.12              # Debian's protobuf-compiler; equal to python3-protobuf's protobuf release
 GRPC_PYTHON_PLUGIN_VERSION=1.51.1   # Debian's protobuf-compiler-grpc; equal to python3-grpcio
 
@@ -39,11 +41,12 @@ cd "$root"
 bin=${FLOWFLEET_TOOLS_BIN:-$root/bin}
 mkdir -p "$bin"
 
-# install NAME PACKAGE VERSION: go install PACKAGE@VERSION unless NAME --version already reports VERSION.
+# install NAME PACKAGE VERSION: go install PACKAGE@VERSION unless NAME --version (or, for a tool without
+# that flag, the module version go recorded in the binary) already reports VERSION.
 install() {
   local name=$1 pkg=$2 version=$3 have=""
   if [[ -x "$bin/$name" ]]; then
-    have=$("$bin/$name" --version 2>/dev/null || true)
+    have=$("$bin/$name" --version 2>/dev/null || go version -m "$bin/$name" 2>/dev/null || true)
   fi
   if [[ "$have" != *"${version#v}"* ]]; then
     echo "gen.sh: installing $pkg@$version into $bin" >&2
@@ -54,6 +57,7 @@ install buf github.com/bufbuild/buf/cmd/buf "$BUF_VERSION"
 install protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 install protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 install protoc-gen-doc github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc "$PROTOC_GEN_DOC_VERSION"
+install goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION"
 export PATH="$bin:$PATH"
 
 # The Python generators come from apt, not go install: check they are there and are the pinned versions

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check and test FlowFleet has: generated code is current, gofmt, go vet, buf lint, and the whole
+# Runs every check and test FlowFleet has: generated code is current, gofmt, goimports, go vet, buf lint, and the whole
 # Go test suite (unit, conformance against ../shared/conformance, integration, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,12 @@ fi
 bad=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null || true)
 if [ -n "$bad" ]; then
   echo "gofmt would change:"; echo "$bad"; exit 1
+fi
+# Imports grouped as goimports groups them: standard library, then third-party, then this module's own.
+# (goimports is installed by scripts/gen.sh, pinned there.)
+bad=$("${FLOWFLEET_TOOLS_BIN:-bin}/goimports" -local github.com/flowfleet/flowfleet -l $(git ls-files '*.go' | grep -v '^gen/'))
+if [ -n "$bad" ]; then
+  echo "goimports -local github.com/flowfleet/flowfleet would change (run it with -w on these):"; echo "$bad"; exit 1
 fi
 go vet ./...
 # A throwaway PostgreSQL for the store and multi-collector tests (the SQLite backend needs nothing),

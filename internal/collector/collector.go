@@ -262,7 +262,7 @@ func removeOrphanTemps(dir string) (int, error) {
 	}
 }
 
-// isOrphanTemp reports a temporary file name of flow.WriteFileAtomic (".x.bf.tmp123") or of New's probe
+// isOrphanTemp reports a temporary file name of atomicfile.WriteFile (".x.bf.tmp123") or of New's probe
 // (".probe123").
 func isOrphanTemp(name string) bool {
 	if !strings.HasPrefix(name, ".") {

@@ -10,6 +10,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/store"
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
@@ -93,7 +94,7 @@ func (c *Collector) buildSample(w store.WindowContent) (store.NewSample, error) 
 	finishSample(&s, w.FirstFrameTime)
 	id, name := SampleName(w.Host, w.WindowStart, w.Revision)
 	content := encodeContent(s, name)
-	if err := flow.WriteFileAtomic(filepath.Join(c.SampleDir(), name), content, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.SampleDir(), name), content, 0o644); err != nil {
 		return store.NewSample{}, fmt.Errorf("write %s: %w", name, err)
 	}
 	chunks := make([][]byte, 0, (len(s.Flows)+store.FlowChunkFlows-1)/store.FlowChunkFlows)

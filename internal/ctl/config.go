@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/viper"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 )
 
 // clientKeys are the connection settings `flowctl config init` writes and every collector query reads
@@ -149,7 +149,7 @@ func runConfigInit(cmd *cobra.Command) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("config directory: %w", err)
 	}
-	if err := flow.WriteFileAtomic(path, body, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, body, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: flowctl now reaches %s with %s\n", path, addr, settings["cert"])

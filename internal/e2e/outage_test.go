@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket/pcapgo"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"

@@ -1,42 +1,117 @@
 package flow
 
 import (
+	"errors"
+	"math/big"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
-// R-DIR: one case per row, first directly on Direction, then through the engine with the corpus examples
-// docs/bayseflow.md cites, where the deciding frame's sender is A.
+// R-DIR: one case per row, first directly on Direction and DirectionOf, then through the engine with the
+// corpus examples docs/bayseflow.md cites, where the deciding frame's sender is A.
+//
+// DirectionOf reads its inputs only when the reference's evaluation reaches them, in the reference's order
+// (the NetFlow reader aborts exactly there on text that is not an address or a number): an input that
+// carries an error fails the evaluation if and only if it is read, and of two such inputs the first read
+// wins.
 func TestRDIRRows(t *testing.T) {
+	const l, lpp, lbpp = "", "portA portB", "localB portB portA" // the common read orders
 	cases := []struct {
 		row          string
 		localA, locB bool
 		icmp         bool
 		pa, pb       int
 		want         Side
+		reads        string // the inputs read, in order
 	}{
-		{"R-DIR-L1", true, false, true, 0, 0, SideA},
-		{"R-DIR-L1 local B", true, true, true, 0, 0, SideA},
-		{"R-DIR-L2", true, false, false, 63690, 80, SideA},
-		{"R-DIR-L2 beats L3", true, true, false, 49152, 60000, SideA},
-		{"R-DIR-L3", true, true, false, 43591, 53987, SideB},
-		{"R-DIR-L3 edge 49151 is not above", true, true, false, 49151, 49151, SideA},
-		{"R-DIR-L4", true, true, false, 22256, 53, SideA},
-		{"R-DIR-L4 edge 1023", true, false, false, 40000, 1023, SideA},
-		{"R-DIR-L5 equal ports keep A", true, true, false, 5353, 5353, SideA},
-		{"R-DIR-L5 B higher", true, false, false, 23371, 37411, SideB},
-		{"R-DIR-L5 A higher", true, false, false, 37411, 23371, SideA},
-		{"R-DIR-N1 B not local", false, false, true, 0, 0, SideA},
-		{"R-DIR-N1 B local", false, true, true, 0, 0, SideB},
-		{"R-DIR-N2", false, false, false, 5174, 5060, SideA},
-		{"R-DIR-N2 edge 1023", false, false, false, 1023, 5060, SideB}, // falls to N3
-		{"R-DIR-N3 A higher", false, false, false, 58527, 123, SideA},
-		{"R-DIR-N3 B higher", false, true, false, 443, 50000, SideB},
-		{"R-DIR-N3 equal", false, true, false, 2000, 2000, SideA},
+		{"R-DIR-L1", true, false, true, 0, 0, SideA, l},
+		{"R-DIR-L1 local B", true, true, true, 0, 0, SideA, l},
+		{"R-DIR-L2", true, false, false, 63690, 80, SideA, "portA"},
+		{"R-DIR-L2 beats L3", true, true, false, 49152, 60000, SideA, "portA"},
+		{"R-DIR-L3", true, true, false, 43591, 53987, SideB, lpp},
+		{"R-DIR-L3 edge 49151 is not above", true, true, false, 49151, 49151, SideA, lpp},
+		{"R-DIR-L4", true, true, false, 22256, 53, SideA, lpp},
+		{"R-DIR-L4 edge 1023", true, false, false, 40000, 1023, SideA, lpp},
+		{"R-DIR-L5 equal ports keep A", true, true, false, 5353, 5353, SideA, lpp},
+		{"R-DIR-L5 B higher", true, false, false, 23371, 37411, SideB, lpp},
+		{"R-DIR-L5 A higher", true, false, false, 37411, 23371, SideA, lpp},
+		{"R-DIR-N1 B not local", false, false, true, 0, 0, SideA, "localB"},
+		{"R-DIR-N1 B local", false, true, true, 0, 0, SideB, "localB"},
+		{"R-DIR-N2", false, false, false, 5174, 5060, SideA, lbpp},
+		{"R-DIR-N2 edge 1023", false, false, false, 1023, 5060, SideB, lbpp}, // falls to N3
+		{"R-DIR-N3 A higher", false, false, false, 58527, 123, SideA, lbpp},
+		{"R-DIR-N3 B higher", false, true, false, 443, 50000, SideB, lbpp},
+		{"R-DIR-N3 equal", false, true, false, 2000, 2000, SideA, lbpp},
 	}
 	for _, c := range cases {
 		if got := Direction(c.localA, c.locB, c.icmp, c.pa, c.pb); got != c.want {
 			t.Errorf("%s: Direction(%v,%v,%v,%d,%d) = %v, want %v", c.row, c.localA, c.locB, c.icmp, c.pa, c.pb, got, c.want)
+		}
+		ends := func(bad ...string) *DirEnds {
+			e := &DirEnds{LocalA: c.localA, ICMP: c.icmp, LocalB: c.locB, PortA: IntPort(c.pa), PortB: IntPort(c.pb)}
+			for _, in := range bad {
+				err := errors.New(in)
+				switch in {
+				case "localB":
+					e.LocalBErr = err
+				case "portA":
+					e.PortAErr = err
+				case "portB":
+					e.PortBErr = err
+				}
+			}
+			return e
+		}
+		reads := strings.Fields(c.reads)
+		for _, in := range []string{"localB", "portA", "portB"} {
+			got, err := DirectionOf(ends(in))
+			read := slices.Contains(reads, in)
+			if read && (err == nil || err.Error() != in) {
+				t.Errorf("%s: a bad %s: err %v, want it read", c.row, in, err)
+			}
+			if !read && (err != nil || got != c.want) {
+				t.Errorf("%s: a bad %s: side %v err %v, want it not read", c.row, in, got, err)
+			}
+		}
+		for x := range reads {
+			for y := x + 1; y < len(reads); y++ {
+				if _, err := DirectionOf(ends(reads[y], reads[x])); err == nil || err.Error() != reads[x] {
+					t.Errorf("%s: bad %s and %s: err %v, want %s read first", c.row, reads[x], reads[y], err, reads[x])
+				}
+			}
+		}
+	}
+}
+
+// Ports beyond int64 (NetFlow text holds any Python int) compare exactly, with each other and with the
+// rules' bounds.
+func TestDirPortBeyondInt64(t *testing.T) {
+	huge, _ := new(big.Int).SetString("99999999999999999999", 10)
+	huger := new(big.Int).Add(huge, big.NewInt(1))
+	neg := new(big.Int).Neg(huge)
+	cases := []struct {
+		row          string
+		localA, locB bool
+		pa, pb       *big.Int
+		want         Side
+	}{
+		{"R-DIR-L2", true, false, huge, big.NewInt(53), SideA},
+		{"R-DIR-L3", true, false, big.NewInt(40000), huge, SideB},
+		{"R-DIR-L4", true, false, big.NewInt(40000), neg, SideA},
+		{"R-DIR-L5 with a negative A", true, false, neg, big.NewInt(2000), SideB},
+		{"R-DIR-N2", false, false, huge, huger, SideA},
+		{"R-DIR-N3 B higher", false, true, huge, huger, SideB},
+		{"R-DIR-N3 A higher", false, true, huger, huge, SideA},
+		{"R-DIR-N3 equal", false, true, huge, new(big.Int).Set(huge), SideA},
+		{"R-DIR-N3 A small", false, true, big.NewInt(443), huge, SideB},
+		{"R-DIR-N3 B negative", false, true, big.NewInt(443), neg, SideA},
+	}
+	for _, c := range cases {
+		e := &DirEnds{LocalA: c.localA, LocalB: c.locB, PortA: BigPort(c.pa), PortB: BigPort(c.pb)}
+		if got, err := DirectionOf(e); err != nil || got != c.want {
+			t.Errorf("%s: %v -> %v: side %v err %v, want %v", c.row, c.pa, c.pb, got, err, c.want)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 )
 
 // Options selects the engine's behaviour beyond the reference's.

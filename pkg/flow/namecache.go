@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 )
 
 // NameCache is the long-term passive DNS cache of R-CACHE-1: address text → name, in file order. It is
@@ -132,78 +132,11 @@ func (c *NameCache) Save() error {
 	}
 	c.dirty = false
 	c.mu.Unlock()
-	if err := WriteFileAtomic(c.path, buf.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(c.path, buf.Bytes(), 0o644); err != nil {
 		c.mu.Lock()
 		c.dirty = true
 		c.mu.Unlock()
 		return fmt.Errorf("name cache: %w", err)
-	}
-	return nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same directory, synced and renamed
-// into place, so that readers see the old or the new content, never a part.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return WriteFileAtomicFunc(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// WriteFileAtomicFunc is WriteFileAtomic for content produced by write, through a buffered writer.
-func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
-	return writeFileAtomic(path, perm, true, write)
-}
-
-// ReplaceFileFunc is WriteFileAtomicFunc without the sync: readers still see the old or the new content,
-// never a part, but a crash of the machine soon after may leave either, or an empty file. For outputs
-// that can be made again, where the sync would be a good part of the time taken.
-func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
-	return writeFileAtomic(path, perm, false, write)
-}
-
-func writeFileAtomic(path string, perm os.FileMode, sync bool, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	bw := bufio.NewWriterSize(tmp, 256*1024)
-	if err := write(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if sync {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	if !sync {
-		return nil
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

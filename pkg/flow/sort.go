@@ -3,7 +3,7 @@ package flow
 import (
 	"slices"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 )
 
 // sortStable sorts s stably by less. Input already in order (flows are mostly created in the order

@@ -25,7 +25,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/google/gopacket/pcapgo"
+	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/sys/unix"
 )
 

@@ -3,8 +3,8 @@ package sensortest
 import (
 	"net"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // Ethernet MAC addresses of synthetic frames.

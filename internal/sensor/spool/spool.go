@@ -19,7 +19,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
-	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 )
 
 // Names inside the spool directory.
@@ -185,7 +185,7 @@ func (s *Spool) load() error {
 			return fmt.Errorf("new stream id: %w", err)
 		}
 		id = hex.EncodeToString(raw[:])
-		if err := flow.WriteFileAtomic(filepath.Join(s.dir, StreamIDFile), []byte(id+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(s.dir, StreamIDFile), []byte(id+"\n"), 0o600); err != nil {
 			return fmt.Errorf("write stream id: %w", err)
 		}
 		s.log.Info("new stream id", slog.String("stream_id", id))
@@ -274,7 +274,7 @@ func (s *Spool) readStreamID() (string, error) {
 }
 
 func (s *Spool) writeSeq(seq uint64) error {
-	return flow.WriteFileAtomic(filepath.Join(s.dir, SeqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600)
+	return atomicfile.WriteFile(filepath.Join(s.dir, SeqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600)
 }
 
 func fileName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, batchSuffix) }

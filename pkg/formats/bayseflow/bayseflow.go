@@ -17,9 +17,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/flowfleet/flowfleet/internal/ordered"
-	"github.com/flowfleet/flowfleet/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/ordered"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 )
 
 // NewHash returns a random version-4 UUID without dashes (R-OUT-2).

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 )
 
 // update regenerates the seed corpus in testdata/fuzz/FuzzEncodeDecode.

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 	"github.com/flowfleet/flowfleet/pkg/formats/pcapfile"
@@ -142,7 +143,7 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 	out := filepath.Join(opts.OutDir, fileName)
 	defer func() { res.Write = time.Since(began) - res.Read }()
 	// Not synced: a converted file can be made again, and syncing took a sixth of a conversion's time.
-	if err := flow.ReplaceFileFunc(out, 0o644, write); err != nil {
+	if err := atomicfile.ReplaceFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
 	res.Output = out

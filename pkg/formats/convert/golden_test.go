@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/gopacket/layers"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"

@@ -17,7 +17,6 @@ package interflow
 
 import (
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"io"
 	"math"
 	"sort"
@@ -25,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // MaxLine bounds one line of the input, in bytes (an array of records may fill a line).

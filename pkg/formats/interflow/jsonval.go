@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
 )
 
 // kind is the type of a decoded JSON value.

@@ -2,13 +2,13 @@ package interflow
 
 import (
 	"errors"
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // pyNum is a Python number made from a JSON value: an int (JSON integers and booleans) or a float.

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"io"
 	"math"
 	"math/big"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // MaxLine bounds one line of the input, in bytes.
@@ -557,89 +557,36 @@ func headerBytes(last *record) (int64, bool) {
 	return h, true
 }
 
-var (
-	big49151 = big.NewInt(49151)
-	big1023  = big.NewInt(1023)
-	big1024  = big.NewInt(1024)
-)
-
-// wrongDirection applies R-DIR to a finished flow (A = its source, B = its destination) and reports
-// whether B should be the source. It evaluates in the reference's order and only what the reference
-// evaluates, so an address that is not an IP address (R-ERR-6) or a port that is not an integer aborts
-// exactly when the reference's check reaches it.
+// wrongDirection applies R-DIR (flow.DirectionOf) to a finished flow (A = its source, B = its
+// destination) and reports whether B should be the source. The addresses and ports are the reference's
+// text; one that is not an IP address (R-ERR-6) or not an integer aborts exactly when the reference's check
+// reaches it: the source address at once, the rest when the rules read them.
 func wrongDirection(f *flow.Flow) (bool, error) {
-	icmp := f.Protocol == flow.ProtoICMP
 	a, ok := flow.ParseAddr(f.SrcAddr)
 	if !ok {
 		return false, fmt.Errorf("source address %q is not an IP address", f.SrcAddr)
 	}
-	port := func(s string) (*big.Int, error) {
-		v, ok := pytext.Int(s)
-		if !ok {
-			return nil, fmt.Errorf("port %q is not an integer", s)
-		}
-		return v, nil
+	// ICMP records carry no ports (line sets them to "" and flip keeps them so): the rules' ICMP rows are
+	// the reference's checks of an ICMP flow with an empty port, and the ports are not read.
+	e := flow.DirEnds{LocalA: flow.IsLocal(a), ICMP: f.Protocol == flow.ProtoICMP}
+	if b, ok := flow.ParseAddr(f.DstAddr); ok {
+		e.LocalB = flow.IsLocal(b)
+	} else {
+		e.LocalBErr = fmt.Errorf("destination address %q is not an IP address", f.DstAddr)
 	}
-	localB := func() (bool, error) {
-		b, ok := flow.ParseAddr(f.DstAddr)
-		if !ok {
-			return false, fmt.Errorf("destination address %q is not an IP address", f.DstAddr)
-		}
-		return flow.IsLocal(b), nil
+	if !e.ICMP {
+		e.PortA, e.PortAErr = parsePort(f.SrcPort)
+		e.PortB, e.PortBErr = parsePort(f.DstPort)
 	}
-	if flow.IsLocal(a) {
-		if f.SrcPort == "" && icmp {
-			return false, nil // R-DIR-L1
-		}
-		sp, err := port(f.SrcPort)
-		if err != nil {
-			return false, err
-		}
-		if sp.Cmp(big49151) > 0 {
-			return false, nil // R-DIR-L2
-		}
-		dp, err := port(f.DstPort)
-		if err != nil {
-			return false, err
-		}
-		if dp.Cmp(big49151) > 0 {
-			return true, nil // R-DIR-L3
-		}
-		if dp.Cmp(big1024) < 0 {
-			return false, nil // R-DIR-L4
-		}
-		return dp.Cmp(sp) > 0, nil // R-DIR-L5
+	side, err := flow.DirectionOf(&e)
+	return side == flow.SideB, err
+}
+
+// parsePort reads a port as the reference compares it: a Python int, unbounded.
+func parsePort(s string) (flow.DirPort, error) {
+	v, ok := pytext.Int(s)
+	if !ok {
+		return flow.DirPort{}, fmt.Errorf("port %q is not an integer", s)
 	}
-	if f.DstPort == "" && icmp { // R-DIR-N1
-		lb, err := localB()
-		return lb, err
-	}
-	lb, err := localB()
-	if err != nil {
-		return false, err
-	}
-	if !lb {
-		dp, err := port(f.DstPort)
-		if err != nil {
-			return false, err
-		}
-		if dp.Cmp(big1023) > 0 {
-			sp, err := port(f.SrcPort)
-			if err != nil {
-				return false, err
-			}
-			if sp.Cmp(big1023) > 0 {
-				return false, nil // R-DIR-N2
-			}
-		}
-	}
-	dp, err := port(f.DstPort)
-	if err != nil {
-		return false, err
-	}
-	sp, err := port(f.SrcPort)
-	if err != nil {
-		return false, err
-	}
-	return dp.Cmp(sp) > 0, nil // R-DIR-N3
+	return flow.BigPort(v), nil
 }

@@ -1,13 +1,13 @@
 package netflow
 
 import (
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 const hdr = "ts,te,td,sa,da,sp,dp,pr,ipkt,ibyt,opkt,obyt\n"
@@ -396,6 +396,29 @@ func TestDirectionRows(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// Ports are Python ints: values beyond int64 compare exactly, with each other and with R-DIR's bounds.
+func TestDirectionHugePorts(t *testing.T) {
+	const huge, huger = "99999999999999999998", "99999999999999999999"
+	cases := []struct {
+		src, sp, dst, dp string
+		flip             bool
+	}{
+		{"10.0.0.1", huge, "8.8.8.8", "53", false},          // R-DIR-L2
+		{"10.0.0.1", "40000", "8.8.8.8", huge, true},        // R-DIR-L3
+		{"10.0.0.1", "40000", "8.8.8.8", "-" + huge, false}, // R-DIR-L4
+		{"8.8.8.8", huge, "10.0.0.1", huger, true},          // R-DIR-N3, B higher
+		{"8.8.8.8", huger, "10.0.0.1", huge, false},         // R-DIR-N3, A higher
+		{"8.8.8.8", huge, "1.1.1.1", huger, false},          // R-DIR-N2
+	}
+	for _, c := range cases {
+		f := flow.Flow{SrcAddr: c.src, SrcPort: c.sp, DstAddr: c.dst, DstPort: c.dp, Protocol: flow.ProtoUDP}
+		got, err := wrongDirection(&f)
+		if err != nil || got != c.flip {
+			t.Errorf("%s:%s -> %s:%s: flip=%v err %v, want %v", c.src, c.sp, c.dst, c.dp, got, err, c.flip)
 		}
 	}
 }

@@ -107,7 +107,7 @@ func mutate(rng *rand.Rand, b []byte) []byte {
 // gopacketCaptures returns the capture files that ship with gopacket's pcapgo: the pcapng test suite
 // (pcapng-test-generator), big- and little-endian, with several sections, interfaces and block types.
 func gopacketCaptures(t *testing.T) []string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/gopacket").Output()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gopacket/gopacket").Output()
 	if err != nil {
 		t.Logf("gopacket's module directory: %v", err)
 		return nil

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // label maps Zeek's proto to the flow label (R-ZEEK-4).

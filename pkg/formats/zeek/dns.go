@@ -4,9 +4,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // dnsRecord is one dns.log record as text (R-ZDNS-1).
@@ -33,20 +33,9 @@ func readDNS(r io.Reader, name string, jsonMode bool, table *flow.AnswerTable) e
 	}
 	if jsonMode {
 		return jsonLines(r, name, func(_ int, o map[string]any) {
-			for _, k := range []string{"ts", "id.orig_p", "query"} {
-				if _, ok := o[k]; !ok {
-					return
-				}
-			}
-			ts, ok := pytext.Float(pynum.Text(o["ts"]))
+			ts, get, ok := jsonFields(o, "ts", "id.orig_p", "query")
 			if !ok {
 				return
-			}
-			get := func(k, def string) string {
-				if v, ok := o[k]; ok {
-					return pynum.Text(v)
-				}
-				return def
 			}
 			ans := "-"
 			if arr, ok := o["answers"].([]any); ok {

@@ -12,9 +12,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/flowfleet/flowfleet/internal/pynum"
-	"github.com/flowfleet/flowfleet/internal/pytext"
 	"github.com/flowfleet/flowfleet/pkg/flow"
+	"github.com/flowfleet/flowfleet/pkg/internal/pynum"
+	"github.com/flowfleet/flowfleet/pkg/internal/pytext"
 )
 
 // MaxLine bounds one line of a log (a JSON array on one line can be large).
@@ -198,23 +198,32 @@ func decodeLine(line string) (any, error) {
 	return v, nil
 }
 
+// jsonFields is how the reference takes up a JSON log record (conn.log and dns.log alike): it is skipped
+// unless it holds every required key and a ts that reads as a float. It returns ts and a getter of a
+// field's text, def where the record lacks the key.
+func jsonFields(o map[string]any, required ...string) (ts float64, get func(k, def string) string, ok bool) {
+	for _, k := range required {
+		if _, ok := o[k]; !ok {
+			return 0, nil, false
+		}
+	}
+	if ts, ok = pytext.Float(pynum.Text(o["ts"])); !ok {
+		return 0, nil, false
+	}
+	return ts, func(k, def string) string {
+		if v, ok := o[k]; ok {
+			return pynum.Text(v)
+		}
+		return def
+	}, true
+}
+
 func readJSONConn(r io.Reader, name string) ([]record, error) {
 	var recs []record
 	err := jsonLines(r, name, func(n int, o map[string]any) {
-		for _, k := range []string{"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"} {
-			if _, ok := o[k]; !ok {
-				return
-			}
-		}
-		ts, ok := pytext.Float(pynum.Text(o["ts"]))
+		ts, get, ok := jsonFields(o, "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
 		if !ok {
 			return
-		}
-		get := func(k, def string) string {
-			if v, ok := o[k]; ok {
-				return pynum.Text(v)
-			}
-			return def
 		}
 		recs = append(recs, record{line: n, ts: ts, uid: get("uid", ""), origH: get("id.orig_h", ""),
 			origP: get("id.orig_p", ""), respH: get("id.resp_h", ""), respP: get("id.resp_p", ""),

@@ -62,7 +62,7 @@ func TestRCONV2Fix6AndRepr(t *testing.T) {
 // give, does not read back as that double.
 func TestPyText(t *testing.T) {
 	for lit, want := range map[string]string{
-		"443": "443", "-0": "0", // Python int has no negative zero "443.0": "443.0", "1e2": "100.0", "1E-5": "1e-05", "0.1": "0.1",
+		"443": "443", "-0": "0" /* Python int has no negative zero */, "443.0": "443.0", "1e2": "100.0", "1E-5": "1e-05", "0.1": "0.1",
 		"0.055490970611572269": "0.055490970611572266", "1e400": "inf", "-1e400": "-inf", "12345678901234567890": "12345678901234567890",
 	} {
 		if got := NumberText(lit); got != want {

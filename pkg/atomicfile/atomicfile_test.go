@@ -1,4 +1,4 @@
-package flow
+package atomicfile
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // Both atomic writers replace a file whole or not at all, and leave no temporary file behind.
 func TestAtomicWritersReplaceWholeOrNothing(t *testing.T) {
 	for name, writeFile := range map[string]func(string, os.FileMode, func(io.Writer) error) error{
-		"synced": WriteFileAtomicFunc, "replace": ReplaceFileFunc,
+		"synced": WriteFunc, "replace": ReplaceFunc,
 	} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "out.bf")
