@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -56,6 +57,28 @@ type Config struct {
 	PruneMaxFlows   int64
 	// Now is the retention clock (tests); default time.Now.
 	Now func() time.Time
+
+	// Ingest limits (docs/limits.md, section Ingest).
+	//
+	// MaxStreamsPerHost bounds the ingest streams one host (certificate) may hold open on this
+	// collector at once (default 4): a sensor needs one, plus one while a lost connection is detected.
+	MaxStreamsPerHost int
+	// OneStreamPerHost refuses a host's stream while another with a different stream id is open
+	// (FAILED_PRECONDITION): two sensors sharing one certificate. Off by default: such streams are
+	// counted (flowfleet_collector_host_stream_conflicts_total) and logged.
+	OneStreamPerHost bool
+	// IdleTimeout closes an ingest stream that sends no message for this long (UNAVAILABLE; the sensor
+	// reconnects). Default: the longer of 15 minutes and 2 windows + grace, because a sensor with
+	// traffic sends at least one batch per window and one that sees none sends nothing.
+	IdleTimeout time.Duration
+	// HelloTimeout closes a stream whose hello does not come within it (default 30 s).
+	HelloTimeout time.Duration
+	// MaxFlowAge and MaxFlowAhead are the skew window around the collector's clock that flow times
+	// (first_seen, last_seen, window_start) and window-end times must fall into; a batch outside it is
+	// refused with INVALID_ARGUMENT naming the field. Defaults 30 days and 1 hour; negative means
+	// unbounded on that side.
+	MaxFlowAge   time.Duration
+	MaxFlowAhead time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +103,21 @@ func (c *Config) setDefaults() {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 4096
 	}
+	if c.MaxStreamsPerHost <= 0 {
+		c.MaxStreamsPerHost = DefaultMaxStreamsPerHost
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = max(DefaultMinIdleTimeout, 2*c.Window+c.Grace)
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.MaxFlowAge == 0 {
+		c.MaxFlowAge = DefaultMaxFlowAge
+	}
+	if c.MaxFlowAhead == 0 {
+		c.MaxFlowAhead = DefaultMaxFlowAhead
+	}
 }
 
 // Collector holds the collector's services and background work.
@@ -92,6 +130,9 @@ type Collector struct {
 	events  *hub
 	streams *streamSet
 	relay   *relay.Worker // nil when the relay is off
+
+	logLimit *logLimiter                               // rate-limits ingest refusal logs
+	encode   func([]*flowfleetv1.Flow) ([]byte, error) // encodes a batch part; nil means flowpb.Encode (tests fail it)
 
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
 	drainOnce   sync.Once
@@ -125,7 +166,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	}
 	c := &Collector{
 		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
-		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
+		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: newLogLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 	}
 	if err := c.newRelay(reg); err != nil {

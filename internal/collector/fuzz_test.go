@@ -50,7 +50,10 @@ func FuzzIngestMessage(f *testing.F) {
 		if b == nil {
 			return
 		}
-		req := c.newCommit("host", "stream", b)
+		req, err := c.newCommit("host", "stream", b)
+		if err != nil {
+			t.Fatalf("a valid batch does not encode: %v", err)
+		}
 		total := 0
 		for _, p := range req.batch.Parts {
 			flows, err := flowpb.Decode(p.Flows)

@@ -12,6 +12,8 @@ type metrics struct {
 	openWindows    prometheus.Gauge
 	samplesWritten prometheus.Counter
 	storeErrors    prometheus.Counter
+	refusals       *prometheus.CounterVec
+	hostConflicts  prometheus.Counter
 
 	// Retention (retention.go).
 	pruneRuns           *prometheus.CounterVec
@@ -44,6 +46,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Samples (or new revisions) written."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_store_errors_total",
 			Help: "Store operations that failed."}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_ingest_refusals_total",
+			Help: "Ingest streams or messages refused or closed by a limit, by reason (host_stream_limit, one_stream_per_host, idle, hello_timeout, out_of_order, time_range, unencodable)."},
+			[]string{"reason"}),
+		hostConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_host_stream_conflicts_total",
+			Help: "Ingest streams opened while the same host had a stream open with a different stream id (two sensors sharing one certificate)."}),
 		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_prune_runs_total",
 			Help: "Pruning passes (--retention, --batch-retention), by outcome (ok, failed, canceled)."}, []string{"outcome"}),
 		prunedSamples: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_samples_total",
@@ -62,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
-			m.samplesWritten, m.storeErrors, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
+			m.samplesWritten, m.storeErrors, m.refusals, m.hostConflicts, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
 			m.prunedBatches, m.oldestSample, m.revisionsAfterPrune)
 	}
 	return m
