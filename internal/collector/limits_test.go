@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/sensor/ship"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -506,5 +509,81 @@ func TestRequestBounds(t *testing.T) {
 	for _, tok := range []string{store.HostPageToken("web") + "\n", store.HostPageToken("web") + "="} {
 		_, err := fleet.ListHosts(ctx, &flowfleetv1.ListHostsRequest{PageToken: tok})
 		wantCode(t, "host page token", err, codes.InvalidArgument, "page_token")
+	}
+}
+
+// oneBatchSpool is a sensor spool (ship.Spool) holding one batch, which records acks.
+type oneBatchSpool struct {
+	seq   uint64
+	batch *flowfleetv1.FlowBatch
+	mu    sync.Mutex
+	acked []uint64
+}
+
+func (s *oneBatchSpool) Next(after uint64) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq, after < s.seq && len(s.acked) == 0
+}
+func (s *oneBatchSpool) Read(uint64) (*flowfleetv1.FlowBatch, error) { return s.batch, nil }
+func (s *oneBatchSpool) Ack(seq uint64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acked = append(s.acked, seq)
+	return true, nil
+}
+func (s *oneBatchSpool) Changed() <-chan struct{} { return nil }
+
+// The real sensor shipper, refused a backwards seq, keeps the batch (no ack, so its spool keeps it),
+// says so at error level and retries (issue 14, item 5: the sensor used to delete data never stored).
+func TestShipperKeepsRefusedBatch(t *testing.T) {
+	p := newTestPKI(t)
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
+	files := p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
+	ws := int64(1_700_000_040)
+	s, err := openSensor(t, dialAs(t, tc.addr, files), "sid", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{1, 2, 3, 5} {
+		s.send(seq, testFlows(ws, 1, int(seq)))
+		if got, _ := s.ack(); got != seq {
+			t.Fatalf("ack %d", got)
+		}
+	}
+	s.stream.CloseSend()
+	if _, err := s.stream.Recv(); err != io.EOF {
+		t.Fatal(err)
+	}
+	creds, err := auth.NewClientCredentials(files, "127.0.0.1", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &oneBatchSpool{seq: 4, batch: &flowfleetv1.FlowBatch{Seq: 4, Flows: testFlows(ws, 1, 4)}}
+	var logs syncBuffer
+	sh, err := ship.New(ship.Options{Addrs: []string{tc.addr}, Creds: creds, Spool: sp, StreamID: "sid", SoftwareVersion: "test",
+		WindowSeconds: 60, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Backoff: ship.Backoff{Base: 10 * time.Millisecond, Multiplier: 1.5, Max: 50 * time.Millisecond, ResetAfter: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sh.Run(ctx); close(done) }()
+	waitFor(t, "the shipper to be refused twice", func() bool {
+		return metricValue(t, tc.c.metrics.refusals.WithLabelValues(reasonOutOfOrder)) >= 2
+	})
+	cancel()
+	<-done
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if len(sp.acked) != 0 {
+		t.Fatalf("the shipper deleted %v from its spool", sp.acked)
+	}
+	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "never stored") {
+		t.Fatalf("the sensor's log does not say clearly what happened:\n%s", out)
+	}
+	if h := hostOf(t, tc, "web"); h.FlowsReceived != 4 {
+		t.Fatalf("host has %d flows, want 4", h.FlowsReceived)
 	}
 }

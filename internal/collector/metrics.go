@@ -67,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Revisions written for windows whose batches had been pruned (late batches after --batch-retention), by what stood in for the pruned batches: pruned_revision (the sample they were pruned at: the revision is complete) or missing (only the late flows)."},
 			[]string{"base"}),
 	}
+	for _, r := range []string{reasonHostStreams, reasonOneStream, reasonIdle, reasonHelloTimeout, reasonOutOfOrder,
+		reasonTimeRange, reasonUnencodable} {
+		m.refusals.WithLabelValues(r) // every reason shows, at 0, before its first refusal
+	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
 			m.samplesWritten, m.storeErrors, m.refusals, m.hostConflicts, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
