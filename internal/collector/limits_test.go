@@ -587,3 +587,46 @@ func TestShipperKeepsRefusedBatch(t *testing.T) {
 		t.Fatalf("host has %d flows, want 4", h.FlowsReceived)
 	}
 }
+
+// The refusal log lets one line per reason and interval through and counts the others.
+func TestLogLimiter(t *testing.T) {
+	l := newLogLimiter(10 * time.Second)
+	t0 := time.Unix(1000, 0)
+	if ok, held := l.allow("idle", t0); !ok || held != 0 {
+		t.Fatalf("first line: %v, %d", ok, held)
+	}
+	for i := 1; i <= 3; i++ {
+		if ok, _ := l.allow("idle", t0.Add(time.Duration(i)*time.Second)); ok {
+			t.Fatalf("line %d within the interval let through", i)
+		}
+	}
+	if ok, _ := l.allow("time_range", t0.Add(time.Second)); !ok {
+		t.Fatal("another reason held back")
+	}
+	if ok, held := l.allow("idle", t0.Add(10*time.Second)); !ok || held != 3 {
+		t.Fatalf("after the interval: %v, %d held; want through with 3 held", ok, held)
+	}
+}
+
+// streamSet admits within the per-host limit and, with oneID, one stream id per host.
+func TestStreamSetAdmission(t *testing.T) {
+	s := newStreamSet()
+	if a := s.open("h", "a", 2, true); a.err != nil || a.open != 1 {
+		t.Fatalf("first: %+v", a)
+	}
+	if a := s.open("h", "b", 2, true); status.Code(a.err) != codes.FailedPrecondition || a.other != "a" {
+		t.Fatalf("second id with oneID: %+v", a)
+	}
+	if a := s.open("h", "b", 2, false); a.err != nil || a.other != "a" || a.open != 2 {
+		t.Fatalf("second id: %+v", a)
+	}
+	if a := s.open("h", "a", 2, false); status.Code(a.err) != codes.ResourceExhausted {
+		t.Fatalf("third stream: %+v", a)
+	}
+	if n := s.close("h", "b"); n != 1 || s.count("h") != 1 {
+		t.Fatalf("after a close: %d open", n)
+	}
+	if n := s.close("h", "a"); n != 0 || len(s.byHost) != 0 {
+		t.Fatalf("after the last close: %d open, %d hosts kept", n, len(s.byHost))
+	}
+}
