@@ -319,6 +319,11 @@ func (s *ingestServer) receive(ctx context.Context, log *slog.Logger, host, stre
 			}
 			queue <- pending{req: req, seq: x.Batch.GetSeq()}
 		case *flowfleetv1.IngestRequest_WindowEnd:
+			if secs := x.WindowEnd.GetWindowSeconds(); time.Duration(secs)*time.Second != c.cfg.Window {
+				c.refused(reasonWindowLength, slog.LevelWarn, "window end refused: not the stream's window length", "host", host,
+					"stream_id", streamID, "window_seconds", secs)
+				return status.Errorf(codes.InvalidArgument, "window_end.window_seconds: %d is not the stream's window (%s)", secs, c.cfg.Window)
+			}
 			if err := c.checkWindowEndTimes(x.WindowEnd, time.Now()); err != nil {
 				c.refused(reasonTimeRange, slog.LevelWarn, "window end refused: a time outside the skew window", "host", host,
 					"stream_id", streamID, "err", err)

@@ -33,6 +33,7 @@ const (
 	reasonOutOfOrder   = "out_of_order"        // a seq at or below the mark that was never stored
 	reasonTimeRange    = "time_range"          // a time outside the skew window
 	reasonUnencodable  = "unencodable"         // a batch the collector could not encode
+	reasonWindowLength = "window_length"       // a WindowEnd whose window_seconds is not the stream's
 )
 
 // streamSet tracks each host's open ingest streams on this collector: how many, under which stream

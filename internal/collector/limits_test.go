@@ -285,12 +285,12 @@ func TestTimeSkewWindow(t *testing.T) {
 		wantCode(t, c.field, s.recvErr(), codes.InvalidArgument, "flows[1]."+c.field)
 	}
 	for _, we := range []*flowfleetv1.WindowEnd{{WindowStart: 1 << 40 * 60, WindowSeconds: 60},
-		{WindowStart: ws, WindowSeconds: 60, FirstFrameTime: 1e15}} {
+		{WindowStart: ws, WindowSeconds: 60, FirstFrameTime: 1e15}, {WindowStart: ws / 120 * 120, WindowSeconds: 120}} {
 		s, err := openSensor(t, conn, "s", 60)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.endWindow(we.WindowStart, 60, we.FirstFrameTime)
+		s.endWindow(we.WindowStart, we.WindowSeconds, we.FirstFrameTime)
 		wantCode(t, "window end", s.recvErr(), codes.InvalidArgument, "window_end.")
 	}
 	// Flows of now, of 29 days ago and of the next minutes are taken.

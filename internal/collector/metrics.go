@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_store_errors_total",
 			Help: "Store operations that failed."}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_ingest_refusals_total",
-			Help: "Ingest streams or messages refused or closed by a limit, by reason (host_stream_limit, one_stream_per_host, idle, hello_timeout, out_of_order, time_range, unencodable)."},
+			Help: "Ingest streams or messages refused or closed by a limit, by reason (host_stream_limit, one_stream_per_host, idle, hello_timeout, out_of_order, time_range, unencodable, window_length)."},
 			[]string{"reason"}),
 		hostConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_host_stream_conflicts_total",
 			Help: "Ingest streams opened while the same host had a stream open with a different stream id (two sensors sharing one certificate)."}),
@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"base"}),
 	}
 	for _, r := range []string{reasonHostStreams, reasonOneStream, reasonIdle, reasonHelloTimeout, reasonOutOfOrder,
-		reasonTimeRange, reasonUnencodable} {
+		reasonTimeRange, reasonUnencodable, reasonWindowLength} {
 		m.refusals.WithLabelValues(r) // every reason shows, at 0, before its first refusal
 	}
 	if reg != nil {
