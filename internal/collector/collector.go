@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -60,6 +61,28 @@ type Config struct {
 	PruneMaxFlows   int64
 	// Now is the retention clock (tests); default time.Now.
 	Now func() time.Time
+
+	// Ingest limits (docs/limits.md, section Ingest).
+	//
+	// MaxStreamsPerHost bounds the ingest streams one host (certificate) may hold open on this
+	// collector at once (default 4): a sensor needs one, plus one while a lost connection is detected.
+	MaxStreamsPerHost int
+	// OneStreamPerHost refuses a host's stream while another with a different stream id is open
+	// (FAILED_PRECONDITION): two sensors sharing one certificate. Off by default: such streams are
+	// counted (flowfleet_collector_host_stream_conflicts_total) and logged.
+	OneStreamPerHost bool
+	// IdleTimeout closes an ingest stream that sends no message for this long (UNAVAILABLE; the sensor
+	// reconnects). Default: the longer of 15 minutes and 2 windows + grace, because a sensor with
+	// traffic sends at least one batch per window and one that sees none sends nothing.
+	IdleTimeout time.Duration
+	// HelloTimeout closes a stream whose hello does not come within it (default 30 s).
+	HelloTimeout time.Duration
+	// MaxFlowAge and MaxFlowAhead are the skew window around the collector's clock that flow times
+	// (first_seen, last_seen, window_start) and window-end times must fall into; a batch outside it is
+	// refused with INVALID_ARGUMENT naming the field. Defaults 30 days and 1 hour; negative means
+	// unbounded on that side.
+	MaxFlowAge   time.Duration
+	MaxFlowAhead time.Duration
 	// MaxWindowFlows and MaxWindowBytes bound one window (one host's flows of one window, every
 	// revision): flows past either bound are dropped, counted (flowfleet_collector_window_flows_dropped_total,
 	// the sample's flows_dropped) and logged once per window; their batch is still acknowledged.
@@ -108,6 +131,21 @@ func (c *Config) setDefaults() {
 		c.CloseRetryMax = 10 * time.Minute
 	}
 	c.CloseRetryMax = max(c.CloseRetryMax, c.CloseRetryMin)
+	if c.MaxStreamsPerHost <= 0 {
+		c.MaxStreamsPerHost = DefaultMaxStreamsPerHost
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = max(DefaultMinIdleTimeout, 2*c.Window+c.Grace)
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.MaxFlowAge == 0 {
+		c.MaxFlowAge = DefaultMaxFlowAge
+	}
+	if c.MaxFlowAhead == 0 {
+		c.MaxFlowAhead = DefaultMaxFlowAhead
+	}
 }
 
 // The per-window bounds' defaults (Config.MaxWindowFlows, MaxWindowBytes). A million flows is the
@@ -145,7 +183,10 @@ type Collector struct {
 	streams *streamSet
 	relay   *relay.Worker // nil when the relay is off
 
-	building    *byteBudget   // bounds the bytes of the windows being built at once (closeWindow)
+	building *byteBudget                                      // bounds the bytes of the windows being built at once (closeWindow)
+	logLimit *logLimiter                                      // rate-limits ingest refusal logs
+	encode   func([]*flowfleetv1.Flow) ([]byte, []int, error) // encodes a batch part; nil means flowpb.EncodeEnds (tests fail it)
+
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
 	drainOnce   sync.Once
 	stopCommits chan struct{} // closed when Run ends
@@ -185,7 +226,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	os.Remove(probe.Name())
 	c := &Collector{
 		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
-		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
+		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: newLogLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 		building: newByteBudget(cfg.MaxWindowBytes),
 	}

@@ -89,6 +89,9 @@ func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *
 	if cfg.CloseInterval == 0 {
 		cfg.CloseInterval = 50 * time.Millisecond
 	}
+	if cfg.MaxFlowAge == 0 {
+		cfg.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
+	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "flowfleet.db"))
 	if err != nil {

@@ -87,6 +87,12 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("networksage-api-key-file", "", "file holding the NetworkSage API key (else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config); with no key the relay is off")
 	f.String("networksage-type", relay.DefaultType, "upload type sent with each sample: secflow, pcap, pcapng, zeek or interflow")
 	f.Int("relay-concurrency", 4, "NetworkSage uploads in flight at once")
+	f.Int("max-streams-per-host", DefaultMaxStreamsPerHost, "ingest streams one host (certificate) may hold open at once on this collector")
+	f.Bool("one-stream-per-host", false, "refuse a host's ingest stream while another with a different stream id is open (two sensors sharing one certificate); without it they are logged and counted")
+	f.Duration("stream-idle-timeout", 0, "close an ingest stream that sends nothing for this long (default: the longer of 15m and 2 windows + grace)")
+	f.Duration("hello-timeout", DefaultHelloTimeout, "close an ingest stream whose hello does not come within this time")
+	f.Duration("max-flow-age", DefaultMaxFlowAge, "refuse flows and window ends older than this by the collector's clock (0: no bound; keep it at least the sensors' longest outage)")
+	f.Duration("max-flow-ahead", DefaultMaxFlowAhead, "refuse flows and window ends further than this ahead of the collector's clock (0: no bound)")
 	f.String("log-format", "text", "log format: text or json")
 	f.String("log-level", "info", "log level: debug, info, warn or error")
 	buildinfo.AddTo(cmd)
@@ -139,7 +145,11 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
 		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
 		Retention: retention, BatchRetention: batchRetention,
-		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes")}, log, reg)
+		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes"),
+		MaxStreamsPerHost: vp.GetInt("max-streams-per-host"), OneStreamPerHost: vp.GetBool("one-stream-per-host"),
+		IdleTimeout: vp.GetDuration("stream-idle-timeout"), HelloTimeout: vp.GetDuration("hello-timeout"),
+		MaxFlowAge: unboundedIfZero(vp.GetDuration("max-flow-age")), MaxFlowAhead: unboundedIfZero(vp.GetDuration("max-flow-ahead")),
+	}, log, reg)
 	if err != nil {
 		return err
 	}
@@ -201,6 +211,14 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	}
 	log.Info("collector stopped")
 	return nil
+}
+
+// unboundedIfZero maps a flag's 0 ("no bound") to the Config's negative value (0 there is the default).
+func unboundedIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // redactDSN hides a PostgreSQL password in logs.

@@ -23,7 +23,7 @@ type failingStore struct {
 	fail atomic.Bool
 }
 
-func (f *failingStore) SaveBatches(ctx context.Context, b []store.Batch) ([]bool, error) {
+func (f *failingStore) SaveBatches(ctx context.Context, b []store.Batch) ([]store.Outcome, error) {
 	if f.fail.Load() {
 		return nil, errors.New("injected store failure")
 	}
@@ -47,13 +47,13 @@ func TestCommitFailureStopsTheStream(t *testing.T) {
 	}
 	ws := int64(1_700_000_040)
 	commit := func(failed *atomic.Bool, seq uint64) commitResult {
-		r := c.newCommit("h", "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 2, int(seq)*10)})
+		r, _ := c.newCommit("h", "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 2, int(seq)*10)})
 		r.failed = failed
 		c.commit([]*commitReq{r})
 		return <-r.done
 	}
 	var first atomic.Bool
-	if r := commit(&first, 1); r.err != nil || r.dup {
+	if r := commit(&first, 1); r.err != nil || r.outcome != store.Stored {
 		t.Fatalf("batch 1: %+v", r)
 	}
 	fs.fail.Store(true)
@@ -67,7 +67,7 @@ func TestCommitFailureStopsTheStream(t *testing.T) {
 	// The sensor reconnects and replays 2 and 3: both are new to the store.
 	var second atomic.Bool
 	for _, seq := range []uint64{2, 3} {
-		if r := commit(&second, seq); r.err != nil || r.dup {
+		if r := commit(&second, seq); r.err != nil || r.outcome != store.Stored {
 			t.Fatalf("replayed batch %d: %+v, want stored", seq, r)
 		}
 	}
@@ -103,7 +103,7 @@ func BenchmarkCloseWindow(b *testing.B) {
 	ws := int64(1_700_000_000)
 	open := func(host string) {
 		for seq := uint64(1); seq <= 10; seq++ {
-			r := c.newCommit(host, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 200, int(seq)*200)})
+			r, _ := c.newCommit(host, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 200, int(seq)*200)})
 			if _, err := st.SaveBatches(ctx, []store.Batch{r.batch}); err != nil {
 				b.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func BenchmarkCloseWindowParallel(b *testing.B) {
 		host := fmt.Sprintf("h%06d", i)
 		hosts = append(hosts, host)
 		for seq := uint64(1); seq <= 10; seq++ {
-			r := c.newCommit(host, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 100, int(seq)*100)})
+			r, _ := c.newCommit(host, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: testFlows(ws, 100, int(seq)*100)})
 			if _, err := st.SaveBatches(ctx, []store.Batch{r.batch}); err != nil {
 				b.Fatal(err)
 			}

@@ -3,8 +3,10 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"sync"
+	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -37,8 +39,8 @@ type commitReq struct {
 var errStreamFailed = errors.New("an earlier batch of the stream failed to commit")
 
 type commitResult struct {
-	dup bool
-	err error
+	outcome store.Outcome
+	err     error
 }
 
 // commitLoop stores batches in group transactions: whatever is queued when a transaction starts shares
@@ -107,7 +109,7 @@ func (c *Collector) commit(group []*commitReq) {
 		batches[i] = r.batch
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	dup, err := c.store.SaveBatches(ctx, batches)
+	outcomes, err := c.store.SaveBatches(ctx, batches)
 	cancel()
 	c.metrics.commitSize.Observe(float64(len(group)))
 	if err != nil {
@@ -124,9 +126,12 @@ func (c *Collector) commit(group []*commitReq) {
 		case err != nil:
 			c.metrics.batches.WithLabelValues("failed").Inc()
 			r.done <- commitResult{err: err}
-		case dup[i]:
+		case outcomes[i] == store.Duplicate:
 			c.metrics.batches.WithLabelValues("duplicate").Inc()
-			r.done <- commitResult{dup: true}
+			r.done <- commitResult{outcome: store.Duplicate}
+		case outcomes[i] == store.OutOfOrder:
+			c.metrics.batches.WithLabelValues("out_of_order").Inc()
+			r.done <- commitResult{outcome: store.OutOfOrder}
 		default:
 			c.metrics.batches.WithLabelValues("stored").Inc()
 			c.metrics.flows.Add(float64(r.flows))
@@ -154,31 +159,6 @@ func (c *Collector) noteBounded(b *store.Batch) {
 	}
 }
 
-// streamSet counts each host's open streams, for FleetService's "connected".
-type streamSet struct {
-	mu     sync.Mutex
-	byHost map[string]int
-}
-
-func newStreamSet() *streamSet { return &streamSet{byHost: make(map[string]int)} }
-
-func (s *streamSet) add(host string, d int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.byHost[host] += d
-	n := s.byHost[host]
-	if n <= 0 {
-		delete(s.byHost, host)
-	}
-	return n
-}
-
-func (s *streamSet) connected(host string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.byHost[host] > 0
-}
-
 type ingestServer struct {
 	flowfleetv1.UnimplementedIngestServiceServer
 	c *Collector
@@ -192,6 +172,11 @@ type pending struct {
 }
 
 // Ingest runs one sensor stream (see the IngestService documentation in the proto).
+//
+// Limits enforced here (docs/limits.md): a hello within HelloTimeout; at most MaxStreamsPerHost
+// streams per host, and with OneStreamPerHost a single stream id per host; no more than IdleTimeout
+// between messages; flow and window-end times within the skew window (MaxFlowAge, MaxFlowAhead). Each
+// refusal is counted and logged (rate-limited).
 func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) error {
 	c := s.c
 	ctx := stream.Context()
@@ -200,9 +185,37 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 		return status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
 	host := id.Name
-	first, err := stream.Recv()
-	if err != nil {
+	// One goroutine reads the stream for the handler's whole life, so that waiting for a message can
+	// time out; it ends when the stream does (the handler's return cancels ctx).
+	msgs := make(chan *flowfleetv1.IngestRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+	}()
+	helloTimer := time.NewTimer(c.cfg.HelloTimeout)
+	defer helloTimer.Stop()
+	var first *flowfleetv1.IngestRequest
+	select {
+	case first = <-msgs:
+	case err := <-errc:
 		return err
+	case <-helloTimer.C:
+		c.refused(reasonHelloTimeout, slog.LevelWarn, "ingest stream closed: no hello in time", "host", host, "timeout", c.cfg.HelloTimeout)
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %s", c.cfg.HelloTimeout)
+	case <-c.draining:
+		return status.Error(codes.Unavailable, "collector is shutting down; reconnect")
 	}
 	hello := first.GetHello()
 	if hello == nil {
@@ -212,25 +225,42 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 		return status.Errorf(codes.FailedPrecondition, "sensor window is %ds but this collector closes %ds windows: set the sensor's --window to %ds",
 			hello.GetWindowSeconds(), want, want)
 	}
+	streamID := hello.GetStreamId()
+	adm := c.streams.open(host, streamID, c.cfg.MaxStreamsPerHost, c.cfg.OneStreamPerHost)
+	if adm.err != nil {
+		c.refused(adm.why, slog.LevelWarn, "ingest stream refused", "host", host, "stream_id", streamID,
+			"open_streams", adm.open, "err", adm.err)
+		return adm.err
+	}
+	log := c.log.With("host", host, "stream_id", streamID)
+	c.metrics.streams.Inc()
+	defer func() {
+		c.metrics.streams.Dec()
+		if c.streams.close(host, streamID) == 0 {
+			if err := c.store.ContactHost(context.WithoutCancel(ctx), store.HostContact{Name: host, Connected: false,
+				Collector: c.cfg.Name, At: time.Now()}); err != nil {
+				c.metrics.storeErrors.Inc()
+				log.Warn("recording the sensor's disconnect", "err", err)
+			}
+		}
+	}()
+	if adm.other != "" {
+		// Two streams of one host under different stream ids: two sensors with one certificate.
+		c.metrics.hostConflicts.Inc()
+		if ok, held := c.logLimit.allow("host_conflict", time.Now()); ok {
+			log.Warn("a second sensor uses this host's certificate: another stream id is open for it (cloned machine?); both are counted under this host; run the collector with --one-stream-per-host to refuse the second",
+				"other_stream_id", adm.other, "open_streams", adm.open, "similar_not_logged", held)
+		}
+	}
 	now := time.Now()
-	if err := c.store.ContactHost(ctx, store.HostContact{Name: host, StreamID: hello.GetStreamId(),
+	if err := c.store.ContactHost(ctx, store.HostContact{Name: host, StreamID: streamID,
 		SoftwareVersion: hello.GetSoftwareVersion(), WindowSeconds: hello.GetWindowSeconds(), Connected: true,
 		Collector: c.cfg.Name, At: now}); err != nil {
 		c.metrics.storeErrors.Inc()
 		return status.Error(codes.Unavailable, "store unavailable, try again")
 	}
-	c.streams.add(host, 1)
-	c.metrics.streams.Inc()
-	log := c.log.With("host", host, "stream_id", hello.GetStreamId())
 	log.Info("sensor connected", "version", hello.GetSoftwareVersion())
-	defer func() {
-		c.metrics.streams.Dec()
-		if c.streams.add(host, -1) == 0 {
-			_ = c.store.ContactHost(context.WithoutCancel(ctx), store.HostContact{Name: host, Connected: false,
-				Collector: c.cfg.Name, At: time.Now()})
-		}
-		log.Info("sensor disconnected")
-	}()
+	defer log.Info("sensor disconnected")
 	if err := stream.Send(&flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
 		Welcome: &flowfleetv1.Welcome{Host: host, CollectorVersion: Version}}}); err != nil {
 		return err
@@ -240,7 +270,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	ackDone := make(chan error, 1)
 	ackFailed := make(chan struct{})
 	go func() { ackDone <- s.ackLoop(stream, host, queue, ackFailed) }()
-	recvErr := s.receive(stream, host, hello.GetStreamId(), queue, ackFailed)
+	recvErr := s.receive(ctx, log, host, streamID, msgs, errc, queue, ackFailed)
 	close(queue)
 	ackErr := <-ackDone
 	switch {
@@ -253,28 +283,23 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	return nil
 }
 
-// receive reads the stream until it ends, the collector drains, or an ack fails.
-func (s *ingestServer) receive(stream flowfleetv1.IngestService_IngestServer, host, streamID string, queue chan<- pending, ackFailed <-chan struct{}) error {
+// receive handles the stream's messages until it ends, the collector drains, an ack fails, a message
+// is refused or the stream stays idle for IdleTimeout.
+func (s *ingestServer) receive(ctx context.Context, log *slog.Logger, host, streamID string, msgs <-chan *flowfleetv1.IngestRequest,
+	errc <-chan error, queue chan<- pending, ackFailed <-chan struct{}) error {
 	c := s.c
 	var failed atomic.Bool // set once a batch of this stream fails to commit
-	msgs := make(chan *flowfleetv1.IngestRequest)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
+	idle := time.NewTimer(c.cfg.IdleTimeout)
+	defer idle.Stop()
+	for {
+		// The idle clock runs only while waiting for the sensor, not while the store pushes back.
+		if !idle.Stop() {
 			select {
-			case msgs <- m:
-			case <-stream.Context().Done():
-				errc <- stream.Context().Err()
-				return
+			case <-idle.C:
+			default:
 			}
 		}
-	}()
-	for {
+		idle.Reset(c.cfg.IdleTimeout)
 		var m *flowfleetv1.IngestRequest
 		select {
 		case m = <-msgs:
@@ -284,10 +309,27 @@ func (s *ingestServer) receive(stream flowfleetv1.IngestService_IngestServer, ho
 			return status.Error(codes.Unavailable, "collector is shutting down; reconnect")
 		case <-ackFailed:
 			return nil
+		case <-idle.C:
+			c.refused(reasonIdle, slog.LevelInfo, "idle ingest stream closed", "host", host, "stream_id", streamID,
+				"idle_timeout", c.cfg.IdleTimeout)
+			return status.Errorf(codes.Unavailable, "no message for %s: idle stream closed (--stream-idle-timeout); reconnect when there is data", c.cfg.IdleTimeout)
 		}
 		switch x := m.GetMessage().(type) {
 		case *flowfleetv1.IngestRequest_Batch:
-			req := c.newCommit(host, streamID, x.Batch)
+			now := time.Now()
+			if err := c.checkBatchTimes(x.Batch, now); err != nil {
+				c.refused(reasonTimeRange, slog.LevelWarn, "batch refused: a time outside the skew window", "host", host,
+					"stream_id", streamID, "seq", x.Batch.GetSeq(), "err", err)
+				return err
+			}
+			req, err := c.newCommit(host, streamID, x.Batch)
+			if err != nil {
+				// Never stored, never acknowledged: the sensor keeps the batch.
+				c.metrics.batches.WithLabelValues("failed").Inc()
+				c.refused(reasonUnencodable, slog.LevelError, "batch refused: it could not be encoded for the store", "host", host,
+					"stream_id", streamID, "seq", x.Batch.GetSeq(), "flows", len(x.Batch.GetFlows()), "err", err)
+				return status.Errorf(codes.Internal, "batch seq %d could not be encoded: not stored, not acknowledged", x.Batch.GetSeq())
+			}
 			req.failed = &failed
 			select {
 			case c.commits <- req:
@@ -296,6 +338,16 @@ func (s *ingestServer) receive(stream flowfleetv1.IngestService_IngestServer, ho
 			}
 			queue <- pending{req: req, seq: x.Batch.GetSeq()}
 		case *flowfleetv1.IngestRequest_WindowEnd:
+			if secs := x.WindowEnd.GetWindowSeconds(); time.Duration(secs)*time.Second != c.cfg.Window {
+				c.refused(reasonWindowLength, slog.LevelWarn, "window end refused: not the stream's window length", "host", host,
+					"stream_id", streamID, "window_seconds", secs)
+				return status.Errorf(codes.InvalidArgument, "window_end.window_seconds: %d is not the stream's window (%s)", secs, c.cfg.Window)
+			}
+			if err := c.checkWindowEndTimes(x.WindowEnd, time.Now()); err != nil {
+				c.refused(reasonTimeRange, slog.LevelWarn, "window end refused: a time outside the skew window", "host", host,
+					"stream_id", streamID, "err", err)
+				return err
+			}
 			queue <- pending{windowEnd: x.WindowEnd}
 		case *flowfleetv1.IngestRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be the first message")
@@ -338,8 +390,16 @@ func (s *ingestServer) ackLoop(stream flowfleetv1.IngestService_IngestServer, ho
 			fail(status.Error(codes.Unavailable, "batch could not be stored; resend it"))
 			continue
 		}
+		if r.outcome == store.OutOfOrder {
+			// Not stored, so never acknowledged: the sensor keeps the batch.
+			c.refused(reasonOutOfOrder, slog.LevelWarn, "batch refused: seq out of order", "host", host, "seq", p.seq)
+			fail(status.Errorf(codes.FailedPrecondition,
+				"batch seq %d is at or below this stream id's highest stored seq but was never stored (or is more than %d below it): refused and not acknowledged; a stream id's seqs must increase (start a new stream id to restart at 1)",
+				p.seq, store.RecentSeqs))
+			continue
+		}
 		resp := &flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Ack{Ack: &flowfleetv1.Ack{Seq: p.seq}}}
-		if r.dup {
+		if r.outcome == store.Duplicate {
 			resp = &flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Notice{Notice: &flowfleetv1.Notice{
 				Code: flowfleetv1.NoticeCode_NOTICE_CODE_DUPLICATE_BATCH, Seq: p.seq,
 				Message: "batch already stored; acknowledged again"}}}
@@ -354,8 +414,9 @@ func (s *ingestServer) ackLoop(stream flowfleetv1.IngestService_IngestServer, ho
 	return failed
 }
 
-// newCommit splits a batch's flows by window and encodes each part.
-func (c *Collector) newCommit(host, streamID string, b *flowfleetv1.FlowBatch) *commitReq {
+// newCommit splits a batch's flows by window and encodes each part. An encoding error returns no
+// request: a batch the collector cannot encode is never stored, so it must never be acknowledged.
+func (c *Collector) newCommit(host, streamID string, b *flowfleetv1.FlowBatch) (*commitReq, error) {
 	w := int64(c.cfg.Window / time.Second)
 	now := time.Now()
 	byWindow := map[int64][]*flowfleetv1.Flow{}
@@ -372,21 +433,31 @@ func (c *Collector) newCommit(host, streamID string, b *flowfleetv1.FlowBatch) *
 	}
 	batch := store.Batch{Host: host, StreamID: streamID, Seq: b.GetSeq(), Received: now, Limits: c.cfg.windowLimits()}
 	if d := b.GetDrops(); d != nil {
-		batch.Drops = d.GetKernelPackets() + d.GetSensorPackets()
+		// Packets and flows apart (Host.drops_reported, Host.flows_dropped); the sum saturates.
+		batch.Drops = satAdd(d.GetKernelPackets(), d.GetSensorPackets())
+		batch.FlowDrops = min(d.GetSensorFlows(), math.MaxInt64)
 	}
-	var encErr error
+	encode := c.encode
+	if encode == nil {
+		encode = flowpb.EncodeEnds
+	}
 	for _, ws := range order {
-		enc, ends, err := flowpb.EncodeEnds(byWindow[ws]) // ends: the store cuts a part at its window's bound
+		enc, ends, err := encode(byWindow[ws]) // ends: the store cuts a part at its window's bound
 		if err != nil {
-			encErr = err
-			break
+			return nil, fmt.Errorf("encode the flows of window %d: %w", ws, err)
 		}
 		batch.Parts = append(batch.Parts, store.BatchPart{WindowStart: ws, WindowSeconds: uint32(w),
 			FlowCount: len(byWindow[ws]), Flows: enc, FlowEnds: ends})
 	}
-	req := &commitReq{batch: batch, flows: len(b.GetFlows()), received: now, done: make(chan commitResult, 1)}
-	if encErr != nil {
-		req.batch.Parts = nil
+	return &commitReq{batch: batch, flows: len(b.GetFlows()), received: now, done: make(chan commitResult, 1)}, nil
+}
+
+// satAdd adds two counters, saturating at 2^63−1 (what the store keeps).
+func satAdd(a, b uint64) uint64 {
+	const top = math.MaxInt64
+	a, b = min(a, top), min(b, top)
+	if a > top-b {
+		return top
 	}
-	return req
+	return a + b
 }

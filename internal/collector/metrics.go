@@ -15,6 +15,8 @@ type metrics struct {
 	closeFailures  prometheus.Counter
 	windowDrops    prometheus.Counter
 	windowsBounded prometheus.Counter
+	refusals       *prometheus.CounterVec
+	hostConflicts  prometheus.Counter
 
 	// Retention (retention.go).
 	pruneRuns           *prometheus.CounterVec
@@ -53,6 +55,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Flows dropped because their window had reached its bound (--max-window-flows, --max-window-bytes)."}),
 		windowsBounded: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_windows_bounded_total",
 			Help: "Windows that reached their bound (--max-window-flows, --max-window-bytes) and dropped flows."}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_ingest_refusals_total",
+			Help: "Ingest streams or messages refused or closed by a limit, by reason (host_stream_limit, one_stream_per_host, idle, hello_timeout, out_of_order, time_range, unencodable, window_length)."},
+			[]string{"reason"}),
+		hostConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_host_stream_conflicts_total",
+			Help: "Ingest streams opened while the same host had a stream open with a different stream id (two sensors sharing one certificate)."}),
 		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_prune_runs_total",
 			Help: "Pruning passes (--retention, --batch-retention), by outcome (ok, failed, canceled)."}, []string{"outcome"}),
 		prunedSamples: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_samples_total",
@@ -69,9 +76,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Revisions written for windows whose batches had been pruned (late batches after --batch-retention), by what stood in for the pruned batches: pruned_revision (the sample they were pruned at: the revision is complete) or missing (only the late flows)."},
 			[]string{"base"}),
 	}
+	for _, r := range []string{reasonHostStreams, reasonOneStream, reasonIdle, reasonHelloTimeout, reasonOutOfOrder,
+		reasonTimeRange, reasonUnencodable, reasonWindowLength} {
+		m.refusals.WithLabelValues(r) // every reason shows, at 0, before its first refusal
+	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
-			m.samplesWritten, m.storeErrors, m.closeFailures, m.windowDrops, m.windowsBounded, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
+			m.samplesWritten, m.storeErrors, m.closeFailures, m.windowDrops, m.windowsBounded, m.refusals, m.hostConflicts, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
 			m.prunedBatches, m.oldestSample, m.revisionsAfterPrune)
 	}
 	return m

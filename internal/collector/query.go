@@ -69,6 +69,14 @@ func SampleToProto(s *store.Sample) *flowfleetv1.Sample {
 func (s *sampleServer) ListSamples(ctx context.Context, req *flowfleetv1.ListSamplesRequest) (*flowfleetv1.ListSamplesResponse, error) {
 	f := store.SampleFilter{Host: req.GetHost(), State: stateFromProto(req.GetState()),
 		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	// The proto bounds since and until to years 1–9999; nanos out of range are refused here too.
+	for name, ts := range map[string]*timestamppb.Timestamp{"since": req.GetSince(), "until": req.GetUntil()} {
+		if ts != nil {
+			if err := ts.CheckValid(); err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "%s: %v", name, err)
+			}
+		}
+	}
 	if req.GetSince() != nil {
 		f.Since = req.GetSince().AsTime()
 	}
@@ -261,15 +269,20 @@ func (s *fleetServer) ListHosts(ctx context.Context, req *flowfleetv1.ListHostsR
 	resp := &flowfleetv1.ListHostsResponse{NextPageToken: next}
 	for _, h := range hosts {
 		connected := h.Connected
+		open := 0
+		if connected {
+			open = 1 // connected to another collector: one stream as far as the store knows
+		}
 		if h.Collector == s.c.cfg.Name {
-			connected = s.c.streams.connected(h.Name) // this collector knows for sure
+			open = s.c.streams.count(h.Name) // this collector knows for sure
+			connected = open > 0
 		}
 		if req.GetConnectedOnly() && !connected {
 			continue
 		}
 		resp.Hosts = append(resp.Hosts, &flowfleetv1.Host{Name: h.Name, LastContact: timestamppb.New(h.LastContact),
 			Connected: connected, SoftwareVersion: h.SoftwareVersion, FlowsReceived: h.FlowsReceived,
-			DropsReported: h.DropsReported, StreamId: h.StreamID})
+			DropsReported: h.DropsReported, StreamId: h.StreamID, FlowsDropped: h.FlowsDropped, OpenStreams: uint32(open)})
 	}
 	return resp, nil
 }

@@ -89,7 +89,7 @@ func (r *retentionRig) send(h string, seq uint64, flows []*flowfleetv1.Flow) com
 		r.seq++
 		seq = r.seq
 	}
-	req := r.c.newCommit(h, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: flows})
+	req, _ := r.c.newCommit(h, "s", &flowfleetv1.FlowBatch{Seq: seq, Flows: flows})
 	r.c.commit([]*commitReq{req})
 	res := <-req.done
 	if res.err != nil {
@@ -230,7 +230,7 @@ func TestRetentionPrunes(t *testing.T) {
 		// A late batch for the recent window, whose batches are gone: revision 2 is exactly what the
 		// batches would have made.
 		late := testFlows(recent, 2, 10)
-		if res := r.send("h", 0, late); res.dup {
+		if res := r.send("h", 0, late); res.outcome == store.Duplicate {
 			t.Fatal("the late batch was taken for a duplicate")
 		}
 		r.close("h", recent)
@@ -264,7 +264,7 @@ func TestRetentionPrunes(t *testing.T) {
 
 		// Replays of pruned batches are still duplicates: the dedup marks are never pruned.
 		for seq := uint64(1); seq <= 2; seq++ {
-			if res := r.send("h", seq, oldFlows); !res.dup {
+			if res := r.send("h", seq, oldFlows); res.outcome != store.Duplicate {
 				t.Fatalf("batch %d replayed after pruning was stored again", seq)
 			}
 		}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -65,5 +69,74 @@ func TestHostsListAllPages(t *testing.T) {
 	out, err = flowctl(append([]string{"hosts", "list", "--connected"}, conn...)...)
 	if err != nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Fatalf("--connected with no sensor connected: %v\n%s", err, out)
+	}
+}
+
+// flowctl hosts list shows packet drops and flow drops apart, and the host's open streams: two with
+// different stream ids mean two sensors share one certificate (issue 14, items 4 and the cloned-VM
+// detection).
+func TestHostsListDropsAndStreams(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
+	sensor := issue(t, ca, dir, auth.RoleSensor, "web", pki.IssueOptions{})
+	addr := startCollectorWith(t, dir, func(st store.Store) {
+		if _, err := st.SaveBatches(context.Background(), []store.Batch{{Host: "web", StreamID: "s", Seq: 1, Drops: 3,
+			FlowDrops: 21410, Received: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Two sensors with the same certificate: two streams, two stream ids.
+	creds, err := auth.NewClientCredentials(auth.Files{CertFile: sensor.Cert, KeyFile: sensor.Key, CAFile: filepath.Join(dir, pki.CACertFile)},
+		"127.0.0.1", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, id := range []string{"vm-a", "vm-b"} {
+		st, err := flowfleetv1.NewIngestServiceClient(conn).Ingest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&flowfleetv1.IngestRequest{Message: &flowfleetv1.IngestRequest_Hello{Hello: &flowfleetv1.Hello{
+			StreamId: id, SoftwareVersion: "v1", WindowSeconds: 60}}}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := st.Recv(); err != nil || resp.GetWelcome() == nil {
+			t.Fatalf("stream %s: %v, %v", id, resp, err)
+		}
+	}
+	out, err := flowctl("hosts", "list", "--collector", addr, "--cert", reader.Cert, "--key", reader.Key,
+		"--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a header and one host:\n%s", out)
+	}
+	header := strings.Split(lines[0], "  ")
+	var cols []string
+	for _, h := range header {
+		if h = strings.TrimSpace(h); h != "" {
+			cols = append(cols, h)
+		}
+	}
+	if strings.Join(cols, "|") != "HOST|CONNECTED|STREAMS|LAST CONTACT|VERSION|FLOWS|PKT DROPS|FLOW DROPS" {
+		t.Fatalf("header %q", cols)
+	}
+	row := strings.Fields(lines[1])
+	if len(row) != 8 || row[0] != "web" || row[1] != "true" || row[2] != "2" || row[5] != "0" || row[6] != "3" || row[7] != "21410" {
+		t.Fatalf("row %q, want web connected with 2 streams, 0 flows, 3 packets and 21410 flows dropped", row)
 	}
 }

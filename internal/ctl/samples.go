@@ -362,7 +362,7 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{Use: "hosts", Short: "Show the sensors a collector knows"}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List hosts: last contact, connected, version, flows received, drops reported",
+		Short: "List hosts: connected, open streams, last contact, version, flows received, packets and flows dropped",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, addr, err := dial(vp)
@@ -391,11 +391,13 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 				return printJSONList(cmd.OutOrStdout(), hosts)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tCONNECTED\tLAST CONTACT\tVERSION\tFLOWS\tDROPS")
+			// PKT DROPS is Host.drops_reported (packets), FLOW DROPS Host.flows_dropped; STREAMS above 1
+			// with different stream ids means two sensors share one certificate.
+			fmt.Fprintln(tw, "HOST\tCONNECTED\tSTREAMS\tLAST CONTACT\tVERSION\tFLOWS\tPKT DROPS\tFLOW DROPS")
 			for _, h := range hosts {
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%d\n", h.GetName(), h.GetConnected(),
+				fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%d\t%d\t%d\n", h.GetName(), h.GetConnected(), h.GetOpenStreams(),
 					h.GetLastContact().AsTime().UTC().Format(time.RFC3339), sanitize(h.GetSoftwareVersion()),
-					h.GetFlowsReceived(), h.GetDropsReported())
+					h.GetFlowsReceived(), h.GetDropsReported(), h.GetFlowsDropped())
 			}
 			return tw.Flush()
 		},

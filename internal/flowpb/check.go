@@ -21,10 +21,10 @@ func Check(f *flowfleetv1.Flow) error {
 		return errors.New("dst_addr: " + err.Error())
 	}
 	if !portText(f.GetSrcPort()) {
-		return errors.New("src_port: not 0 to 5 digits")
+		return errors.New("src_port: not empty or a number 0 to 65535")
 	}
 	if !portText(f.GetDstPort()) {
-		return errors.New("dst_port: not 0 to 5 digits")
+		return errors.New("dst_port: not empty or a number 0 to 65535")
 	}
 	if n := f.GetDstName(); n == "" || len(n) > MaxNameBytes {
 		return errors.New("dst_name: empty or longer than 1024 bytes")
@@ -66,14 +66,18 @@ func checkAddr(s string) error {
 	return nil
 }
 
+// portText reports "" or 1–5 ASCII digits worth at most 65535 (leading zeros allowed, as the proto's
+// pattern allows them).
 func portText(s string) bool {
 	if len(s) > 5 {
 		return false
 	}
+	v := 0
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
+		v = 10*v + int(s[i]-'0')
 	}
-	return true
+	return v <= 65535
 }

@@ -85,3 +85,29 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 }
+
+// Ports are 0–65535 both for Check and for the proto's rules (issue 14, item 10: port 99999 was
+// accepted and written as 10.0.0.1:99999).
+func TestPortRange(t *testing.T) {
+	v, err := protovalidate.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := ToProto(&flow.Flow{SrcAddr: "10.0.0.1", SrcPort: "40000", DstAddr: "10.0.0.2", DstPort: "443",
+		Protocol: flow.ProtoTCP, SrcPkts: 1, First: 100, Last: 101, Name: "example.com", NameSource: flow.SourcePassive}, 60)
+	for port, ok := range map[string]bool{"": true, "0": true, "1": true, "65535": true, "00080": true, "65536": false,
+		"99999": false, "70000": false, "123456": false} {
+		for _, side := range []string{"src", "dst"} {
+			f := proto.Clone(base).(*flowfleetv1.Flow)
+			if side == "src" {
+				f.SrcPort = port
+			} else {
+				f.DstPort = port
+			}
+			mine, theirs := Check(f), v.Validate(f)
+			if (mine == nil) != ok || (theirs == nil) != ok {
+				t.Errorf("%s_port %q: Check %v, protovalidate %v; want accepted = %v", side, port, mine, theirs, ok)
+			}
+		}
+	}
+}

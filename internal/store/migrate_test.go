@@ -157,3 +157,50 @@ func TestMigrateWindowLimits(t *testing.T) {
 		}
 	})
 }
+
+// A database made before migration 6: counters that overflowed under the old unsaturated sums (a
+// REAL on SQLite, a negative number from a count of 2^63 or more) read as 2^63−1, and a stream's
+// mark keeps acknowledging replays of the 256 seqs below it.
+func TestMigrateIngestHardening(t *testing.T) {
+	atVersion(t, 4, func(t *testing.T, ctx context.Context, db *sql.DB, dsn string) {
+		for _, q := range []string{
+			`INSERT INTO hosts (name, first_contact, last_contact, flows_received, drops_reported) VALUES ('neg', 1, 1, 3, -5)`,
+			`INSERT INTO hosts (name, first_contact, last_contact, flows_received, drops_reported) VALUES ('ok', 1, 1, 3, 4)`,
+			`INSERT INTO streams (host, stream_id, hwm) VALUES ('ok', 's', 1000)`,
+		} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO hosts (name, first_contact, last_contact, drops_reported)
+			VALUES ('real', 1, 1, 9223372036854775807)`); err != nil {
+			t.Fatal(err)
+		}
+		// SQLite turns an overflowing sum into a REAL; PostgreSQL refuses it.
+		_, _ = db.ExecContext(ctx, `UPDATE hosts SET drops_reported = drops_reported + 10 WHERE name = 'real'`)
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		hosts, _, err := st.ListHosts(ctx, store.HostFilter{})
+		if err != nil || len(hosts) != 3 {
+			t.Fatalf("hosts after migrating: %+v, %v", hosts, err)
+		}
+		for _, h := range hosts {
+			want := uint64(1<<63 - 1)
+			if h.Name == "ok" {
+				want = 4
+			}
+			if h.DropsReported != want || h.FlowsDropped != 0 {
+				t.Errorf("%s: drops %d, flow drops %d; want %d, 0", h.Name, h.DropsReported, h.FlowsDropped, want)
+			}
+		}
+		out, err := st.SaveBatches(ctx, []store.Batch{{Host: "ok", StreamID: "s", Seq: 1000, Received: time.Unix(60, 0)},
+			{Host: "ok", StreamID: "s", Seq: 1001, Received: time.Unix(60, 0)}, {Host: "ok", StreamID: "s", Seq: 990, Received: time.Unix(60, 0)},
+			{Host: "ok", StreamID: "s", Seq: 700, Received: time.Unix(60, 0)}})
+		if err != nil || out[0] != store.Duplicate || out[1] != store.Stored || out[2] != store.Duplicate || out[3] != store.OutOfOrder {
+			t.Fatalf("old stream after migrating: %v, %v", out, err)
+		}
+	})
+}

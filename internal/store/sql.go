@@ -264,10 +264,10 @@ func (s *sqlStore) Close() error { return s.db.Close() }
 //  3. the batches' parts, in arrival order;
 //  4. the windows they touch, one upsert row each;
 //  5. the hosts' counters, one upsert row each.
-func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, error) {
-	dup := make([]bool, len(batches))
+func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome, error) {
+	out := make([]Outcome, len(batches))
 	if len(batches) == 0 {
-		return dup, nil
+		return out, nil
 	}
 	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -275,7 +275,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		return nil, fmt.Errorf("store: save batches: %w", err)
 	}
 	defer tx.Rollback()
-	fail := func(err error) ([]bool, error) { return nil, fmt.Errorf("store: save batches: %w", err) }
+	fail := func(err error) ([]Outcome, error) { return nil, fmt.Errorf("store: save batches: %w", err) }
 
 	// 1. The streams' marks.
 	type streamKey struct{ host, stream string }
@@ -304,7 +304,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	if s.dialect == dialectPostgres {
 		lock = " FOR UPDATE"
 	}
-	marks := make(map[streamKey]int64, len(keys))
+	marks := make(map[streamKey]*seqMarks, len(keys))
 	for _, chunk := range chunks(len(keys), 1000) {
 		ks := keys[chunk[0]:chunk[1]]
 		args := make([]any, 0, 3*len(ks))
@@ -319,7 +319,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		for _, k := range ks {
 			args = append(args, k.host, k.stream)
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT host, stream_id, hwm FROM streams WHERE (host, stream_id) IN (`+
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT host, stream_id, hwm, recent FROM streams WHERE (host, stream_id) IN (`+
 			rowsOf(len(ks), 2)+`) ORDER BY host, stream_id`+lock), args...)
 		if err != nil {
 			return fail(err)
@@ -327,11 +327,13 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		for rows.Next() {
 			var k streamKey
 			var hwm int64
-			if err := rows.Scan(&k.host, &k.stream, &hwm); err != nil {
+			var recent []byte
+			if err := rows.Scan(&k.host, &k.stream, &hwm, &recent); err != nil {
 				rows.Close()
 				return fail(err)
 			}
-			marks[k] = hwm
+			m := decodeSeqMarks(hwm, recent)
+			marks[k] = &m
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -339,17 +341,27 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		}
 	}
 
-	// 2. Duplicates, and the new marks.
+	// 2. Duplicates and refusals, and the new marks.
 	moved := map[streamKey]bool{}
 	for _, i := range order {
 		b := &batches[i]
 		k := streamKey{b.Host, b.StreamID}
-		if int64(b.Seq) <= marks[k] {
-			dup[i] = true // at or below the stream's mark: stored before
-			continue
+		m := marks[k]
+		if m == nil {
+			m = &seqMarks{}
+			marks[k] = m
 		}
-		marks[k] = int64(b.Seq)
-		moved[k] = true
+		switch {
+		case b.Seq == 0 || b.Seq > MaxSeq:
+			out[i] = OutOfOrder
+		case b.Seq <= m.hwm && m.stored(b.Seq):
+			out[i] = Duplicate // stored before
+		case b.Seq <= m.hwm:
+			out[i] = OutOfOrder // below the mark and never stored (or too old to tell)
+		default:
+			m.add(b.Seq)
+			moved[k] = true
+		}
 	}
 	var movedKeys []streamKey
 	for _, k := range keys {
@@ -359,12 +371,12 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	}
 	for _, chunk := range chunks(len(movedKeys), 1000) {
 		ks := movedKeys[chunk[0]:chunk[1]]
-		args := make([]any, 0, 3*len(ks))
+		args := make([]any, 0, 4*len(ks))
 		for _, k := range ks {
-			args = append(args, k.host, k.stream, marks[k])
+			args = append(args, k.host, k.stream, int64(marks[k].hwm), marks[k].encode())
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES `+rowsOf(len(ks), 3)+`
-			ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm`), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm, recent) VALUES `+rowsOf(len(ks), 4)+`
+			ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm, recent = excluded.recent`), args...); err != nil {
 			return fail(err)
 		}
 	}
@@ -377,18 +389,18 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		last           int64
 	}
 	type hostAdd struct {
-		flows, drops int64
-		last         int64
+		flows, drops, flowDrops uint64
+		last                    int64
 	}
 	windows := map[windowKey]*windowAdd{}
 	hosts := map[string]*hostAdd{}
-	held, err := s.windowTotals(ctx, tx, batches, dup)
+	held, err := s.windowTotals(ctx, tx, batches, out)
 	if err != nil {
 		return fail(err)
 	}
 	var parts []any
 	for i := range batches {
-		if dup[i] {
+		if out[i] != Stored {
 			continue
 		}
 		b := &batches[i]
@@ -398,7 +410,8 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 			h = &hostAdd{}
 			hosts[b.Host] = h
 		}
-		h.drops += int64(b.Drops)
+		h.drops = satAdd(h.drops, b.Drops)
+		h.flowDrops = satAdd(h.flowDrops, b.FlowDrops)
 		h.last = max(h.last, at)
 		for j := range b.Parts {
 			p := &b.Parts[j]
@@ -408,7 +421,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 				w = &windowAdd{secs: p.WindowSeconds}
 				windows[k] = w
 			}
-			h.flows += int64(p.FlowCount)
+			h.flows = satAdd(h.flows, uint64(max(p.FlowCount, 0)))
 			w.last = max(w.last, at)
 			t := held[k]
 			flows, n := fitPart(p, b.Limits, t)
@@ -472,16 +485,17 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	sort.Strings(names)
 	for _, chunk := range chunks(len(names), 1000) {
 		ns := names[chunk[0]:chunk[1]]
-		args := make([]any, 0, 5*len(ns))
+		args := make([]any, 0, 6*len(ns))
 		for _, name := range ns {
 			h := hosts[name]
-			args = append(args, name, h.last, h.last, h.flows, h.drops)
+			args = append(args, name, h.last, h.last, int64(h.flows), int64(h.drops), int64(h.flowDrops))
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hosts (name, first_contact, last_contact, flows_received, drops_reported)
-			VALUES `+rowsOf(len(ns), 5)+`
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hosts (name, first_contact, last_contact, flows_received, drops_reported, flows_dropped)
+			VALUES `+rowsOf(len(ns), 6)+`
 			ON CONFLICT (name) DO UPDATE SET
-				flows_received = hosts.flows_received + excluded.flows_received,
-				drops_reported = hosts.drops_reported + excluded.drops_reported,
+				flows_received = `+satSum("hosts.flows_received", "excluded.flows_received")+`,
+				drops_reported = `+satSum("hosts.drops_reported", "excluded.drops_reported")+`,
+				flows_dropped = `+satSum("hosts.flows_dropped", "excluded.flows_dropped")+`,
 				last_contact = CASE WHEN excluded.last_contact > hosts.last_contact THEN excluded.last_contact ELSE hosts.last_contact END`),
 			args...); err != nil {
 			return fail(err)
@@ -490,7 +504,13 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: save batches: commit: %w", err)
 	}
-	return dup, nil
+	return out, nil
+}
+
+// satSum is the SQL of a + b for two non-negative counters, saturating at 2^63−1: a plain sum would
+// overflow (an error on PostgreSQL, a REAL on SQLite that no reader can scan as an integer).
+func satSum(a, b string) string {
+	return "CASE WHEN " + a + " > 9223372036854775807 - " + b + " THEN 9223372036854775807 ELSE " + a + " + " + b + " END"
 }
 
 // windowTotal is what a window holds so far, for its bound (Batch.Limits).
@@ -500,11 +520,11 @@ type windowTotal struct{ flows, bytes, dropped int64 }
 // rows are locked (in key order, after the streams: the global order SaveBatches keeps), so that two
 // collectors cannot both fill the same window's last room; a window neither has made yet can still
 // take both their parts, once.
-func (s *sqlStore) windowTotals(ctx context.Context, tx *sql.Tx, batches []Batch, dup []bool) (map[windowKey]windowTotal, error) {
+func (s *sqlStore) windowTotals(ctx context.Context, tx *sql.Tx, batches []Batch, out []Outcome) (map[windowKey]windowTotal, error) {
 	held := map[windowKey]windowTotal{}
 	var keys []windowKey
 	for i := range batches {
-		if dup[i] || batches[i].Limits == (WindowLimits{}) {
+		if out[i] != Stored || batches[i].Limits == (WindowLimits{}) {
 			continue
 		}
 		for _, p := range batches[i].Parts {
@@ -959,6 +979,21 @@ func encodeToken(start int64, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(start, 10) + ":" + id))
 }
 
+// tokenKey reports a key a page token may carry: a sample id or host name, 1–max characters of
+// [A-Za-z0-9._-], like every id and name the collector issues.
+func tokenKey(k string, max int) bool {
+	if k == "" || len(k) > max {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func decodeToken(t string) (int64, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(t)
 	if err != nil {
@@ -969,8 +1004,8 @@ func decodeToken(t string) (int64, string, error) {
 		return 0, "", ErrBadToken
 	}
 	start, err := strconv.ParseInt(head, 10, 64)
-	if err != nil {
-		return 0, "", ErrBadToken
+	if err != nil || encodeToken(start, id) != t || !tokenKey(id, 300) {
+		return 0, "", ErrBadToken // only the exact text encodeToken makes ("+1", padding, "007" are not)
 	}
 	return start, id, nil
 }
@@ -1122,8 +1157,9 @@ func (s *sqlStore) ContactHost(ctx context.Context, c HostContact) error {
 			last_contact = excluded.last_contact,
 			connected = excluded.connected,
 			collector = excluded.collector,
-			drops_reported = hosts.drops_reported + excluded.drops_reported`),
-			c.Name, c.StreamID, c.SoftwareVersion, int64(c.WindowSeconds), ms(c.At), ms(c.At), connected, c.Collector, int64(c.Drops))
+			drops_reported = `+satSum("hosts.drops_reported", "excluded.drops_reported")),
+			c.Name, c.StreamID, c.SoftwareVersion, int64(c.WindowSeconds), ms(c.At), ms(c.At), connected, c.Collector,
+			int64(min(c.Drops, MaxSeq)))
 		return err
 	})
 	if err != nil {
@@ -1158,7 +1194,7 @@ func (s *sqlStore) ListHosts(ctx context.Context, f HostFilter) ([]Host, string,
 		args = append(args, after)
 	}
 	query := `SELECT name, stream_id, software_version, window_seconds, first_contact, last_contact, connected,
-		collector, flows_received, drops_reported FROM hosts`
+		collector, flows_received, drops_reported, flows_dropped FROM hosts`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -1172,14 +1208,14 @@ func (s *sqlStore) ListHosts(ctx context.Context, f HostFilter) ([]Host, string,
 	var out []Host
 	for rows.Next() {
 		var h Host
-		var secs, first, last, connected, flows, drops int64
-		if err := rows.Scan(&h.Name, &h.StreamID, &h.SoftwareVersion, &secs, &first, &last, &connected, &h.Collector, &flows, &drops); err != nil {
+		var secs, first, last, connected, flows, drops, flowDrops int64
+		if err := rows.Scan(&h.Name, &h.StreamID, &h.SoftwareVersion, &secs, &first, &last, &connected, &h.Collector, &flows, &drops, &flowDrops); err != nil {
 			return nil, "", fmt.Errorf("store: list hosts: %w", err)
 		}
 		h.WindowSeconds = uint32(secs)
 		h.FirstContact, h.LastContact = fromMS(first), fromMS(last)
 		h.Connected = connected != 0
-		h.FlowsReceived, h.DropsReported = uint64(flows), uint64(drops)
+		h.FlowsReceived, h.DropsReported, h.FlowsDropped = uint64(max(flows, 0)), uint64(max(drops, 0)), uint64(max(flowDrops, 0))
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
@@ -1204,7 +1240,8 @@ const hostTokenPrefix = "host:"
 
 func decodeHostToken(t string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(t)
-	if err != nil || !strings.HasPrefix(string(b), hostTokenPrefix) {
+	name := strings.TrimPrefix(string(b), hostTokenPrefix)
+	if err != nil || !strings.HasPrefix(string(b), hostTokenPrefix) || HostPageToken(name) != t || !tokenKey(name, 253) {
 		return "", ErrBadToken
 	}
 	return strings.TrimPrefix(string(b), hostTokenPrefix), nil

@@ -38,8 +38,11 @@ type Batch struct {
 	StreamID string
 	Seq      uint64
 	Parts    []BatchPart
-	Drops    uint64 // losses the sensor reported with this batch
-	Received time.Time
+	// Drops is the packets the sensor reported lost with this batch (kernel and sensor packets) and
+	// FlowDrops the flows; both are added to the host's totals once, saturating at 2^63−1.
+	Drops     uint64
+	FlowDrops uint64
+	Received  time.Time
 	// Limits bounds the windows this batch's parts go to (zero: no bound). SaveBatches keeps the flows
 	// that fit and drops the rest, reporting them in each part's Dropped.
 	Limits WindowLimits
@@ -49,6 +52,32 @@ type Batch struct {
 type WindowLimits struct {
 	MaxFlows int64 // flows
 	MaxBytes int64 // encoded flow bytes (BatchPart.Flows)
+}
+
+// Outcome is what SaveBatches did with one batch.
+type Outcome uint8
+
+const (
+	// Stored: the batch is durable now.
+	Stored Outcome = iota
+	// Duplicate: the batch was stored before (same host, stream and seq); it is not stored again.
+	Duplicate
+	// OutOfOrder: the seq is at or below the stream's mark but was never stored, is more than
+	// RecentSeqs below the mark, or is 0 or above MaxSeq. The batch is not stored and must not be
+	// acknowledged: it is neither new nor a replay the store can vouch for.
+	OutOfOrder
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Stored:
+		return "stored"
+	case Duplicate:
+		return "duplicate"
+	case OutOfOrder:
+		return "out_of_order"
+	}
+	return "unknown"
 }
 
 // BatchPart is the flows of a batch that fall into one window, encoded by the collector.
@@ -184,7 +213,8 @@ type Host struct {
 	Connected       bool
 	Collector       string
 	FlowsReceived   uint64
-	DropsReported   uint64
+	DropsReported   uint64 // packets reported lost
+	FlowsDropped    uint64 // flows reported lost
 }
 
 // HostContact records a sensor's hello or goodbye.
@@ -201,10 +231,11 @@ type HostContact struct {
 
 // Store is the collector's persistent state.
 type Store interface {
-	// SaveBatches stores batches in one transaction; dup[i] reports a batch already stored (its seq is
-	// at or below the stream's mark), which is not stored again. Batches of one stream must come in
-	// ascending seq.
-	SaveBatches(ctx context.Context, batches []Batch) (dup []bool, err error)
+	// SaveBatches stores batches in one transaction and says what it did with each: Stored,
+	// Duplicate (stored before: recognised by host, stream and seq among the RecentSeqs seqs at and
+	// below the stream's mark) or OutOfOrder (not stored: any other seq at or below the mark). Batches
+	// of one stream must come in ascending seq.
+	SaveBatches(ctx context.Context, batches []Batch) ([]Outcome, error)
 	// EndWindow marks a window as complete on the sensor's side, so it closes without waiting for grace.
 	EndWindow(ctx context.Context, w WindowRef, firstFrameTime float64) error
 	// DueWindows lists open windows that are marked ended, or whose end (or last batch) is grace ago,

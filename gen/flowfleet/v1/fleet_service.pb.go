@@ -36,11 +36,21 @@ type Host struct {
 	SoftwareVersion string `protobuf:"bytes,4,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
 	// Flows received from this host in total (duplicates of replayed batches not counted).
 	FlowsReceived uint64 `protobuf:"varint,5,opt,name=flows_received,json=flowsReceived,proto3" json:"flows_received,omitempty"`
-	// Losses the host reported in its batches, in total: kernel and sensor packets plus sensor flows
-	// (DropCounters of every FlowBatch, each counted once).
+	// Packets the host reported lost in its batches, in total: kernel_packets plus sensor_packets of
+	// the DropCounters of every FlowBatch, each batch counted once. Flows lost are in flows_dropped (the
+	// name is kept for compatibility: it has always counted packets). Saturates at 2^63−1.
 	DropsReported uint64 `protobuf:"varint,6,opt,name=drops_reported,json=dropsReported,proto3" json:"drops_reported,omitempty"`
 	// The stream_id of the host's latest Hello.
-	StreamId      string `protobuf:"bytes,7,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	StreamId string `protobuf:"bytes,7,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	// Flows the host reported lost in its batches, in total: DropCounters.sensor_flows of every
+	// FlowBatch, each batch counted once (flow table full, spool at its size limit). Saturates at
+	// 2^63−1.
+	FlowsDropped uint64 `protobuf:"varint,8,opt,name=flows_dropped,json=flowsDropped,proto3" json:"flows_dropped,omitempty"`
+	// Ingest streams open now from this host on the collector that answers, when the host is connected
+	// there; on a collector sharing the store with others, a host connected elsewhere shows 1. More
+	// than one stream with different stream ids means two sensors share one certificate (a cloned
+	// machine): their flows are both counted under this host.
+	OpenStreams   uint32 `protobuf:"varint,9,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,12 +134,27 @@ func (x *Host) GetStreamId() string {
 	return ""
 }
 
+func (x *Host) GetFlowsDropped() uint64 {
+	if x != nil {
+		return x.FlowsDropped
+	}
+	return 0
+}
+
+func (x *Host) GetOpenStreams() uint32 {
+	if x != nil {
+		return x.OpenStreams
+	}
+	return 0
+}
+
 // ListHostsRequest pages through hosts.
 type ListHostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Maximum number of hosts to return. 0 means the default, 100; at most 1000.
 	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of a previous response, or "" for the first page. At most 512 characters.
+	// The next_page_token of a previous response, or "" for the first page, exactly as the server
+	// issued it (anything else is INVALID_ARGUMENT). At most 512 characters.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// When true, only hosts with an open Ingest stream. Default false: every host.
 	ConnectedOnly bool `protobuf:"varint,3,opt,name=connected_only,json=connectedOnly,proto3" json:"connected_only,omitempty"`
@@ -247,7 +272,7 @@ var File_flowfleet_v1_fleet_service_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_fleet_service_proto_rawDesc = "" +
 	"\n" +
-	" flowfleet/v1/fleet_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n" +
+	" flowfleet/v1/fleet_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
 	"\flast_contact\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\x12\x1c\n" +
@@ -255,7 +280,9 @@ const file_flowfleet_v1_fleet_service_proto_rawDesc = "" +
 	"\x10software_version\x18\x04 \x01(\tR\x0fsoftwareVersion\x12%\n" +
 	"\x0eflows_received\x18\x05 \x01(\x04R\rflowsReceived\x12%\n" +
 	"\x0edrops_reported\x18\x06 \x01(\x04R\rdropsReported\x12\x1b\n" +
-	"\tstream_id\x18\a \x01(\tR\bstreamId\"\x89\x01\n" +
+	"\tstream_id\x18\a \x01(\tR\bstreamId\x12#\n" +
+	"\rflows_dropped\x18\b \x01(\x04R\fflowsDropped\x12!\n" +
+	"\fopen_streams\x18\t \x01(\rR\vopenStreams\"\x89\x01\n" +
 	"\x10ListHostsRequest\x12%\n" +
 	"\tpage_size\x18\x01 \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\bpageSize\x12'\n" +
 	"\n" +

@@ -189,6 +189,9 @@ type Flow struct {
 	DstBytes int64 `protobuf:"varint,11,opt,name=dst_bytes,json=dstBytes,proto3" json:"dst_bytes,omitempty"`
 	// Time of the flow's first packet, Unix seconds as the exact IEEE-754 double the engine used (not a
 	// Timestamp: the .bf arithmetic depends on the exact double, spec R-CONV-2). Finite, not negative.
+	// The collector also refuses (INVALID_ARGUMENT naming the field) a time outside its skew window
+	// around its own clock: by default at most 30 days in the past and 1 hour in the future
+	// (docs/limits.md). The same bound applies to last_seen and window_start.
 	FirstSeen float64 `protobuf:"fixed64,12,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
 	// Time of the flow's last packet, Unix seconds as an exact double. Finite, at or after first_seen.
 	LastSeen float64 `protobuf:"fixed64,13,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
@@ -331,12 +334,14 @@ var File_flowfleet_v1_flow_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_flow_proto_rawDesc = "" +
 	"\n" +
-	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\xf2\x06\n" +
+	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\x9c\b\n" +
 	"\x04Flow\x12&\n" +
-	"\bsrc_addr\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\asrcAddr\x123\n" +
-	"\bsrc_port\x18\x02 \x01(\tB\x18\xbaH\x15r\x13\x18\x052\x0f^([0-9]{1,5})?$R\asrcPort\x12&\n" +
-	"\bdst_addr\x18\x03 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\adstAddr\x123\n" +
-	"\bdst_port\x18\x04 \x01(\tB\x18\xbaH\x15r\x13\x18\x052\x0f^([0-9]{1,5})?$R\adstPort\x12%\n" +
+	"\bsrc_addr\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\asrcAddr\x12\x87\x01\n" +
+	"\bsrc_port\x18\x02 \x01(\tBl\xbaHi\xba\x01Q\n" +
+	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1a this == '' || int(this) <= 65535r\x13\x18\x052\x0f^([0-9]{1,5})?$R\asrcPort\x12&\n" +
+	"\bdst_addr\x18\x03 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\adstAddr\x12\x87\x01\n" +
+	"\bdst_port\x18\x04 \x01(\tBl\xbaHi\xba\x01Q\n" +
+	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1a this == '' || int(this) <= 65535r\x13\x18\x052\x0f^([0-9]{1,5})?$R\adstPort\x12%\n" +
 	"\bdst_name\x18\x05 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\x80\bR\adstName\x12F\n" +
 	"\vname_source\x18\x06 \x01(\x0e2\x18.flowfleet.v1.NameSourceB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\n" +

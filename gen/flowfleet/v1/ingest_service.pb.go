@@ -366,7 +366,7 @@ func (x *Hello) GetDropsTotal() *DropCounters {
 }
 
 // DropCounters counts what a sensor lost before flows reached the collector. Each count is zero or
-// more.
+// more; the collector's totals saturate at 2^63−1 rather than wrap.
 type DropCounters struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Packets the kernel or capture library dropped (for example the pcap `ps_drop` statistic).
@@ -374,7 +374,7 @@ type DropCounters struct {
 	// Packets the sensor dropped itself, e.g. because its capture queue was full.
 	SensorPackets uint64 `protobuf:"varint,2,opt,name=sensor_packets,json=sensorPackets,proto3" json:"sensor_packets,omitempty"`
 	// Flows the sensor dropped, e.g. because its flow table was full or its spool reached its size
-	// limit.
+	// limit. FleetService reports them as Host.flows_dropped, apart from packets.
 	SensorFlows   uint64 `protobuf:"varint,3,opt,name=sensor_flows,json=sensorFlows,proto3" json:"sensor_flows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -435,7 +435,7 @@ func (x *DropCounters) GetSensorFlows() uint64 {
 type FlowBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Batch number within the stream id, from 1, strictly increasing; a replayed batch keeps its
-	// number. At least 1.
+	// number. 1 to 2^63−1 (9223372036854775807).
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// The flows, at most 10000 (about 4 MB at the largest names; collectors accept messages up to
 	// 16 MiB). May be empty when the batch only reports drops. Each flow is validated.
@@ -766,9 +766,9 @@ const file_flowfleet_v1_ingest_service_proto_rawDesc = "" +
 	"\fDropCounters\x12%\n" +
 	"\x0ekernel_packets\x18\x01 \x01(\x04R\rkernelPackets\x12%\n" +
 	"\x0esensor_packets\x18\x02 \x01(\x04R\rsensorPackets\x12!\n" +
-	"\fsensor_flows\x18\x03 \x01(\x04R\vsensorFlows\"\x8d\x01\n" +
-	"\tFlowBatch\x12\x19\n" +
-	"\x03seq\x18\x01 \x01(\x04B\a\xbaH\x042\x02(\x01R\x03seq\x123\n" +
+	"\fsensor_flows\x18\x03 \x01(\x04R\vsensorFlows\"\x97\x01\n" +
+	"\tFlowBatch\x12#\n" +
+	"\x03seq\x18\x01 \x01(\x04B\x11\xbaH\x0e2\f\x18\xff\xff\xff\xff\xff\xff\xff\xff\x7f(\x01R\x03seq\x123\n" +
 	"\x05flows\x18\x02 \x03(\v2\x12.flowfleet.v1.FlowB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05flows\x120\n" +
 	"\x05drops\x18\x03 \x01(\v2\x1a.flowfleet.v1.DropCountersR\x05drops\"\xc8\x02\n" +
 	"\tWindowEnd\x12*\n" +

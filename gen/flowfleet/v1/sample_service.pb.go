@@ -102,7 +102,9 @@ func (SampleState) EnumDescriptor() ([]byte, []int) {
 // Sample is one host × one window.
 type Sample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Opaque, unique id assigned by the collector's store; 1–64 characters of [A-Za-z0-9_-].
+	// Unique id assigned by the collector: `<host>_<window_start>`, or `<host>_<window_start>_r<revision>`
+	// from revision 2; 1–300 characters of [A-Za-z0-9._-] (a host name has up to 253). Every RPC that
+	// takes a sample id accepts every id the collector issues. Treat it as opaque.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The sensor's host name: the `<name>` of its certificate.
 	Host string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
@@ -282,16 +284,18 @@ type ListSamplesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only samples of this host; "" means every host. At most 253 characters of [A-Za-z0-9._-].
 	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
-	// Only samples whose window starts at or after this time. Unset means no lower bound.
+	// Only samples whose window starts at or after this time. Unset means no lower bound. A valid
+	// Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, nanos 0–999,999,999.
 	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
-	// Only samples whose window starts before this time. Unset means no upper bound.
+	// Only samples whose window starts before this time. Unset means no upper bound. A valid Timestamp,
+	// as since.
 	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
 	// Only samples in this state; SAMPLE_STATE_UNSPECIFIED means every state.
 	State SampleState `protobuf:"varint,4,opt,name=state,proto3,enum=flowfleet.v1.SampleState" json:"state,omitempty"`
 	// Maximum number of samples to return. 0 means the default, 50; at most 1000.
 	PageSize uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of a previous response with the same filters, or "" for the first page. At
-	// most 512 characters.
+	// The next_page_token of a previous response with the same filters, or "" for the first page,
+	// exactly as the server issued it (anything else is INVALID_ARGUMENT). At most 512 characters.
 	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -427,7 +431,7 @@ func (x *ListSamplesResponse) GetNextPageToken() string {
 // GetSampleRequest names one sample.
 type GetSampleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sample's id. Required: 1–64 characters of [A-Za-z0-9_-].
+	// The sample's id, as Sample.id. Required: 1–300 characters of [A-Za-z0-9._-].
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -519,7 +523,7 @@ func (x *GetSampleResponse) GetSample() *Sample {
 // GetSampleContentRequest names the sample whose .bf to stream.
 type GetSampleContentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sample's id. Required: 1–64 characters of [A-Za-z0-9_-].
+	// The sample's id, as Sample.id. Required: 1–300 characters of [A-Za-z0-9._-].
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -629,12 +633,12 @@ func (x *GetSampleContentResponse) GetChunk() []byte {
 // ListSampleFlowsRequest pages through one sample's flows.
 type ListSampleFlowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sample's id. Required: 1–64 characters of [A-Za-z0-9_-].
+	// The sample's id, as Sample.id. Required: 1–300 characters of [A-Za-z0-9._-].
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Maximum number of flows to return. 0 means the default, 1000; at most 10000.
 	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of a previous response for the same sample, or "" for the first page. At most
-	// 512 characters.
+	// The next_page_token of a previous response for the same sample, or "" for the first page, exactly
+	// as the server issued it (anything else is INVALID_ARGUMENT). At most 512 characters.
 	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1010,7 +1014,7 @@ func (x *EventsLost) GetLastTime() *timestamppb.Timestamp {
 // RelaySampleRequest names the sample to queue for upload again.
 type RelaySampleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sample's id. Required: 1–64 characters of [A-Za-z0-9_-].
+	// The sample's id, as Sample.id. Required: 1–300 characters of [A-Za-z0-9._-].
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1125,11 +1129,11 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"updateTime\x12\x1f\n" +
 	"\vwrite_error\x18\x0e \x01(\tR\n" +
 	"writeError\x12#\n" +
-	"\rflows_dropped\x18\x0f \x01(\x03R\fflowsDropped\"\xac\x03\n" +
+	"\rflows_dropped\x18\x0f \x01(\x03R\fflowsDropped\"\xe8\x03\n" +
 	"\x12ListSamplesRequest\x12/\n" +
-	"\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x012\x11^[A-Za-z0-9._-]*$R\x04host\x120\n" +
-	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x129\n" +
+	"\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x012\x11^[A-Za-z0-9._-]*$R\x04host\x12N\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\a\b\xff\x82\xd1\xff\xaf\a2\v\b\x80\x92\xb8Ø\xfe\xff\xff\xff\x01R\x05since\x12N\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\a\b\xff\x82\xd1\xff\xaf\a2\v\b\x80\x92\xb8Ø\xfe\xff\xff\xff\x01R\x05until\x129\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x19.flowfleet.v1.SampleStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12%\n" +
 	"\tpage_size\x18\x05 \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\bpageSize\x12'\n" +
 	"\n" +
@@ -1137,19 +1141,19 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x12list_samples.range\x12\x1asince must be before until\x1a?!has(this.since) || !has(this.until) || this.since < this.until\"m\n" +
 	"\x13ListSamplesResponse\x12.\n" +
 	"\asamples\x18\x01 \x03(\v2\x14.flowfleet.v1.SampleR\asamples\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n" +
-	"\x10GetSampleRequest\x12+\n" +
-	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"A\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
+	"\x10GetSampleRequest\x12-\n" +
+	"\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\"A\n" +
 	"\x11GetSampleResponse\x12,\n" +
-	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample\"F\n" +
-	"\x17GetSampleContentRequest\x12+\n" +
-	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"\x81\x01\n" +
+	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample\"H\n" +
+	"\x17GetSampleContentRequest\x12-\n" +
+	"\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\"\x81\x01\n" +
 	"\x18GetSampleContentResponse\x12,\n" +
 	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n" +
-	"\x05chunk\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05chunk\"\x95\x01\n" +
-	"\x16ListSampleFlowsRequest\x12+\n" +
-	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\x12%\n" +
+	"\x05chunk\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05chunk\"\x97\x01\n" +
+	"\x16ListSampleFlowsRequest\x12-\n" +
+	"\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\x12%\n" +
 	"\tpage_size\x18\x02 \x01(\rB\b\xbaH\x05*\x03\x18\x90NR\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n" +
@@ -1172,9 +1176,9 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x129\n" +
 	"\n" +
 	"first_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstTime\x127\n" +
-	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\"A\n" +
-	"\x12RelaySampleRequest\x12+\n" +
-	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"C\n" +
+	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\"C\n" +
+	"\x12RelaySampleRequest\x12-\n" +
+	"\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\"C\n" +
 	"\x13RelaySampleResponse\x12,\n" +
 	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample*\xe9\x01\n" +
 	"\vSampleState\x12\x1c\n" +

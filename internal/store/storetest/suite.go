@@ -35,6 +35,9 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"SaveBatchesDedup", testSaveBatchesDedup},
 		{"SaveBatchesSplitByWindow", testSplitByWindow},
 		{"SaveBatchesOnlyDrops", testOnlyDrops},
+		{"CountersSaturate", testCountersSaturate},
+		{"SeqReplayRule", testSeqReplayRule},
+		{"StrictPageTokens", testStrictPageTokens},
 		{"EndWindow", testEndWindow},
 		{"DueWindowsGrace", testDueWindowsGrace},
 		{"DueWindowsLimitAndOrder", testDueWindowsLimit},
@@ -181,16 +184,31 @@ func build(got *store.WindowContent) func(store.WindowContent) (store.NewSample,
 	}
 }
 
+// save stores batches that are each new or a duplicate, and reports the duplicates.
 func save(t *testing.T, st store.Store, batches ...store.Batch) []bool {
 	t.Helper()
-	dup, err := st.SaveBatches(ctx(t), batches)
+	out := saveOutcomes(t, st, batches...)
+	dup := make([]bool, len(out))
+	for i, o := range out {
+		if o == store.OutOfOrder {
+			t.Fatalf("batch %d (seq %d) refused as out of order", i, batches[i].Seq)
+		}
+		dup[i] = o == store.Duplicate
+	}
+	return dup
+}
+
+// saveOutcomes stores batches and returns what SaveBatches did with each.
+func saveOutcomes(t *testing.T, st store.Store, batches ...store.Batch) []store.Outcome {
+	t.Helper()
+	out, err := st.SaveBatches(ctx(t), batches)
 	if err != nil {
 		t.Fatalf("SaveBatches: %v", err)
 	}
-	if len(dup) != len(batches) {
-		t.Fatalf("SaveBatches returned %d dup flags for %d batches", len(dup), len(batches))
+	if len(out) != len(batches) {
+		t.Fatalf("SaveBatches returned %d outcomes for %d batches", len(out), len(batches))
 	}
-	return dup
+	return out
 }
 
 func closeWindow(t *testing.T, st store.Store, w store.WindowRef) (*store.Sample, store.WindowContent) {
@@ -858,10 +876,16 @@ func testConcurrentSaveSame(t *testing.T, e *env) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d, err := st.SaveBatches(ctx(t), []store.Batch{batch("h", "s", seq, at(0), 1, w0), batch("h", "s", seq+1, at(0), 1, w0)})
+				out, err := st.SaveBatches(ctx(t), []store.Batch{batch("h", "s", seq, at(0), 1, w0), batch("h", "s", seq+1, at(0), 1, w0)})
+				d := make([]bool, 2)
 				if err != nil {
 					t.Errorf("SaveBatches: %v", err)
-					d = make([]bool, 2)
+				}
+				for i := range out {
+					if out[i] == store.OutOfOrder {
+						t.Errorf("seq %d refused as out of order", seq+uint64(i))
+					}
+					d[i] = out[i] == store.Duplicate
 				}
 				dups[k] = append(dups[k], d...)
 			}()

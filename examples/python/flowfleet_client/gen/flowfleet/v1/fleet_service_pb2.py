@@ -15,7 +15,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n flowfleet/v1/fleet_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n\x04Host\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0clast_contact\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0blastContact\x12\x1c\n\tconnected\x18\x03 \x01(\x08R\tconnected\x12)\n\x10software_version\x18\x04 \x01(\tR\x0fsoftwareVersion\x12%\n\x0e\x66lows_received\x18\x05 \x01(\x04R\rflowsReceived\x12%\n\x0e\x64rops_reported\x18\x06 \x01(\x04R\rdropsReported\x12\x1b\n\tstream_id\x18\x07 \x01(\tR\x08streamId\"\x89\x01\n\x10ListHostsRequest\x12%\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12%\n\x0e\x63onnected_only\x18\x03 \x01(\x08R\rconnectedOnly\"e\n\x11ListHostsResponse\x12(\n\x05hosts\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.HostR\x05hosts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2a\n\x0c\x46leetService\x12Q\n\tListHosts\x12\x1e.flowfleet.v1.ListHostsRequest\x1a\x1f.flowfleet.v1.ListHostsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n flowfleet/v1/fleet_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n\x04Host\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0clast_contact\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0blastContact\x12\x1c\n\tconnected\x18\x03 \x01(\x08R\tconnected\x12)\n\x10software_version\x18\x04 \x01(\tR\x0fsoftwareVersion\x12%\n\x0e\x66lows_received\x18\x05 \x01(\x04R\rflowsReceived\x12%\n\x0e\x64rops_reported\x18\x06 \x01(\x04R\rdropsReported\x12\x1b\n\tstream_id\x18\x07 \x01(\tR\x08streamId\x12#\n\rflows_dropped\x18\x08 \x01(\x04R\x0c\x66lowsDropped\x12!\n\x0copen_streams\x18\t \x01(\rR\x0bopenStreams\"\x89\x01\n\x10ListHostsRequest\x12%\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12%\n\x0e\x63onnected_only\x18\x03 \x01(\x08R\rconnectedOnly\"e\n\x11ListHostsResponse\x12(\n\x05hosts\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.HostR\x05hosts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2a\n\x0c\x46leetService\x12Q\n\tListHosts\x12\x1e.flowfleet.v1.ListHostsRequest\x1a\x1f.flowfleet.v1.ListHostsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowfleet.v1.fleet_service_pb2', globals())
@@ -29,11 +29,11 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _FLEETSERVICE.methods_by_name['ListHosts']._options = None
   _FLEETSERVICE.methods_by_name['ListHosts']._serialized_options = b'\220\002\001'
   _HOST._serialized_start=113
-  _HOST._serialized_end=382
-  _LISTHOSTSREQUEST._serialized_start=385
-  _LISTHOSTSREQUEST._serialized_end=522
-  _LISTHOSTSRESPONSE._serialized_start=524
-  _LISTHOSTSRESPONSE._serialized_end=625
-  _FLEETSERVICE._serialized_start=627
-  _FLEETSERVICE._serialized_end=724
+  _HOST._serialized_end=454
+  _LISTHOSTSREQUEST._serialized_start=457
+  _LISTHOSTSREQUEST._serialized_end=594
+  _LISTHOSTSRESPONSE._serialized_start=596
+  _LISTHOSTSRESPONSE._serialized_end=697
+  _FLEETSERVICE._serialized_start=699
+  _FLEETSERVICE._serialized_end=796
 # @@protoc_insertion_point(module_scope)

@@ -8,22 +8,26 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Host(_message.Message):
-    __slots__ = ["connected", "drops_reported", "flows_received", "last_contact", "name", "software_version", "stream_id"]
+    __slots__ = ["connected", "drops_reported", "flows_dropped", "flows_received", "last_contact", "name", "open_streams", "software_version", "stream_id"]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     DROPS_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     FLOWS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     LAST_CONTACT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     connected: bool
     drops_reported: int
+    flows_dropped: int
     flows_received: int
     last_contact: _timestamp_pb2.Timestamp
     name: str
+    open_streams: int
     software_version: str
     stream_id: str
-    def __init__(self, name: _Optional[str] = ..., last_contact: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., connected: bool = ..., software_version: _Optional[str] = ..., flows_received: _Optional[int] = ..., drops_reported: _Optional[int] = ..., stream_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., last_contact: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., connected: bool = ..., software_version: _Optional[str] = ..., flows_received: _Optional[int] = ..., drops_reported: _Optional[int] = ..., stream_id: _Optional[str] = ..., flows_dropped: _Optional[int] = ..., open_streams: _Optional[int] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ["connected_only", "page_size", "page_token"]

@@ -43,17 +43,28 @@ class IngestServiceServicer(object):
         arrive in any order; a sensor deletes a batch from its spool only when it is acked.
         4. After a reconnect the sensor sends a new Hello with the same stream id and replays every batch
         that was not acked, with its original seq. A batch the collector already holds, recognised by
-        (host, stream id, seq), is acked again and not stored twice.
+        (host, stream id, seq), is acked again (a DUPLICATE_BATCH notice) and not stored twice. The
+        collector remembers, per (host, stream id), the highest seq stored (the mark) and which of the
+        256 seqs at and below the mark it stored: a seq at or below the mark that it stored is a
+        duplicate; any other seq at or below the mark (never stored, or more than 256 below the mark)
+        ends the stream with FAILED_PRECONDITION and is never acked, so the sensor keeps it. A sensor
+        that keeps at most 64 batches in flight only ever replays seqs within that range.
         5. Flows for a window the collector has already closed are still kept: the window's sample gets a
         new revision (and a Notice says so).
 
-        Bounds: every message is validated (see the rules on each field); a sensor should keep at most 64
-        batches unacknowledged in flight, and the collector may stop reading (HTTP/2 flow control) while
-        its store catches up. Errors end the stream with a gRPC status: UNAUTHENTICATED (no valid client
-        certificate), PERMISSION_DENIED (wrong role), INVALID_ARGUMENT (a message fails validation, the
-        status names the field), FAILED_PRECONDITION (protocol order), RESOURCE_EXHAUSTED (message larger
-        than the collector accepts), UNAVAILABLE (collector shutting down: reconnect, possibly to another
-        collector).
+        Bounds: every message is validated (see the rules on each field); flow times must lie within the
+        collector's skew window around its clock; a sensor should keep at most 64 batches unacknowledged
+        in flight, and the collector may stop reading (HTTP/2 flow control) while its store catches up. A
+        host may hold a limited number of concurrent streams (default 4), and a stream that sends no
+        message for the idle timeout (default 15 minutes, or 2 windows + grace if longer) is closed with
+        UNAVAILABLE; see docs/limits.md. Errors end the stream with a gRPC status: UNAUTHENTICATED (no
+        valid client certificate), PERMISSION_DENIED (wrong role), INVALID_ARGUMENT (a message fails
+        validation, the status names the field), FAILED_PRECONDITION (protocol order, a seq out of order,
+        or a second stream id for a host on a collector run with --one-stream-per-host),
+        RESOURCE_EXHAUSTED (message larger than the collector accepts, or too many streams for the host),
+        UNAVAILABLE (collector shutting down, idle stream closed, or a batch could not be stored:
+        reconnect, possibly to another collector), INTERNAL (a batch the collector could not encode: it is
+        not stored and not acked).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

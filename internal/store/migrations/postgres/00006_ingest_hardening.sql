@@ -1,0 +1,15 @@
+-- +goose Up
+-- Ingest hardening (issue 14). flows_dropped counts the flows sensors reported lost
+-- (DropCounters.sensor_flows), apart from drops_reported, which counts packets. streams.recent
+-- records which of the 256 seqs at and below the stream's mark (hwm) were stored (store.seqMarks): a
+-- replayed seq is a duplicate only if it was stored. A stream recorded before has an empty recent,
+-- read as "every one of the 256 seqs below the mark was stored" (the old rule, within that range).
+-- Counters made negative by a count of 2^63 or more under the old code are saturated to 2^63-1.
+ALTER TABLE hosts ADD COLUMN flows_dropped BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE streams ADD COLUMN recent BYTEA NOT NULL DEFAULT '\x';
+UPDATE hosts SET drops_reported = 9223372036854775807 WHERE drops_reported < 0;
+UPDATE hosts SET flows_received = 9223372036854775807 WHERE flows_received < 0;
+
+-- +goose Down
+ALTER TABLE streams DROP COLUMN recent;
+ALTER TABLE hosts DROP COLUMN flows_dropped;
