@@ -39,6 +39,7 @@ type sqlStore struct {
 	// handler), which under load wasted milliseconds at every hand-over; a mutex hands over at once.
 	writeMu sync.Mutex
 	small   smallWrites
+	created bool // Open found no migrations applied: a new store (Stats)
 }
 
 // smallWrites gathers small SQLite writes (window-end marks, host contacts) into shared transactions.
@@ -164,6 +165,10 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
+	if err := s.checkIntegrity(ctx, strings.TrimPrefix(dsn, "sqlite://")); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -188,6 +193,9 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	p, err := goose.NewProvider(gd, s.db, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
+	}
+	if v, err := p.GetDBVersion(ctx); err == nil {
+		s.created = v == 0
 	}
 	for attempt := 1; ; attempt++ {
 		_, err := p.Up(ctx)
@@ -719,8 +727,8 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, []byte{}, []byte{}, ms(now), ms(now)); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows) VALUES (?, ?, ?)`),
-		ns.ID, ns.Content, ns.Flows); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows, content_sha256) VALUES (?, ?, ?, ?)`),
+		ns.ID, ns.Content, ns.Flows, contentSum(ns.Content)); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
 	}
 	if ns.Relay {
@@ -866,10 +874,6 @@ func (s *sqlStore) blob(ctx context.Context, col, id string) ([]byte, error) {
 		return nil, fmt.Errorf("store: sample %s: %w", col, err)
 	}
 	return b, nil
-}
-
-func (s *sqlStore) SampleContent(ctx context.Context, id string) ([]byte, error) {
-	return s.blob(ctx, "content", id)
 }
 
 func (s *sqlStore) SampleFlows(ctx context.Context, id string) ([]byte, error) {

@@ -188,5 +188,10 @@ type Store interface {
 
 	// Ping checks the database.
 	Ping(ctx context.Context) error
+	// CheckWritable commits a tiny write transaction (collector's row of a probe table): the collector's
+	// readiness check (integrity.go).
+	CheckWritable(ctx context.Context, collector string) error
+	// Stats says which backend this is, whether Open created it, and how many samples it holds.
+	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }

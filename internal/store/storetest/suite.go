@@ -65,6 +65,8 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"ReplayAfterPruneIsDuplicate", testReplayAfterPrune},
 		{"ConcurrentPruneAndLateBatches", testConcurrentPruneAndLate},
 		{"ConcurrentPruners", testConcurrentPruners},
+		{"ContentChecksum", testContentChecksum},
+		{"StatsAndWriteProbe", testStatsAndProbe},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
