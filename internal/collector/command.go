@@ -93,6 +93,9 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	return cmd
 }
 
+// listen opens the gRPC listener (a test swaps it to make Serve fail).
+var listen = net.Listen
+
 func run(ctx context.Context, vp *viper.Viper) error {
 	log, err := logx.New(os.Stderr, vp.GetString("log-format"), vp.GetString("log-level"))
 	if err != nil {
@@ -153,7 +156,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", vp.GetString("listen"))
+	lis, err := listen("tcp", vp.GetString("listen"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -211,7 +214,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		if ctx.Err() != nil {
 			log.Info("shutting down: finishing in-flight batches")
 		} else {
-			log.Error("shutting down after a failure: finishing in-flight batches")
+			log.Error("shutting down after a failure: finishing in-flight batches", "err", context.Cause(gctx))
 		}
 		c.Drain()
 		stopped := make(chan struct{})
@@ -237,8 +240,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		"window", vp.GetDuration("window"), "grace", vp.GetDuration("grace"),
 		"handshake_timeout", c.cfg.HandshakeTimeout, "max_connections", c.cfg.MaxConnections)
 	if err := g.Wait(); err != nil {
-		log.Error("collector stopped", "err", err)
-		return err
+		return err // main prints it and exits 1
 	}
 	log.Info("collector stopped")
 	return nil
