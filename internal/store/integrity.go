@@ -28,8 +28,8 @@ type Stats struct {
 // checkIntegrity is run by Open before the migrations touch the database.
 //
 // SQLite: PRAGMA quick_check reads every page of the file and checks the b-trees' structure (not the
-// contents of blobs: those are what the samples' checksums are for). It reads the whole file, about
-// as long as copying it; a file that fails it makes Open fail, since writing into a damaged b-tree
+// contents of blobs: those are what the samples' checksums are for). It reads the whole file:
+// BenchmarkOpenSQLite measured 0.3 s for a 100 MB store on the 2-core test machine; a file that fails it makes Open fail, since writing into a damaged b-tree
 // can spread the damage. PostgreSQL keeps its own page checksums, so the check is a cheap sanity
 // check instead: the session must be able to write (not a read-only standby).
 func (s *sqlStore) checkIntegrity(ctx context.Context, path string) error {
@@ -114,7 +114,8 @@ func contentSum(content []byte) []byte {
 
 // SampleContent returns a sample's .bf content after checking it against the checksum recorded when
 // it was written (ErrCorrupt when it differs). Samples recorded before migration 00007 have no
-// checksum and are returned unchecked. Hashing costs about a millisecond per megabyte.
+// checksum and are returned unchecked. Hashing runs at about 220 MB/s on the 2-core test machine
+// (BenchmarkSampleContent: a 10 MB sample takes 155 ms to read, 48 ms of it hashing).
 func (s *sqlStore) SampleContent(ctx context.Context, id string) ([]byte, error) {
 	var content, sum []byte
 	err := s.db.QueryRowContext(ctx, s.q("SELECT content, content_sha256 FROM sample_data WHERE id = ?"), id).Scan(&content, &sum)
