@@ -41,9 +41,12 @@ func (u *unwritableStore) SaveBatches(ctx context.Context, b []store.Batch) ([]b
 	return u.Store.SaveBatches(ctx, b)
 }
 
+// plainHTTP keeps no idle connections, so tests leave no connection goroutines behind.
+var plainHTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testTimeout}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := plainHTTP.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

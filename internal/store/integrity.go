@@ -92,20 +92,30 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// CheckWritable commits a one-row write transaction (collector's row of health_probe): it fails when
-// the database cannot take writes (disk full, read-only file or server, lock held too long). It goes
-// through the same queue as the batch commits on SQLite, so a probe that succeeds means a commit could
-// get in; it does not prove that a large commit fits on a nearly full disk (the collector also watches
-// the commits' own outcomes and the samples directory).
+// CheckWritable commits a one-row write transaction (collector's row of health_probe, and the removal
+// of rows no collector has written for a day: collectors in Kubernetes get a new name with every pod):
+// it fails when the database cannot take writes (disk full, read-only file or server, lock held too
+// long). It goes through the same queue as the batch commits on SQLite, so a probe that succeeds means a
+// commit could get in; it does not prove that a large commit fits on a nearly full disk (the collector
+// also watches the commits' own outcomes and the samples directory).
 func (s *sqlStore) CheckWritable(ctx context.Context, collector string) error {
-	defer s.lockWrites()()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO health_probe (collector, probed_at) VALUES (?, ?)
-		ON CONFLICT (collector) DO UPDATE SET probed_at = excluded.probed_at`), truncate(collector, 256), ms(time.Now()))
+	now := time.Now()
+	err := s.runWrites(ctx, []*smallOp{{fn: func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO health_probe (collector, probed_at) VALUES (?, ?)
+			ON CONFLICT (collector) DO UPDATE SET probed_at = excluded.probed_at`), truncate(collector, 256), ms(now)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM health_probe WHERE probed_at < ?`), ms(now.Add(-probeRowTTL)))
+		return err
+	}}})
 	if err != nil {
 		return fmt.Errorf("store: write probe: %w", err)
 	}
 	return nil
 }
+
+// probeRowTTL is how long a health_probe row outlives its collector's last probe.
+const probeRowTTL = 24 * time.Hour
 
 // contentSum is the checksum recorded with a sample's content.
 func contentSum(content []byte) []byte {

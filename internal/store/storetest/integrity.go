@@ -98,8 +98,15 @@ func testStatsAndProbe(t *testing.T, e *env) {
 		t.Fatalf("reopened: %+v, %v; want an existing store with 2 samples", st, err)
 	}
 	db, _ := e.rawDB()
+	insert := "INSERT INTO health_probe (collector, probed_at) VALUES ('old-pod', 0)"
+	if _, err := db.ExecContext(ctx(t), insert); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.CheckWritable(ctx(t), "c1"); err != nil { // also removes rows a day old
+		t.Fatal(err)
+	}
 	var rows int
 	if err := db.QueryRowContext(ctx(t), "SELECT COUNT(*) FROM health_probe").Scan(&rows); err != nil || rows != 2 {
-		t.Fatalf("health_probe holds %d rows (%v), want one per collector (2)", rows, err)
+		t.Fatalf("health_probe holds %d rows (%v), want one per live collector (2)", rows, err)
 	}
 }
