@@ -69,7 +69,7 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f := cmd.Flags()
 	f.String("config", "", "config file")
 	f.String("listen", ":7443", "gRPC listen address (mutual TLS)")
-	f.String("metrics-listen", "127.0.0.1:9464", `Prometheus metrics listen address ("" turns metrics off)`)
+	f.String("metrics-listen", "127.0.0.1:9464", `plain-HTTP listen address of /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: the store takes writes); "" turns them off`)
 	f.String("data-dir", "flowfleet-data", "directory for samples (and the SQLite store)")
 	f.String("store", "", `store: a SQLite file path, or postgres://… (default: <data-dir>/flowfleet.db)`)
 	f.Duration("window", 300*time.Second, "window length; sensors must use the same")

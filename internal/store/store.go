@@ -5,6 +5,10 @@
 //
 // Every method is safe for concurrent use. Batches are durable when SaveBatches returns: the collector
 // acknowledges a batch only after that.
+//
+// Integrity (integrity.go): each sample's content is stored with its SHA-256 and checked when read
+// (ErrCorrupt when it no longer matches); Open checks a SQLite file with PRAGMA quick_check before
+// migrating it, and fails on a damaged one.
 package store
 
 import (
