@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -92,6 +93,10 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
+
+// metricsMaxConns bounds the metrics listener's connections: Prometheus, the probes and a few
+// people's curls.
+const metricsMaxConns = 64
 
 // listen opens the gRPC listener (a test swaps it to make Serve fail).
 var listen = net.Listen
@@ -174,7 +179,12 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		health := c.HealthHandler()
 		mux.Handle("/healthz", health)
 		mux.Handle("/readyz", health)
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// The metrics listener is reachable from the pod network now that probes use it: a client holding
+		// idle connections must not use up the process's file descriptors (they come out of the 256 kept
+		// from --max-connections) nor keep the probes out for long.
+		mlis = netutil.LimitListener(mlis, metricsMaxConns)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 		log.Info("metrics listening", "addr", mlis.Addr().String(), "paths", "/metrics /healthz /readyz")
 	}
 

@@ -115,3 +115,30 @@ func TestRunStopsCleanlyOnCancel(t *testing.T) {
 		t.Fatal("the metrics server still listens after run returned")
 	}
 }
+
+// Idle connections to the metrics listener (now reachable from the pod network, for the probes) are
+// bounded and timed out: with every slot held by clients that send nothing, a probe still gets its
+// answer once the header timeout frees a slot.
+func TestMetricsListenerBoundsIdleConnections(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := runCommand(t, ctx, metricsAddr)
+	defer func() { cancel(); <-done }()
+	waitListening(t, metricsAddr)
+	var idle []net.Conn
+	for range metricsMaxConns + 10 {
+		c, err := net.Dial("tcp", metricsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	code, body := get(t, "http://"+metricsAddr+"/healthz")
+	if code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz behind %d idle connections: %d %q", len(idle), code, body)
+	}
+	for _, c := range idle[:metricsMaxConns] { // the ones that got a slot were closed by the server
+		waitClosed(t, c, "an idle metrics connection")
+	}
+}
