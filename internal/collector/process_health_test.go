@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,7 +145,7 @@ func TestReadyzOnFullDisk(t *testing.T) {
 	metricsAddr, addr := freeAddr(t), freeAddr(t)
 	startCollectorProcess(t, p, dir, addr, "--metrics-listen", metricsAddr)
 	url := "http://" + metricsAddr
-	waitFor(t, "/readyz 200", func() bool { code, _ := get(t, url+"/readyz"); return code == 200 })
+	waitFor(t, "/readyz 200", func() bool { return tryGet(url+"/readyz") == 200 })
 
 	filler, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
@@ -187,4 +188,82 @@ func TestReadyzOnFullDisk(t *testing.T) {
 	if resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("gRPC health with space again: %v, %v", resp, err)
 	}
+}
+
+// Under a low open-file limit (300), idle TCP connections cannot starve the collector: the default
+// connection limit (half of 300) refuses the ones past it, with a log line, while the store keeps its
+// file descriptors and /readyz keeps answering 200; once the idle connections go, a real client is
+// served. (Issue #14 item 8: 150 idle connections made health checks time out, with nothing logged.)
+func TestLowFileLimitIdleConnections(t *testing.T) {
+	p := newTestPKI(t)
+	dir := t.TempDir()
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	files := p.serverFiles()
+	logPath := filepath.Join(dir, "collector-lowfd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	// ulimit sets the soft and hard limits, so Go's raising the soft limit at start cannot undo it.
+	cmd := exec.Command("sh", "-c", `ulimit -n 300 && exec "$0" "$@"`, collectorBinary(t),
+		"--listen", addr, "--metrics-listen", metricsAddr, "--data-dir", dir, "--window", "60s",
+		"--handshake-timeout", "1h", "--cert", files.CertFile, "--key", files.KeyFile, "--ca", files.CAFile)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	url := "http://" + metricsAddr
+	waitFor(t, "/readyz 200", func() bool { return tryGet(url+"/readyz") == 200 })
+	if l, _ := os.ReadFile(logPath); !strings.Contains(string(l), "max_connections=150") {
+		t.Fatalf("the connection limit is not half of the open-file limit 300:\n%s", l)
+	}
+	var idle []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	waitFor(t, "a log line about the refused connections", func() bool {
+		l, _ := os.ReadFile(logPath)
+		return strings.Contains(string(l), "connection refused or closed by a limit") && strings.Contains(string(l), "reason=limit")
+	})
+	waitFor(t, "the metric of refused connections", func() bool {
+		_, body := get(t, url+"/metrics")
+		return strings.Contains(body, `flowfleet_collector_connections_rejected_total{reason="limit"} 50`)
+	})
+	for range 3 { // the probe keeps passing: the store still has its descriptors
+		if code, body := get(t, url+"/readyz"); code != 200 {
+			t.Fatalf("/readyz with the connection limit reached: %d %q", code, body)
+		}
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	idle = nil
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	hc := healthpb.NewHealthClient(dialAs(t, addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	waitFor(t, "a real client served", func() bool {
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+}
+
+// tryGet is the status of GET url, or 0 when the request fails (nothing listening yet).
+func tryGet(url string) int {
+	resp, err := plainHTTP.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
