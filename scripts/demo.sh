@@ -50,8 +50,8 @@ fi
 step "Installing what is missing (apt) and building collector, sensor, flowctl"
 scripts/setup.sh
 mkdir -p "$work"/{bin,pki,data,logs,run,spool}
-go build -o "$work/bin/" ./cmd/collector ./cmd/sensor ./deploy/demo/demonet
-go build -o "$work/bin/flowctl" ./cmd/ctl
+scripts/build.sh -o "$work/bin"
+go build -o "$work/bin/" ./deploy/demo/demonet
 flowctl="$work/bin/flowctl"
 
 step "Stopping an earlier demo run, if any"
@@ -66,6 +66,17 @@ for h in "${hosts[@]}"; do
   "$flowctl" certs issue --dir "$work/pki" --role sensor --name "$h" --force >/dev/null
 done
 "$flowctl" certs issue --dir "$work/pki" --role reader --name demo-reader --force >/dev/null
+# The reader's client config: with it, flowctl queries need no connection flags. The demo writes the
+# user's default client config too, unless one exists that is not the demo's own.
+"$flowctl" config init --file "$work/flowctl.yaml" --force --collector 10.99.0.1:7443 \
+  --cert "$work/pki/reader-demo-reader.pem" --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem" >/dev/null
+user_config="${XDG_CONFIG_HOME:-$HOME/.config}/flowfleet/flowctl.yaml"
+query="$flowctl --config $work/flowctl.yaml samples list"
+if [ ! -e "$user_config" ] || grep -q "reader-demo-reader.pem" "$user_config"; then
+  mkdir -p "$(dirname "$user_config")"
+  cp "$work/flowctl.yaml" "$user_config.tmp" && chmod 600 "$user_config.tmp" && mv "$user_config.tmp" "$user_config"
+  query="$flowctl samples list"
+fi
 
 step "Creating the test hosts: ff-host-a (10.99.0.11), ff-host-b (10.99.0.12) and ff-services (DNS 10.99.0.2, web 100.64.0.1-2)"
 ip link add ffbr0 type bridge
@@ -124,8 +135,7 @@ for h in "${hosts[@]}"; do
   ip netns exec "ff-$h" ping -c 3 -i 0.2 100.64.0.1 >/dev/null 2>&1 || true
 done
 
-conn=(--collector 10.99.0.1:7443 --cert "$work/pki/reader-demo-reader.pem"
-      --key "$work/pki/reader-demo-reader-key.pem" --ca "$work/pki/ca.pem")
+conn=(--config "$work/flowctl.yaml")
 step "Waiting for the window to close (up to $((window * 2 + 15)) s)"
 deadline=$(( $(date +%s) + window * 2 + 15 ))
 while :; do
@@ -155,6 +165,6 @@ The fleet is running:
   samples (.bf) $work/data/samples/
   certificates  $work/pki/
   metrics       http://127.0.0.1:9464/metrics
-Query it:  $flowctl samples list ${conn[*]}
+Query it:  $query   (client config: $work/flowctl.yaml)
 Stop it:   sudo scripts/demo.sh down
 EOT

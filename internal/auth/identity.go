@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -166,4 +168,22 @@ func FromCertificate(cert *x509.Certificate, trustDomain string) (Identity, erro
 		return Identity{}, fmt.Errorf("%w: certificate %q is for trust domain %q, want %q", ErrInvalidIdentity, cert.Subject.CommonName, id.TrustDomain, trustDomain)
 	}
 	return id, nil
+}
+
+// shortNamePrefix is how much of a name ShortName keeps; shortNameHashHex is the hex digits of the
+// name's SHA-256 that follow it after "~" (64 bits: a collision between two names that share their first
+// shortNamePrefix characters is not a practical concern).
+const (
+	shortNamePrefix  = 120
+	shortNameHashHex = 16
+)
+
+// ShortName returns a bounded stand-in for an identity name in file names: the name's first 120
+// characters, "~" and 16 hex digits of its SHA-256 (137 bytes at most). A name may be 253 characters,
+// which with a prefix and suffix exceeds the 255 bytes a file name may have. "~" is not a name
+// character, so a short name never equals a full one, and two names give the same short name only if
+// their hashes collide.
+func ShortName(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return name[:min(len(name), shortNamePrefix)] + "~" + hex.EncodeToString(sum[:])[:shortNameHashHex]
 }

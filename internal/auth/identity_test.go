@@ -164,3 +164,22 @@ func TestDefaultPolicy(t *testing.T) {
 		t.Error("exact rule did not override the service rule")
 	}
 }
+
+// ShortName bounds a name for file names, keeps names apart that share their first 120 characters, and
+// never gives a valid name.
+func TestShortName(t *testing.T) {
+	a, b := strings.Repeat("a", 200)+".example", strings.Repeat("a", 200)+".example2"
+	sa, sb := ShortName(a), ShortName(b)
+	if len(sa) != 137 || len(ShortName(strings.Repeat("z", MaxNameLen))) != 137 {
+		t.Errorf("ShortName(%d chars) has %d bytes, want 137", len(a), len(sa))
+	}
+	if sa == sb {
+		t.Errorf("two names with the same prefix share the short name %q", sa)
+	}
+	if ShortName(a) != sa {
+		t.Error("ShortName is not deterministic")
+	}
+	if !strings.HasPrefix(sa, a[:120]+"~") || ValidateName(sa) == nil {
+		t.Errorf("ShortName(%q) = %q: want the first 120 characters, \"~\", and a string that is no valid name", a, sa)
+	}
+}

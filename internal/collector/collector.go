@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
-// Version is the collector's software version, reported to sensors in Welcome.
-var Version = "0.1.0"
+// Version is the collector's software version, reported to sensors in Welcome (buildinfo.Version).
+var Version = buildinfo.Version()
 
 // Config is the collector's configuration.
 type Config struct {
@@ -63,6 +67,17 @@ type Config struct {
 	PruneMaxFlows   int64
 	// Now is the retention clock (tests); default time.Now.
 	Now func() time.Time
+	// MaxWindowFlows and MaxWindowBytes bound one window (one host's flows of one window, every
+	// revision): flows past either bound are dropped, counted (flowfleet_collector_window_flows_dropped_total,
+	// the sample's flows_dropped) and logged once per window; their batch is still acknowledged.
+	// Defaults 1,000,000 flows and 256 MiB of encoded flows; negative means no bound (docs/limits.md).
+	MaxWindowFlows int64
+	MaxWindowBytes int64
+	// CloseRetryMin and CloseRetryMax bound the backoff between the attempts to close a window whose
+	// sample cannot be written: CloseRetryMin after the first failure, doubling up to CloseRetryMax
+	// (defaults 2 s and 10 min). Other windows close meanwhile.
+	CloseRetryMin time.Duration
+	CloseRetryMax time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +108,43 @@ func (c *Config) setDefaults() {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = defaultMaxConnections()
 	}
+	if c.MaxWindowFlows == 0 {
+		c.MaxWindowFlows = DefaultMaxWindowFlows
+	}
+	if c.MaxWindowBytes == 0 {
+		c.MaxWindowBytes = DefaultMaxWindowBytes
+	}
+	if c.CloseRetryMin <= 0 {
+		c.CloseRetryMin = 2 * time.Second
+	}
+	if c.CloseRetryMax <= 0 {
+		c.CloseRetryMax = 10 * time.Minute
+	}
+	c.CloseRetryMax = max(c.CloseRetryMax, c.CloseRetryMin)
+}
+
+// The per-window bounds' defaults (Config.MaxWindowFlows, MaxWindowBytes). A million flows is the
+// sensor's flow table bound (--max-flows), so a default sensor's window fits. 256 MiB of encoded flows
+// holds a million flows with names of up to about 150 bytes, and bounds the memory of closing a window:
+// the collector's resident memory grew by about 7 times the window's encoded flows while closing it
+// (bench/README.md, Closing a window), so a window at the bound needs about 1.8 GiB.
+const (
+	DefaultMaxWindowFlows = 1_000_000
+	DefaultMaxWindowBytes = 256 << 20
+)
+
+// windowLimits is the store's form of the per-window bound.
+func (c *Config) windowLimits() store.WindowLimits {
+	return store.WindowLimits{MaxFlows: max(c.MaxWindowFlows, 0), MaxBytes: max(c.MaxWindowBytes, 0)}
+}
+
+// closeBackoff is the wait after a window's attempt-th failed close.
+func (c *Config) closeBackoff(attempt int) time.Duration {
+	d := c.CloseRetryMin
+	for i := 1; i < attempt && d < c.CloseRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.CloseRetryMax)
 }
 
 // Collector holds the collector's services and background work.
@@ -108,6 +160,7 @@ type Collector struct {
 	health  *healthState  // readiness (health.go)
 	conns   *connGuard    // connection limits (conns.go)
 
+	building    *byteBudget   // bounds the bytes of the windows being built at once (closeWindow)
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
 	drainOnce   sync.Once
 	stopCommits chan struct{} // closed when Run ends
@@ -132,15 +185,22 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("collector: data directory: %w", err)
 	}
+	if log == nil {
+		log = slog.Default()
+	}
+	removed, err := removeOrphanTemps(dir)
+	if err != nil {
+		return nil, fmt.Errorf("collector: data directory %s: %w", dir, err)
+	}
+	if removed > 0 {
+		log.Info("removed temporary files a previous run left in the sample directory", "dir", dir, "files", removed)
+	}
 	probe, err := os.CreateTemp(dir, ".probe*")
 	if err != nil {
 		return nil, fmt.Errorf("collector: data directory %s is not writable: %w", dir, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if log == nil {
-		log = slog.Default()
-	}
 	hs := &healthState{}
 	m := newMetrics(reg)
 	c := &Collector{
@@ -148,6 +208,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 		health: hs, conns: newConnGuard(log, m, cfg.MaxConnections),
+		building: newByteBudget(cfg.MaxWindowBytes),
 	}
 	if err := c.newRelay(reg); err != nil {
 		return nil, err
@@ -206,11 +267,116 @@ func (c *Collector) Drain() {
 	c.drainOnce.Do(func() { close(c.draining) })
 }
 
+// removeOrphanTemps removes the temporary files of atomic writes (".<name>.bf.tmp<digits>") and of
+// the writability probe (".probe<digits>") that a killed collector left in its sample directory; it
+// returns how many it removed. A sample directory belongs to one collector, which calls this before it
+// writes anything, so no file removed here is being written.
+func removeOrphanTemps(dir string) (int, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	removed := 0
+	for {
+		entries, err := d.ReadDir(1024)
+		for _, e := range entries {
+			if e.Type().IsRegular() && isOrphanTemp(e.Name()) {
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return removed, err
+				}
+				removed++
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(entries) == 0) {
+			return removed, nil
+		}
+		if err != nil {
+			return removed, err
+		}
+	}
+}
+
+// isOrphanTemp reports a temporary file name of flow.WriteFileAtomic (".x.bf.tmp123") or of New's probe
+// (".probe123").
+func isOrphanTemp(name string) bool {
+	if !strings.HasPrefix(name, ".") {
+		return false
+	}
+	var digits string
+	if i := strings.LastIndex(name, ".bf.tmp"); i > 1 {
+		digits = name[i+len(".bf.tmp"):]
+	} else if rest, ok := strings.CutPrefix(name, ".probe"); ok {
+		digits = rest
+	} else {
+		return false
+	}
+	if digits == "" {
+		return false
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// byteBudget is a weighted semaphore over bytes. Windows close closeParallel at a time, and building a
+// sample takes about three times its window's encoded flows: without a budget, four windows at the
+// per-window bound would need four times the memory of one. With it, the windows being built at once
+// hold at most the budget (one window's bound) between them; a larger window waits for the others and
+// then builds alone. Small windows, the usual case, still build in parallel.
+type byteBudget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	total int64
+	free  int64
+}
+
+// newByteBudget makes a budget of the per-window byte bound (DefaultMaxWindowBytes when unbounded).
+func newByteBudget(maxWindowBytes int64) *byteBudget {
+	if maxWindowBytes <= 0 {
+		maxWindowBytes = DefaultMaxWindowBytes
+	}
+	b := &byteBudget{total: maxWindowBytes, free: maxWindowBytes}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n bytes (at most the whole budget) are free and takes them; it returns the
+// release.
+func (b *byteBudget) acquire(n int64) func() {
+	n = min(max(n, 0), b.total)
+	b.mu.Lock()
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		b.free += n
+		b.mu.Unlock()
+		b.cond.Broadcast()
+	}
+}
+
 // closeParallel bounds the windows closed at once.
 const closeParallel = 4
 
-// closeDue closes every window that is due.
+// closeDue closes every window that is due. A window whose close fails is isolated: the failure is
+// recorded in the store (FailWindow: backoff, error, a write_failed placeholder sample), DueWindows
+// skips it until its next attempt, and the other windows go on closing. It is logged at its first
+// failure and when a retry succeeds, not at every retry.
 func (c *Collector) closeDue(ctx context.Context, now time.Time) {
+	open, err := c.store.CountOpenWindows(ctx)
+	if err != nil {
+		c.metrics.storeErrors.Inc()
+		c.log.Error("counting open windows", "err", err)
+	} else {
+		c.metrics.openWindows.Set(float64(open))
+	}
 	for {
 		due, err := c.store.DueWindows(ctx, now, c.cfg.Grace, 64)
 		if err != nil {
@@ -218,51 +384,80 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 			c.log.Error("looking for windows to close", "err", err)
 			return
 		}
-		open, _ := c.store.CountOpenWindows(ctx)
-		c.metrics.openWindows.Set(float64(open))
 		if len(due) == 0 {
 			return
 		}
 		// Several windows close at once: building a sample (decode, order, encode, write and sync its file)
 		// takes milliseconds, and a fleet's windows all end together.
 		var wg sync.WaitGroup
-		var failed atomic.Bool
+		var progress atomic.Int64 // windows closed, or whose failure is recorded (so not due again now)
 		sem := make(chan struct{}, closeParallel)
 		for _, w := range due {
-			if failed.Load() {
-				break
-			}
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				// The recorded sample is built by the last call of the callback (SQLite may build again).
-				var built builtFrom
-				s, err := c.store.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
-					built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
-					return c.buildSampleForStore(wc)
-				})
-				if err != nil {
-					c.metrics.storeErrors.Inc()
-					c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
-					failed.Store(true)
-					return
+				if c.closeWindow(ctx, w) {
+					progress.Add(1)
 				}
-				if s == nil {
-					return
-				}
-				c.metrics.samplesWritten.Inc()
-				c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
-					"revision", s.Revision, "flows", s.FlowCount, "file", filepath.Join(c.SampleDir(), s.FileName))
-				c.noteRetention(s, built)
-				c.events.publish(*s, "") // a new sample (or revision): no previous state
-				c.notifyRelay()
 			}()
 		}
 		wg.Wait()
-		if failed.Load() || len(due) < 64 {
+		// A full list again only if this round moved on: windows another collector holds (PostgreSQL
+		// SKIP LOCKED) or failures the store could not record would come back the same.
+		if len(due) < 64 || progress.Load() < int64(len(due)) {
 			return
 		}
 	}
+}
+
+// closeWindow closes one window; it reports whether the window is no longer due (closed, or its
+// failure recorded).
+func (c *Collector) closeWindow(ctx context.Context, w store.WindowRef) bool {
+	// The recorded sample is built by the last call of the callback (SQLite may build again).
+	var built builtFrom
+	var attempts int
+	s, err := c.store.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
+		built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
+		attempts = wc.CloseAttempts
+		var size int64
+		for _, b := range wc.Batches {
+			size += int64(len(b))
+		}
+		defer c.building.acquire(size)()
+		return c.buildSampleForStore(wc)
+	})
+	if err != nil {
+		c.metrics.closeFailures.Inc()
+		n, ferr := c.store.FailWindow(ctx, store.WindowFailure{WindowRef: w, Error: err.Error(), At: time.Now(),
+			Backoff: c.cfg.closeBackoff, Name: func(rev int) (string, string) { return SampleName(w.Host, w.WindowStart, rev) }})
+		if ferr != nil {
+			c.metrics.storeErrors.Inc()
+			c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
+			c.log.Error("recording a failed window close", "host", w.Host, "window_start", w.WindowStart, "err", ferr)
+			return false
+		}
+		level := slog.LevelDebug // logged once per window: at its first failure
+		if n == 1 {
+			level = slog.LevelError
+		}
+		c.log.Log(ctx, level, "window close failed; it is retried with backoff while other windows close",
+			"host", w.Host, "window_start", w.WindowStart, "attempts", n, "next_attempt_in", c.cfg.closeBackoff(n), "err", err)
+		return true
+	}
+	if s == nil {
+		return false
+	}
+	if attempts > 0 {
+		c.log.Info("window written after failed closes", "sample", s.ID, "failed_attempts", attempts)
+	}
+	c.metrics.samplesWritten.Inc()
+	c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
+		"revision", s.Revision, "flows", s.FlowCount, "flows_dropped", s.FlowsDropped,
+		"file", filepath.Join(c.SampleDir(), s.FileName))
+	c.noteRetention(s, built)
+	c.events.publish(*s, "") // a new sample (or revision): no previous state
+	c.notifyRelay()
+	return true
 }

@@ -77,6 +77,12 @@ type testCollector struct {
 
 func startCollector(t *testing.T, p *testPKI, cfg Config) *testCollector {
 	t.Helper()
+	return startCollectorLog(t, p, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startCollectorLog is startCollector logging to log.
+func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *testCollector {
+	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
@@ -88,7 +94,6 @@ func startCollector(t *testing.T, p *testPKI, cfg Config) *testCollector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := New(st, cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

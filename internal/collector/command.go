@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -77,6 +78,8 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.Duration("grace", 60*time.Second, "how long after a window's end a silent sensor's window is closed")
 	f.Duration("retention", 720*time.Hour, "delete samples (store rows and .bf files) of windows that ended longer ago than this; 0 keeps them forever")
 	f.Duration("batch-retention", 24*time.Hour, "delete the stored flow batches of closed windows this long after their end (a later batch then builds on the window's sample); 0 keeps them until --retention; at most --retention")
+	f.Int64("max-window-flows", DefaultMaxWindowFlows, "most flows one host's window keeps; later flows of the window are dropped and counted (the sample's flows_dropped); -1: no bound")
+	f.Int64("max-window-bytes", DefaultMaxWindowBytes, "most bytes of encoded flows one host's window keeps (bounds the memory of closing it); later flows are dropped and counted; -1: no bound")
 	f.String("cert", "", "server certificate (PEM), e.g. from: flowctl certs issue --role collector")
 	f.String("key", "", "server private key (PEM)")
 	f.String("ca", "", "CA bundle that client certificates must chain to (PEM)")
@@ -91,6 +94,7 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.Int("relay-concurrency", 4, "NetworkSage uploads in flight at once")
 	f.String("log-format", "text", "log format: text or json")
 	f.String("log-level", "info", "log level: debug, info, warn or error")
+	buildinfo.AddTo(cmd)
 	return cmd
 }
 
@@ -149,11 +153,13 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		log.Info("store: opened an existing store", "backend", info.Backend, "store", redactDSN(dsn), "samples", info.Samples)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.NewCollector("collector"))
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
 		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
 		Retention: retention, BatchRetention: batchRetention,
-		HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections")}, log, reg)
+		HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections"),
+		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes")}, log, reg)
 	if err != nil {
 		return err
 	}

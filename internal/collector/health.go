@@ -139,7 +139,7 @@ func (c *Collector) probe(ctx context.Context) (check, reason string) {
 
 // probeDir creates, writes, syncs and removes a 1-byte file in dir.
 func probeDir(dir string) error {
-	f, err := os.CreateTemp(dir, ".ready*")
+	f, err := os.CreateTemp(dir, ".probe*") // the name removeOrphanTemps removes after a kill
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,26 @@ func (c *Collector) commit(group []*commitReq) {
 		default:
 			c.metrics.batches.WithLabelValues("stored").Inc()
 			c.metrics.flows.Add(float64(r.flows))
+			c.noteBounded(&batches[i])
 			r.done <- commitResult{}
+		}
+	}
+}
+
+// noteBounded counts the flows of a stored batch that the per-window bound dropped (the batch is still
+// acknowledged: the bound is the collector's choice, and a sensor sending it again would not help), and
+// logs each window once, when it first reaches its bound.
+func (c *Collector) noteBounded(b *store.Batch) {
+	for _, p := range b.Parts {
+		if p.Dropped == 0 {
+			continue
+		}
+		c.metrics.windowDrops.Add(float64(p.Dropped))
+		if p.Overflowed {
+			c.metrics.windowsBounded.Inc()
+			c.log.Warn("window reached its bound: later flows of this window are dropped and counted in the sample's flows_dropped",
+				"host", b.Host, "window_start", p.WindowStart, "max_flows", c.cfg.MaxWindowFlows,
+				"max_bytes", c.cfg.MaxWindowBytes, "dropped", p.Dropped)
 		}
 	}
 }
@@ -351,19 +370,19 @@ func (c *Collector) newCommit(host, streamID string, b *flowfleetv1.FlowBatch) *
 		}
 		byWindow[ws] = append(byWindow[ws], f)
 	}
-	batch := store.Batch{Host: host, StreamID: streamID, Seq: b.GetSeq(), Received: now}
+	batch := store.Batch{Host: host, StreamID: streamID, Seq: b.GetSeq(), Received: now, Limits: c.cfg.windowLimits()}
 	if d := b.GetDrops(); d != nil {
 		batch.Drops = d.GetKernelPackets() + d.GetSensorPackets()
 	}
 	var encErr error
 	for _, ws := range order {
-		enc, err := flowpb.Encode(byWindow[ws])
+		enc, ends, err := flowpb.EncodeEnds(byWindow[ws]) // ends: the store cuts a part at its window's bound
 		if err != nil {
 			encErr = err
 			break
 		}
 		batch.Parts = append(batch.Parts, store.BatchPart{WindowStart: ws, WindowSeconds: uint32(w),
-			FlowCount: len(byWindow[ws]), Flows: enc})
+			FlowCount: len(byWindow[ws]), Flows: enc, FlowEnds: ends})
 	}
 	req := &commitReq{batch: batch, flows: len(b.GetFlows()), received: now, done: make(chan commitResult, 1)}
 	if encErr != nil {

@@ -12,6 +12,9 @@ type metrics struct {
 	openWindows    prometheus.Gauge
 	samplesWritten prometheus.Counter
 	storeErrors    prometheus.Counter
+	closeFailures  prometheus.Counter
+	windowDrops    prometheus.Counter
+	windowsBounded prometheus.Counter
 
 	// Connections, readiness and integrity (conns.go, health.go, query.go).
 	conns             prometheus.Gauge
@@ -52,6 +55,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Samples (or new revisions) written."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_store_errors_total",
 			Help: "Store operations that failed."}),
+		closeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_window_close_failures_total",
+			Help: "Window closes that failed (the sample could not be built, written or recorded); each is retried with backoff."}),
+		windowDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_window_flows_dropped_total",
+			Help: "Flows dropped because their window had reached its bound (--max-window-flows, --max-window-bytes)."}),
+		windowsBounded: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_windows_bounded_total",
+			Help: "Windows that reached their bound (--max-window-flows, --max-window-bytes) and dropped flows."}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_connections",
 			Help: "gRPC connections open now (counted against --max-connections)."}),
 		connsLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_connections_limit",
@@ -83,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
-			m.samplesWritten, m.storeErrors, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
+			m.samplesWritten, m.storeErrors, m.closeFailures, m.windowDrops, m.windowsBounded, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
 			m.prunedBatches, m.oldestSample, m.revisionsAfterPrune, m.conns, m.connsLimit, m.connsRejected, m.ready,
 			m.readinessFailures, m.corruptContent)
 	}

@@ -47,6 +47,7 @@ var stateToProto = map[store.SampleState]flowfleetv1.SampleState{
 	store.StateRelayed:     flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
 	store.StateRelayFailed: flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED,
 	store.StateProcessed:   flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
+	store.StateWriteFailed: flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED,
 }
 
 func stateFromProto(s flowfleetv1.SampleState) store.SampleState {
@@ -63,8 +64,8 @@ func SampleToProto(s *store.Sample) *flowfleetv1.Sample {
 	return &flowfleetv1.Sample{
 		Id: s.ID, Host: s.Host, WindowStart: s.WindowStart, WindowSeconds: s.WindowSeconds,
 		Revision: uint32(s.Revision), FlowCount: int64(s.FlowCount), Bytes: s.Bytes, State: stateToProto[s.State],
-		FileName: s.FileName, RemoteId: s.RemoteID, RelayError: s.RelayError,
-		CreateTime: timestamppb.New(s.Created), UpdateTime: timestamppb.New(s.Updated),
+		FileName: s.FileName, RemoteId: s.RemoteID, RelayError: s.RelayError, WriteError: s.WriteError,
+		FlowsDropped: s.FlowsDropped, CreateTime: timestamppb.New(s.Created), UpdateTime: timestamppb.New(s.Updated),
 	}
 }
 
@@ -102,6 +103,9 @@ func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest
 	if err != nil {
 		return toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
+	if err := notWritten(x); err != nil {
+		return err
+	}
 	content, err := s.c.store.SampleContent(ctx, req.GetId())
 	if errors.Is(err, store.ErrCorrupt) {
 		s.c.metrics.corruptContent.Inc()
@@ -125,19 +129,30 @@ func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest
 	return nil
 }
 
+// notWritten refuses the content of a window whose sample could not be written (its placeholder).
+func notWritten(x *store.Sample) error {
+	if x.State == store.StateWriteFailed {
+		return status.Errorf(codes.FailedPrecondition, "sample %q is not written yet: %s", x.ID, x.WriteError)
+	}
+	return nil
+}
+
+// ListSampleFlows reads only the flow chunks (store.FlowChunkFlows flows each) that the page covers, so
+// a page costs the same at any offset of any sample; a sample stored whole (before migration 00005) is
+// decoded whole. The page token is the offset of the page's first flow, in decimal digits.
 func (s *sampleServer) ListSampleFlows(ctx context.Context, req *flowfleetv1.ListSampleFlowsRequest) (*flowfleetv1.ListSampleFlowsResponse, error) {
-	enc, err := s.c.store.SampleFlows(ctx, req.GetId())
+	x, err := s.c.store.GetSample(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
-	flows, err := flowpb.Decode(enc)
-	if err != nil {
-		return nil, status.Errorf(codes.DataLoss, "sample %q: %v", req.GetId(), err)
+	if err := notWritten(x); err != nil {
+		return nil, err
 	}
+	total := x.FlowCount
 	off := 0
 	if t := req.GetPageToken(); t != "" {
-		off, err = strconv.Atoi(t)
-		if err != nil || off < 0 || off > len(flows) {
+		var ok bool
+		if off, ok = parseFlowToken(t, total); !ok {
 			return nil, status.Error(codes.InvalidArgument, "invalid page_token")
 		}
 	}
@@ -145,12 +160,68 @@ func (s *sampleServer) ListSampleFlows(ctx context.Context, req *flowfleetv1.Lis
 	if size <= 0 {
 		size = 1000
 	}
-	end := min(off+size, len(flows))
-	resp := &flowfleetv1.ListSampleFlowsResponse{Flows: flows[off:end]}
-	if end < len(flows) {
+	end := min(off+size, total)
+	page, err := s.flowPage(ctx, x.ID, off, end)
+	if err != nil {
+		return nil, err
+	}
+	resp := &flowfleetv1.ListSampleFlowsResponse{Flows: page}
+	if end < total {
 		resp.NextPageToken = strconv.Itoa(end)
 	}
 	return resp, nil
+}
+
+// flowPage returns flows [off, end) of a sample.
+func (s *sampleServer) flowPage(ctx context.Context, id string, off, end int) ([]*flowfleetv1.Flow, error) {
+	if off >= end {
+		return nil, nil
+	}
+	const k = store.FlowChunkFlows
+	from := off / k
+	chunks, err := s.c.store.SampleFlowChunks(ctx, id, from, (end+k-1)/k)
+	if err != nil {
+		return nil, toStatus(err, "sample "+strconv.Quote(id))
+	}
+	var flows []*flowfleetv1.Flow
+	if len(chunks) == 0 { // stored whole
+		enc, err := s.c.store.SampleFlows(ctx, id)
+		if err != nil {
+			return nil, toStatus(err, "sample "+strconv.Quote(id))
+		}
+		from = 0
+		if flows, err = flowpb.Decode(enc); err != nil {
+			return nil, status.Errorf(codes.DataLoss, "sample %q: %v", id, err)
+		}
+	}
+	for _, c := range chunks {
+		got, err := flowpb.Decode(c)
+		if err != nil {
+			return nil, status.Errorf(codes.DataLoss, "sample %q: %v", id, err)
+		}
+		flows = append(flows, got...)
+	}
+	lo, hi := off-from*k, end-from*k
+	if hi > len(flows) {
+		return nil, status.Errorf(codes.DataLoss, "sample %q: %d flows stored, %d recorded", id, from*k+len(flows), end)
+	}
+	return flows[lo:hi], nil
+}
+
+// parseFlowToken reads a ListSampleFlows page token: the decimal offset of a flow, 0 to total, as
+// ListSampleFlows writes it (digits only, no sign, no leading zero).
+func parseFlowToken(t string, total int) (int, bool) {
+	if len(t) > 10 || (len(t) > 1 && t[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(t); i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(t[i]-'0')
+	}
+	return n, n <= total
 }
 
 func (s *sampleServer) WatchSamples(req *flowfleetv1.WatchSamplesRequest, stream flowfleetv1.SampleService_WatchSamplesServer) error {

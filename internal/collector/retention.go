@@ -273,10 +273,11 @@ func (c *Collector) sweepSampleFiles(ctx context.Context, cutoff time.Time) (int
 			if !ok || time.Unix(start+window, 0).After(cutoff) {
 				continue
 			}
-			if _, err := c.store.GetSample(ctx, strings.TrimSuffix(name, ".bf")); !errors.Is(err, store.ErrNotFound) {
-				if err != nil {
-					return removed, err
-				}
+			kept, err := c.sampleFileKept(ctx, name)
+			if err != nil {
+				return removed, err
+			}
+			if kept {
 				continue // its row is still there: it goes with it
 			}
 			if c.removeSampleFile(name) {
@@ -290,6 +291,22 @@ func (c *Collector) sweepSampleFiles(ctx context.Context, cutoff time.Time) (int
 			return removed, err
 		}
 	}
+}
+
+// sampleFileKept reports whether the store still has the sample whose file is name: the sample whose id
+// is the name without ".bf", or, for a shortened name (SampleName: the host part holds "~"), the sample
+// recorded with that file name. Shortened names are rare (hosts of more than about 180 characters), so
+// their look-up by file name, which no index serves, is too.
+func (c *Collector) sampleFileKept(ctx context.Context, name string) (bool, error) {
+	if strings.Contains(name, "~") {
+		got, _, err := c.store.ListSamples(ctx, store.SampleFilter{FileName: name, PageSize: 1})
+		return len(got) > 0, err
+	}
+	_, err := c.store.GetSample(ctx, strings.TrimSuffix(name, ".bf"))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // sampleFileWindow reads the window start from a sample file name, <host>_<start>[_r<revision>].bf

@@ -5,11 +5,13 @@
 package ctl
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
@@ -26,7 +28,8 @@ NetFlow v9 CSV into BayseFlow files exactly as the reference converter bayse-too
 talks to a FlowFleet collector over mutual TLS.
 
 Settings come from flags, from FLOWFLEET_* environment variables (FLOWFLEET_NAME_CACHE for --name-cache)
-and from a config file (--config).`,
+and from a config file: --config, else FLOWFLEET_CONFIG, else the client config that 'flowctl config
+init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -34,16 +37,11 @@ and from a config file (--config).`,
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return loadConfig(vp, cmd)
 	}
-	root.AddCommand(newConvertCommand(vp))
-	root.AddCommand(pki.NewCommand())
-	for _, add := range extraCommands {
-		root.AddCommand(add(vp))
-	}
+	root.AddCommand(newConvertCommand(vp), newSamplesCommand(vp), newHostsCommand(vp), newSageCommand(vp),
+		newConfigCommand(vp), pki.NewCommand())
+	buildinfo.AddTo(root)
 	return root
 }
-
-// extraCommands lets other files of the package register top-level commands.
-var extraCommands []func(*viper.Viper) *cobra.Command
 
 func newViper() *viper.Viper {
 	vp := viper.New()
@@ -59,11 +57,13 @@ func loadConfig(vp *viper.Viper, cmd *cobra.Command) error {
 	if err := vp.BindPFlags(cmd.Flags()); err != nil {
 		return err
 	}
-	if path, _ := cmd.Flags().GetString("config"); path != "" {
-		vp.SetConfigFile(path)
-		if err := vp.ReadInConfig(); err != nil {
-			return err
-		}
+	path, err := configPath(cmd)
+	if err != nil || path == "" {
+		return err
+	}
+	vp.SetConfigFile(path)
+	if err := vp.ReadInConfig(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
 }

@@ -22,10 +22,6 @@ import (
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newSageCommand)
-}
-
 const sageKeyHelp = `The API key comes from --networksage-api-key-file, else FLOWFLEET_NETWORKSAGE_API_KEY, else
 networksage-api-key in the config file (--config). No flag takes the key itself, so that it never shows
 in a process list or a shell history.`

@@ -20,10 +20,6 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newSamplesCommand, newHostsCommand)
-}
-
 func newSamplesCommand(vp *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "samples",
@@ -44,7 +40,7 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	list.Flags().String("host", "", "only this host's samples")
 	list.Flags().String("since", "", "only windows starting at or after this time (RFC 3339, or a duration ago such as 2h)")
 	list.Flags().String("until", "", "only windows starting before this time (RFC 3339, or a duration ago)")
-	list.Flags().String("state", "", "only samples in this state: open, closed, written, relayed, relay_failed, processed")
+	list.Flags().String("state", "", "only samples in this state: open, closed, written, relayed, relay_failed, processed, write_failed")
 	list.Flags().StringP("output", "o", "table", "output: table, wide or json")
 	list.Flags().Int("limit", 0, "stop after this many samples (0: all)")
 
@@ -132,6 +128,15 @@ var stateNames = map[string]flowfleetv1.SampleState{
 	"open": flowfleetv1.SampleState_SAMPLE_STATE_OPEN, "closed": flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
 	"written": flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN, "relayed": flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
 	"relay_failed": flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED, "processed": flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
+	"write_failed": flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED,
+}
+
+// sampleError is the error a sample shows: why it could not be written, or why its relay failed.
+func sampleError(s *flowfleetv1.Sample) string {
+	if s.GetWriteError() != "" {
+		return s.GetWriteError()
+	}
+	return s.GetRelayError()
 }
 
 func stateName(s flowfleetv1.SampleState) string {
@@ -155,7 +160,7 @@ func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
 	if s := vp.GetString("state"); s != "" {
 		st, ok := stateNames[s]
 		if !ok {
-			return fmt.Errorf("--state %q: want one of open, closed, written, relayed, relay_failed, processed", s)
+			return fmt.Errorf("--state %q: want one of open, closed, written, relayed, relay_failed, processed, write_failed", s)
 		}
 		req.State = st
 	}
@@ -206,7 +211,7 @@ func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
 		if out == "wide" {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetWindowSeconds(),
 				s.GetRevision(), s.GetFlowCount(), s.GetBytes(), stateName(s.GetState()), remote,
-				s.GetUpdateTime().AsTime().UTC().Format(time.RFC3339), sanitize(s.GetRelayError()))
+				s.GetUpdateTime().AsTime().UTC().Format(time.RFC3339), sanitize(sampleError(s)))
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetFlowCount(), stateName(s.GetState()), remote)
 		}

@@ -65,7 +65,8 @@ func TestREADMEFirstCommandRunsTheFleet(t *testing.T) {
 	work := t.TempDir()
 	cmd := exec.Command(fields[0], fields[1:]...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "FLOWFLEET_DEMO_WINDOW=10", "FLOWFLEET_DEMO_DIR="+work)
+	// The demo writes the user's default client config: here, one of the test's own.
+	cmd.Env = append(os.Environ(), "FLOWFLEET_DEMO_WINDOW=10", "FLOWFLEET_DEMO_DIR="+work, "XDG_CONFIG_HOME="+filepath.Join(work, "xdg"))
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(func() {
 		down := exec.Command(fields[0], "down")
@@ -89,6 +90,13 @@ func TestREADMEFirstCommandRunsTheFleet(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(web|api)\.demo\.test:443\s+session\s+TCP`).MatchString(flows) {
 		t.Errorf("no TLS flow named from its SNI (session):\n%s", flows)
+	}
+	// After the demo, a query needs no flags: the demo wrote the default client config.
+	if !strings.Contains(text, "Query it:  "+work+"/bin/flowctl samples list ") {
+		t.Errorf("the demo does not offer a bare flowctl samples list:\n%s", tail(out, 600))
+	}
+	if _, err := os.Stat(filepath.Join(work, "xdg", "flowfleet", "flowctl.yaml")); err != nil {
+		t.Errorf("the demo wrote no default client config: %v", err)
 	}
 	for _, want := range []string{"sudo scripts/demo.sh down", work + "/logs", work + "/data/samples"} {
 		if !strings.Contains(text, want) {

@@ -5,6 +5,7 @@ package flowpb
 import (
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
@@ -47,6 +48,33 @@ func Encode(flows []*flowfleetv1.Flow) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// EncodeEnds is Encode that also returns where each flow's encoding ends: b[:ends[i]] is the encoding of
+// flows[:i+1] (a FlowBatch's flows are its repeated field 2, one record after another), so a list can
+// be cut after any flow without encoding it again.
+func EncodeEnds(flows []*flowfleetv1.Flow) (b []byte, ends []int, err error) {
+	ends = make([]int, len(flows))
+	sizes := make([]int, len(flows))
+	n := 0
+	for i, f := range flows {
+		sizes[i] = proto.Size(f)
+		n += protowire.SizeTag(flowsField) + protowire.SizeBytes(sizes[i])
+	}
+	b = make([]byte, 0, n)
+	opts := proto.MarshalOptions{UseCachedSize: true} // the sizes were just computed
+	for i, f := range flows {
+		b = protowire.AppendTag(b, flowsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
+		if b, err = opts.MarshalAppend(b, f); err != nil {
+			return nil, nil, fmt.Errorf("encode flows: %w", err)
+		}
+		ends[i] = len(b)
+	}
+	return b, ends, nil
+}
+
+// flowsField is the field number of FlowBatch.flows.
+const flowsField = 2
 
 // Decode reads a list stored by Encode.
 func Decode(b []byte) ([]*flowfleetv1.Flow, error) {

@@ -316,9 +316,19 @@ type Paths struct {
 	Key string
 }
 
-// PathsFor returns where WriteFiles puts the certificate of role and name in dir.
+// maxFileBase bounds <role>-<name> in file names: with "-key.pem" and an atomic write's temporary
+// suffix it stays within the 255 bytes a file name may have.
+const maxFileBase = 200
+
+// PathsFor returns where WriteFiles puts the certificate of role and name in dir. A name too long for a
+// file name (names may have 253 characters) is shortened with auth.ShortName; the certificate itself
+// holds the full name.
 func PathsFor(dir string, role auth.Role, name string) Paths {
-	base := filepath.Join(dir, string(role)+"-"+name)
+	base := string(role) + "-" + name
+	if len(base) > maxFileBase {
+		base = string(role) + "-" + auth.ShortName(name)
+	}
+	base = filepath.Join(dir, base)
 	return Paths{Cert: base + ".pem", Key: base + "-key.pem"}
 }
 

@@ -328,3 +328,32 @@ func TestParseCA(t *testing.T) {
 		t.Error("junk certificate accepted")
 	}
 }
+
+// A name of 253 characters is valid, but <role>-<name>-key.pem would pass the 255 bytes of a file name:
+// the files get a shortened name, the certificate keeps the full one.
+func TestWriteFilesLongName(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := InitCA(InitOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("n", 249) + ".net"
+	leaf, err := ca.Issue(IssueOptions{Role: auth.RoleSensor, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := leaf.WriteFiles(dir, false)
+	if err != nil {
+		t.Fatalf("WriteFiles for a %d-character name: %v", len(name), err)
+	}
+	if p != PathsFor(dir, auth.RoleSensor, name) || len(filepath.Base(p.Key)) > 200 {
+		t.Errorf("paths %+v: want PathsFor's, with file names of at most 200 bytes", p)
+	}
+	id, err := auth.FromCertificate(leaf.Cert, auth.DefaultTrustDomain)
+	if err != nil || id.Name != name {
+		t.Errorf("the certificate names %q (%v), want the full name", id.Name, err)
+	}
+	if short := PathsFor(dir, auth.RoleSensor, "web01"); filepath.Base(short.Cert) != "sensor-web01.pem" {
+		t.Errorf("a short name's file is %s, want sensor-web01.pem", short.Cert)
+	}
+}

@@ -1,6 +1,6 @@
 // Package pynum reproduces the number and text conventions of the reference converter, which is written in
 // Python: the shortest round-trip repr of a double, the six-decimal rounding used for every time value,
-// and the text Python's str gives to JSON values (spec R-CONV-2 and "py-text").
+// and the text Python's str gives to JSON values (docs/bayseflow.md#R-CONV-2 and #py-text).
 //
 // Every function here is pure and safe for concurrent use.
 package pynum
@@ -200,7 +200,7 @@ func appendReprSci(dst []byte, x float64) []byte {
 	return append(dst, ds[exp+1:]...)
 }
 
-// Text returns the text Python's str gives to a decoded JSON value ("py-text", section 0 of the spec).
+// Text returns the text Python's str gives to a decoded JSON value (docs/bayseflow.md#py-text).
 // Numbers must have been decoded with json.Decoder.UseNumber.
 func Text(v any) string {
 	switch x := v.(type) {

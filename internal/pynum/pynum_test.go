@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// R-CONV-2: repr examples from the spec.
+// R-CONV-2 (docs/bayseflow.md#R-CONV-2): repr, on the rule's examples and a few more.
 func TestRepr(t *testing.T) {
 	cases := map[float64]string{
 		0:                  "0.0",

@@ -56,10 +56,10 @@ func TestRCONV2Fix6AndRepr(t *testing.T) {
 	}
 }
 
-// py-text (section 0): integers keep their digits, other numbers are repr of the nearest double.
+// py-text (docs/bayseflow.md#py-text): integers keep their digits, other numbers are repr of the nearest double.
 // Note: CPython 3.9–3.11 gives repr(float("0.055490970611572269")) == "0.055490970611572266" (the shortest
-// text that reads back as the same double); the spec's example "0.05549097061157227" does not read back
-// as that double.
+// text that reads back as the same double); "0.05549097061157227", an example some write-ups of the rule
+// give, does not read back as that double.
 func TestPyText(t *testing.T) {
 	for lit, want := range map[string]string{
 		"443": "443", "-0": "0", // Python int has no negative zero "443.0": "443.0", "1e2": "100.0", "1E-5": "1e-05", "0.1": "0.1",

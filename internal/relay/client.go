@@ -22,12 +22,12 @@ import (
 	"time"
 )
 
-// The documented API (spec §1, §4).
+// The documented API (docs/networksage-api.md §1, §4).
 const (
 	// DefaultBaseURL is NetworkSage's API.
 	DefaultBaseURL = "https://api.seclarity.io"
 	// DefaultType is the upload type FlowFleet sends: NetworkSage's streaming module always sent
-	// secflow, and BayseFlow is its successor (spec §7.1).
+	// secflow, and BayseFlow is its successor (API doc §7.1).
 	DefaultType = "secflow"
 	// DefaultTimeout bounds one request, and the fixed part of an upload's deadline.
 	DefaultTimeout = 30 * time.Second
@@ -154,7 +154,7 @@ func (c *Client) endpoint(p string) string {
 	return u.String()
 }
 
-// envelope is every reply's shape (spec §3).
+// envelope is every reply's shape (API doc §3).
 type envelope struct {
 	Error *bool           `json:"error"`
 	Body  json.RawMessage `json:"body"`
@@ -274,7 +274,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // UploadResult is the service's acknowledgement of an upload.
 type UploadResult struct {
-	// SampleID is the private sample id, lower-cased (spec §7.2); every /sec/v1.0/samples call takes it.
+	// SampleID is the private sample id, lower-cased (API doc §7.2); every /sec/v1.0/samples call takes it.
 	SampleID string
 	// FileName, UUID (the public id, "" for a private account) and Link are returned by the service
 	// when it sends them; nothing relies on them.
@@ -356,7 +356,7 @@ func uploadBody(fileName string, content []byte, typ string) ([]byte, string, er
 	return buf.Bytes(), mw.FormDataContentType(), nil
 }
 
-// Upload is one entry of the account's uploads list (spec §4.2).
+// Upload is one entry of the account's uploads list (API doc §4.2).
 type Upload struct {
 	FileName       string `json:"fileName"`
 	Processed      bool   `json:"-"`
@@ -368,7 +368,7 @@ type Upload struct {
 	UUID string `json:"uuid"`
 }
 
-// UnmarshalJSON reads an upload, accepting processed as a boolean or a "true"/"false" string (§7.8).
+// UnmarshalJSON reads an upload, accepting processed as a boolean or a "true"/"false" string (API doc §7.8).
 func (u *Upload) UnmarshalJSON(b []byte) error {
 	type plain Upload
 	var x struct {
@@ -399,7 +399,7 @@ func (u Upload) MarshalJSON() ([]byte, error) {
 
 var s3Date = regexp.MustCompile(`date=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?)/`)
 
-// UploadedAt is when the upload was received, in UTC (the zone-less times of §7.12 read as UTC): from
+// UploadedAt is when the upload was received, in UTC (the zone-less times of API doc §7.12 read as UTC): from
 // the date= segment of fullS3FilePath, else from dateCreated. ok is false when neither parses.
 func (u *Upload) UploadedAt() (t time.Time, ok bool) {
 	if m := s3Date.FindStringSubmatch(u.FullS3FilePath); m != nil {
@@ -456,7 +456,7 @@ func (c *Client) FindUpload(ctx context.Context, fileName string, since time.Tim
 	return best, nil
 }
 
-// SampleInfo is a private sample's metadata (spec §4.3).
+// SampleInfo is a private sample's metadata (API doc §4.3).
 type SampleInfo struct {
 	ID          string `json:"id,omitempty"`
 	Hash        string `json:"hash,omitempty"`
@@ -467,7 +467,7 @@ type SampleInfo struct {
 	Processed bool `json:"processed"`
 }
 
-// PublicID is the sample's public identifier: base64 of "<id>#hash#<hash>" (spec §4.3), or "" when
+// PublicID is the sample's public identifier: base64 of "<id>#hash#<hash>" (API doc §4.3), or "" when
 // id or hash is missing.
 func (s *SampleInfo) PublicID() string {
 	if s.ID == "" || s.Hash == "" {
@@ -523,7 +523,7 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Secflow is one enriched flow of a sample (spec §4.4).
+// Secflow is one enriched flow of a sample (API doc §4.4).
 type Secflow struct {
 	SourceData            Text `json:"sourceData"`
 	DestinationData       Text `json:"destinationData"`

@@ -3,7 +3,7 @@
 // It has two parts:
 //
 //   - Client speaks the NetworkSage API as SeclarityIO's own clients used it
-//     (/work/shared/spec/networksage-api.md): the key goes in a header named apikey, replies are a JSON
+//     (docs/networksage-api.md): the key goes in a header named apikey, replies are a JSON
 //     envelope {"error": bool, "body": …}, and only HTTP 200 with error false is success. It uploads a
 //     .bf file (POST /upload/v1.0/uploader), lists the account's uploads, and reads a sample's metadata
 //     and enriched flows.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 )
 
@@ -87,7 +88,6 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 		Short:         "Capture packets, assemble flows and stream them to a FlowFleet collector",
 		Long:          longHelp,
 		Example:       example,
-		Version:       SoftwareVersion(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -135,6 +135,7 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 	for _, k := range []string{KeyCollector, KeyInterface, KeyExcludeInterface} {
 		vp.SetDefault(k, []string{})
 	}
+	buildinfo.AddTo(cmd)
 	return cmd
 }
 

@@ -4,34 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
+
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 )
 
-// Version is the sensor's software version, sent in each Hello; set it at build time with
-// -ldflags "-X github.com/flowfleet/flowfleet/internal/sensor.Version=v1.2.3". When empty, the module
-// version from the build information is used, or "dev".
-var Version string
-
-// SoftwareVersion returns Version or its fallback (always 1–64 printable ASCII characters).
-func SoftwareVersion() string {
-	v := Version
-	if v == "" {
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-	}
-	var b strings.Builder
-	for _, r := range v {
-		if r >= ' ' && r <= '~' && b.Len() < 64 {
-			b.WriteRune(r)
-		}
-	}
-	if b.Len() == 0 {
-		return "dev"
-	}
-	return b.String()
-}
+// SoftwareVersion is the version the sensor sends in each Hello (buildinfo.Version).
+func SoftwareVersion() string { return buildinfo.Version() }
 
 func parseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {

@@ -20,6 +20,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/internal/sensor/ship"
@@ -115,7 +116,8 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			buildinfo.NewCollector("sensor"))
 	}
 	s := &Sensor{cfg: cfg, opts: opts, log: opts.Logger, reg: reg, m: metrics.New(reg), lastBatch: opts.Now()}
 	ok := false

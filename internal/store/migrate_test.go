@@ -116,3 +116,44 @@ func TestMigrateRetention(t *testing.T) {
 		}
 	})
 }
+
+// A database made before migration 5 keeps its samples readable: flows stored whole (no chunks, so
+// readers fall back to SampleFlows), no write error, no drops; its open windows close and are bounded.
+func TestMigrateWindowLimits(t *testing.T) {
+	atVersion(t, 4, func(t *testing.T, ctx context.Context, db *sql.DB, dsn string) {
+		for _, q := range []string{
+			`INSERT INTO samples (id, host, window_start, window_seconds, revision, flow_count, bytes, state, file_name,
+					content, flows, created_at, updated_at) VALUES ('h_60', 'h', 60, 60, 1, 1, 3, 'written', 'h_60.bf', '', '', 1, 1)`,
+			`INSERT INTO sample_data (id, content, flows) VALUES ('h_60', 'bf!', 'whole')`,
+			`INSERT INTO windows (host, window_start, window_seconds, state, last_batch_at, revision, flow_count)
+					VALUES ('h', 120, 60, 'open', 120000, 0, 2)`,
+		} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if chunks, err := st.SampleFlowChunks(ctx, "h_60", 0, 1); err != nil || len(chunks) != 0 {
+			t.Fatalf("chunks of an old sample: %q, %v; want none", chunks, err)
+		}
+		if flows, err := st.SampleFlows(ctx, "h_60"); err != nil || string(flows) != "whole" {
+			t.Fatalf("flows of an old sample: %q, %v", flows, err)
+		}
+		if x, err := st.GetSample(ctx, "h_60"); err != nil || x.WriteError != "" || x.FlowsDropped != 0 {
+			t.Fatalf("old sample: %+v, %v", x, err)
+		}
+		due, err := st.DueWindows(ctx, time.Unix(3600, 0), 0, 10)
+		if err != nil || len(due) != 1 || due[0].WindowStart != 120 {
+			t.Fatalf("old open window not due: %v, %v", due, err)
+		}
+		b := store.Batch{Host: "h", StreamID: "s", Seq: 1, Received: time.Unix(3600, 0), Limits: store.WindowLimits{MaxFlows: 3},
+			Parts: []store.BatchPart{{WindowStart: 120, WindowSeconds: 60, FlowCount: 2, Flows: []byte("ab"), FlowEnds: []int{1, 2}}}}
+		if _, err := st.SaveBatches(ctx, []store.Batch{b}); err != nil || b.Parts[0].Dropped != 1 {
+			t.Fatalf("bound on an old window (2 flows held, room for 1): dropped %d, %v", b.Parts[0].Dropped, err)
+		}
+	})
+}

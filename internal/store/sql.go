@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -376,11 +377,12 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		}
 	}
 
-	// 3. The parts, in arrival order.
+	// 3. The parts, in arrival order, each cut to what its window's bound still takes.
 	type windowAdd struct {
-		secs  uint32
-		flows int
-		last  int64
+		secs           uint32
+		flows, dropped int
+		bytes          int64
+		last           int64
 	}
 	type hostAdd struct {
 		flows, drops int64
@@ -388,6 +390,10 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	}
 	windows := map[windowKey]*windowAdd{}
 	hosts := map[string]*hostAdd{}
+	held, err := s.windowTotals(ctx, tx, batches, dup)
+	if err != nil {
+		return fail(err)
+	}
 	var parts []any
 	for i := range batches {
 		if dup[i] {
@@ -402,17 +408,27 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		}
 		h.drops += int64(b.Drops)
 		h.last = max(h.last, at)
-		for _, p := range b.Parts {
-			parts = append(parts, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), p.FlowCount, p.Flows, at)
+		for j := range b.Parts {
+			p := &b.Parts[j]
 			k := windowKey{b.Host, p.WindowStart}
 			w := windows[k]
 			if w == nil {
 				w = &windowAdd{secs: p.WindowSeconds}
 				windows[k] = w
 			}
-			w.flows += p.FlowCount
-			w.last = max(w.last, at)
 			h.flows += int64(p.FlowCount)
+			w.last = max(w.last, at)
+			t := held[k]
+			flows, n := fitPart(p, b.Limits, t)
+			p.Dropped, p.Overflowed = p.FlowCount-n, p.FlowCount > n && t.dropped == 0
+			t.flows, t.bytes, t.dropped = t.flows+int64(n), t.bytes+int64(len(flows)), t.dropped+int64(p.Dropped)
+			held[k] = t
+			w.flows += n
+			w.bytes += int64(len(flows))
+			w.dropped += p.Dropped
+			if n > 0 {
+				parts = append(parts, b.Host, p.WindowStart, b.StreamID, int64(b.Seq), n, flows, at)
+			}
 		}
 	}
 	for _, chunk := range chunks(len(parts)/7, 500) {
@@ -437,19 +453,21 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 	})
 	for _, chunk := range chunks(len(wkeys), 1000) {
 		ks := wkeys[chunk[0]:chunk[1]]
-		args := make([]any, 0, 5*len(ks))
+		args := make([]any, 0, 7*len(ks))
 		for _, k := range ks {
 			w := windows[k]
-			args = append(args, k.host, k.start, int64(w.secs), w.last, w.flows)
+			args = append(args, k.host, k.start, int64(w.secs), w.last, w.flows, w.bytes, w.dropped)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO windows
-			(host, window_start, window_seconds, last_batch_at, flow_count, state, end_marked, revision)
-			VALUES `+rowsOfWith(len(ks), 5, ", 'open', 0, 0")+`
+			(host, window_start, window_seconds, last_batch_at, flow_count, flow_bytes, flows_dropped, state, end_marked, revision)
+			VALUES `+rowsOfWith(len(ks), 7, ", 'open', 0, 0")+`
 			ON CONFLICT (host, window_start) DO UPDATE SET
 				end_marked = CASE WHEN windows.state = 'open' THEN windows.end_marked ELSE 0 END,
 				state = 'open',
 				last_batch_at = excluded.last_batch_at,
-				flow_count = windows.flow_count + excluded.flow_count`), args...); err != nil {
+				flow_count = windows.flow_count + excluded.flow_count,
+				flow_bytes = windows.flow_bytes + excluded.flow_bytes,
+				flows_dropped = windows.flows_dropped + excluded.flows_dropped`), args...); err != nil {
 			return fail(err)
 		}
 	}
@@ -481,6 +499,89 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]bool, er
 		return nil, fmt.Errorf("store: save batches: commit: %w", err)
 	}
 	return dup, nil
+}
+
+// windowTotal is what a window holds so far, for its bound (Batch.Limits).
+type windowTotal struct{ flows, bytes, dropped int64 }
+
+// windowTotals reads what the windows of the batches that carry limits hold already. On PostgreSQL the
+// rows are locked (in key order, after the streams: the global order SaveBatches keeps), so that two
+// collectors cannot both fill the same window's last room; a window neither has made yet can still
+// take both their parts, once.
+func (s *sqlStore) windowTotals(ctx context.Context, tx *sql.Tx, batches []Batch, dup []bool) (map[windowKey]windowTotal, error) {
+	held := map[windowKey]windowTotal{}
+	var keys []windowKey
+	for i := range batches {
+		if dup[i] || batches[i].Limits == (WindowLimits{}) {
+			continue
+		}
+		for _, p := range batches[i].Parts {
+			k := windowKey{batches[i].Host, p.WindowStart}
+			if _, ok := held[k]; !ok {
+				held[k] = windowTotal{}
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if keys[a].host != keys[b].host {
+			return keys[a].host < keys[b].host
+		}
+		return keys[a].start < keys[b].start
+	})
+	lock := ""
+	if s.dialect == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	for _, c := range chunks(len(keys), 500) {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT host, window_start, flow_count, flow_bytes, flows_dropped FROM windows
+			WHERE (host, window_start) IN (`+rowsOf(c[1]-c[0], 2)+`) ORDER BY host, window_start`+lock), keyArgs(keys[c[0]:c[1]])...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k windowKey
+			var t windowTotal
+			if err := rows.Scan(&k.host, &k.start, &t.flows, &t.bytes, &t.dropped); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			held[k] = t
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return held, nil
+}
+
+// fitPart returns the flows of p that fit its window's bound given what the window holds (t), and how
+// many they are: all of them when they fit, else the longest prefix that does (with p.FlowEnds) or
+// none. Once a window has dropped a flow it takes no more, so that a sample never holds a later
+// flow without an earlier one.
+func fitPart(p *BatchPart, l WindowLimits, t windowTotal) ([]byte, int) {
+	roomFlows, roomBytes := int64(p.FlowCount), int64(len(p.Flows))
+	if l.MaxFlows > 0 {
+		roomFlows = l.MaxFlows - t.flows
+	}
+	if l.MaxBytes > 0 {
+		roomBytes = l.MaxBytes - t.bytes
+	}
+	if t.dropped == 0 && int64(p.FlowCount) <= roomFlows && int64(len(p.Flows)) <= roomBytes {
+		return p.Flows, p.FlowCount
+	}
+	if t.dropped > 0 || len(p.FlowEnds) != p.FlowCount || roomFlows <= 0 || roomBytes <= 0 {
+		return nil, 0
+	}
+	n := int(min(roomFlows, int64(p.FlowCount)))
+	for n > 0 && int64(p.FlowEnds[n-1]) > roomBytes {
+		n--
+	}
+	if n == 0 {
+		return nil, 0
+	}
+	return p.Flows[:p.FlowEnds[n-1]], n
 }
 
 // chunks splits n items into [from, to) ranges of at most size.
@@ -525,9 +626,9 @@ func (s *sqlStore) EndWindow(ctx context.Context, w WindowRef, firstFrameTime fl
 func (s *sqlStore) DueWindows(ctx context.Context, now time.Time, grace time.Duration, limit int) ([]WindowRef, error) {
 	g := grace.Milliseconds()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, window_start, window_seconds FROM windows
-		WHERE state = 'open' AND (end_marked = 1 OR
+		WHERE state = 'open' AND next_close_at <= ? AND (end_marked = 1 OR
 			((window_start + window_seconds) * 1000 + ? <= ? AND last_batch_at + ? <= ?))
-		ORDER BY window_start, host LIMIT ?`), g, ms(now), g, ms(now), limit)
+		ORDER BY window_start, host LIMIT ?`), ms(now), g, ms(now), g, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due windows: %w", err)
 	}
@@ -587,8 +688,9 @@ func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock 
 	var snap windowSnapshot
 	c := &snap.content
 	var prunedRev int
-	err := q.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time, pruned_revision FROM windows
-		WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(&snap.secs, &c.Revision, &c.FirstFrameTime, &prunedRev)
+	err := q.QueryRowContext(ctx, s.q(`SELECT window_seconds, revision, first_frame_time, pruned_revision, close_attempts,
+		flows_dropped FROM windows WHERE host = ? AND window_start = ? AND state = 'open'`+lock), w.Host, w.WindowStart).Scan(
+		&snap.secs, &c.Revision, &c.FirstFrameTime, &prunedRev, &c.CloseAttempts, &c.FlowsDropped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -602,15 +704,24 @@ func (s *sqlStore) readWindow(ctx context.Context, q queryer, w WindowRef, lock 
 		// built from all of them, stands in for them; the batches still stored all came later.
 		c.Pruned = true
 		var base []byte
-		err := q.QueryRowContext(ctx, s.q(`SELECT d.flows FROM samples x JOIN sample_data d ON d.id = x.id
-			WHERE x.host = ? AND x.window_start = ? AND x.revision = ?`), w.Host, w.WindowStart, prunedRev).Scan(&base)
+		var id string
+		err := q.QueryRowContext(ctx, s.q(`SELECT x.id, d.flows FROM samples x JOIN sample_data d ON d.id = x.id
+			WHERE x.host = ? AND x.window_start = ? AND x.revision = ?`), w.Host, w.WindowStart, prunedRev).Scan(&id, &base)
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // gone: the revision holds only the later batches
 		case err != nil:
 			return nil, err
 		default:
 			c.BaseRevision = prunedRev
-			c.Batches = append(c.Batches, base)
+			if len(base) > 0 {
+				c.Batches = append(c.Batches, base)
+			}
+			// A sample stored in chunks: each chunk stands for a batch of its flows, in order.
+			chunks, err := s.flowChunks(ctx, q, id, 0, -1)
+			if err != nil {
+				return nil, err
+			}
+			c.Batches = append(c.Batches, chunks...)
 		}
 	}
 	rows, err := q.QueryContext(ctx, s.q(`SELECT id, flows FROM window_batches WHERE host = ? AND window_start = ? ORDER BY id`), w.Host, w.WindowStart)
@@ -720,40 +831,55 @@ func (s *sqlStore) closeLocked(ctx context.Context, w WindowRef, build func(Wind
 func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSnapshot, ns NewSample) (*Sample, error) {
 	w, c, secs := snap.content.WindowRef, &snap.content, snap.secs
 	now := time.Now()
-	// The content and flows live in sample_data (migration 00003), the samples row keeps empty ones.
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (id, host, window_start, window_seconds, revision,
-		flow_count, bytes, state, file_name, content, flows, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), ns.ID, w.Host, w.WindowStart, secs, c.Revision,
-		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, []byte{}, []byte{}, ms(now), ms(now)); err != nil {
+	// A failed close left a placeholder (FailWindow): the sample written now takes its place.
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM samples WHERE id = ? AND state = ?`), ns.ID, string(StateWriteFailed)); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows, content_sha256) VALUES (?, ?, ?, ?)`),
-		ns.ID, ns.Content, ns.Flows, contentSum(ns.Content)); err != nil {
+	// The content and flows live in sample_data (migration 00003), the samples row keeps empty ones.
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (id, host, window_start, window_seconds, revision,
+		flow_count, bytes, state, file_name, content, flows, created_at, updated_at, flows_dropped)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), ns.ID, w.Host, w.WindowStart, secs, c.Revision,
+		ns.FlowCount, ns.Bytes, string(ns.State), ns.FileName, []byte{}, []byte{}, ms(now), ms(now), c.FlowsDropped); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
+	}
+	flows := ns.Flows
+	if ns.FlowChunks != nil || flows == nil {
+		flows = []byte{}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows, content_sha256) VALUES (?, ?, ?, ?)`),
+		ns.ID, ns.Content, flows, contentSum(ns.Content)); err != nil {
+		return nil, fmt.Errorf("store: close window: record sample: %w", err)
+	}
+	for i, chunk := range ns.FlowChunks {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_flow_chunks (sample_id, chunk, flows) VALUES (?, ?, ?)`),
+			ns.ID, i, chunk); err != nil {
+			return nil, fmt.Errorf("store: close window: record sample flows: %w", err)
+		}
 	}
 	if ns.Relay {
 		if err := s.enqueueTx(ctx, tx, ns.ID, ns.FileName, now); err != nil {
 			return nil, fmt.Errorf("store: close window: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?,
+		close_attempts = 0, next_close_at = 0, close_error = ''
 		WHERE host = ? AND window_start = ?`), c.Revision, w.Host, w.WindowStart); err != nil {
 		return nil, fmt.Errorf("store: close window: %w", err)
 	}
 	return &Sample{ID: ns.ID, Host: w.Host, WindowStart: w.WindowStart, WindowSeconds: uint32(secs),
 		Revision: c.Revision, FlowCount: ns.FlowCount, Bytes: ns.Bytes, State: ns.State, FileName: ns.FileName,
-		Created: now.UTC().Truncate(time.Millisecond), Updated: now.UTC().Truncate(time.Millisecond)}, nil
+		FlowsDropped: c.FlowsDropped, Created: now.UTC().Truncate(time.Millisecond), Updated: now.UTC().Truncate(time.Millisecond)}, nil
 }
 
 const sampleCols = `id, host, window_start, window_seconds, revision, flow_count, bytes, state, file_name,
-	remote_id, relay_error, created_at, updated_at`
+	remote_id, relay_error, created_at, updated_at, write_error, flows_dropped`
 
 func scanSample(sc interface{ Scan(...any) error }) (*Sample, error) {
 	var x Sample
 	var secs, created, updated int64
 	var state string
 	if err := sc.Scan(&x.ID, &x.Host, &x.WindowStart, &secs, &x.Revision, &x.FlowCount, &x.Bytes, &state,
-		&x.FileName, &x.RemoteID, &x.RelayError, &created, &updated); err != nil {
+		&x.FileName, &x.RemoteID, &x.RelayError, &created, &updated, &x.WriteError, &x.FlowsDropped); err != nil {
 		return nil, err
 	}
 	x.WindowSeconds = uint32(secs)
@@ -790,6 +916,10 @@ func (s *sqlStore) ListSamples(ctx context.Context, f SampleFilter) ([]Sample, s
 	if f.State != "" {
 		where = append(where, "state = ?")
 		args = append(args, string(f.State))
+	}
+	if f.FileName != "" {
+		where = append(where, "file_name = ?")
+		args = append(args, f.FileName)
 	}
 	if f.PageToken != "" {
 		start, id, err := decodeToken(f.PageToken)
@@ -877,7 +1007,95 @@ func (s *sqlStore) blob(ctx context.Context, col, id string) ([]byte, error) {
 }
 
 func (s *sqlStore) SampleFlows(ctx context.Context, id string) ([]byte, error) {
-	return s.blob(ctx, "flows", id)
+	b, err := s.blob(ctx, "flows", id)
+	if err != nil || len(b) > 0 {
+		return b, err
+	}
+	chunks, err := s.flowChunks(ctx, s.db, id, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("store: sample flows: %w", err)
+	}
+	for _, c := range chunks {
+		b = append(b, c...)
+	}
+	return b, nil
+}
+
+func (s *sqlStore) SampleFlowChunks(ctx context.Context, id string, from, to int) ([][]byte, error) {
+	if from < 0 || to <= from {
+		return nil, nil
+	}
+	chunks, err := s.flowChunks(ctx, s.db, id, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("store: sample flow chunks: %w", err)
+	}
+	return chunks, nil
+}
+
+// flowChunks reads a sample's flow chunks [from, to) in order; to < 0 reads them all.
+func (s *sqlStore) flowChunks(ctx context.Context, q queryer, id string, from, to int) ([][]byte, error) {
+	if to < 0 {
+		to = math.MaxInt32
+	}
+	rows, err := q.QueryContext(ctx, s.q(`SELECT flows FROM sample_flow_chunks WHERE sample_id = ? AND chunk >= ? AND chunk < ?
+		ORDER BY chunk`), id, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) FailWindow(ctx context.Context, f WindowFailure) (int, error) {
+	msg := strings.ToValidUTF8(f.Error, "?")
+	if len(msg) > MaxWriteError {
+		msg = strings.ToValidUTF8(msg[:MaxWriteError], "")
+	}
+	var attempts int
+	err := s.runWrites(ctx, []*smallOp{{fn: func(ctx context.Context, tx *sql.Tx) error {
+		lock := ""
+		if s.dialect == dialectPostgres {
+			lock = " FOR UPDATE"
+		}
+		var rev, secs int
+		var flows int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT close_attempts, revision, window_seconds, flow_count FROM windows
+			WHERE host = ? AND window_start = ? AND state = 'open'`+lock), f.Host, f.WindowStart).Scan(&attempts, &rev, &secs, &flows)
+		if errors.Is(err, sql.ErrNoRows) {
+			attempts = 0
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		attempts++
+		next := f.At.Add(f.Backoff(attempts))
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET close_attempts = ?, next_close_at = ?, close_error = ?
+			WHERE host = ? AND window_start = ?`), attempts, ms(next), msg, f.Host, f.WindowStart); err != nil {
+			return err
+		}
+		id, file := f.Name(rev + 1)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO samples (id, host, window_start, window_seconds, revision, flow_count,
+			bytes, state, file_name, content, flows, created_at, updated_at, write_error)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET write_error = excluded.write_error, updated_at = excluded.updated_at,
+				flow_count = excluded.flow_count WHERE samples.state = excluded.state`),
+			id, f.Host, f.WindowStart, secs, rev+1, flows, string(StateWriteFailed), file, []byte{}, []byte{},
+			ms(f.At), ms(f.At), msg)
+		return err
+	}}})
+	if err != nil {
+		return 0, fmt.Errorf("store: fail window %s/%d: %w", f.Host, f.WindowStart, err)
+	}
+	return attempts, nil
 }
 
 func (s *sqlStore) SetSampleState(ctx context.Context, id string, state SampleState, remoteID, relayError string) (*Sample, error) {

@@ -31,6 +31,9 @@ const (
 	StateRelayed     SampleState = "relayed"
 	StateRelayFailed SampleState = "relay_failed"
 	StateProcessed   SampleState = "processed"
+	// StateWriteFailed marks the placeholder sample of a window whose close failed (FailWindow): it has
+	// no content, WriteError says why, and the sample that a later retry writes replaces it.
+	StateWriteFailed SampleState = "write_failed"
 )
 
 // Batch is one acknowledged unit of a sensor's stream, split by window.
@@ -41,6 +44,15 @@ type Batch struct {
 	Parts    []BatchPart
 	Drops    uint64 // losses the sensor reported with this batch
 	Received time.Time
+	// Limits bounds the windows this batch's parts go to (zero: no bound). SaveBatches keeps the flows
+	// that fit and drops the rest, reporting them in each part's Dropped.
+	Limits WindowLimits
+}
+
+// WindowLimits bounds what one window (all its revisions) holds. A bound of 0 is no bound.
+type WindowLimits struct {
+	MaxFlows int64 // flows
+	MaxBytes int64 // encoded flow bytes (BatchPart.Flows)
 }
 
 // BatchPart is the flows of a batch that fall into one window, encoded by the collector.
@@ -49,6 +61,15 @@ type BatchPart struct {
 	WindowSeconds uint32
 	FlowCount     int
 	Flows         []byte
+	// FlowEnds, when set, holds the end offset in Flows of each flow (FlowCount of them), so that a
+	// part that does not fit its window's bound can be cut after its last flow that fits; without it
+	// such a part is dropped whole. Flows[:FlowEnds[i]] must be a valid encoding of the first i+1 flows.
+	FlowEnds []int
+
+	// Set by SaveBatches: the flows of this part dropped by the window's bound (Batch.Limits), and
+	// whether this part is the one that first took its window over the bound.
+	Dropped    int
+	Overflowed bool
 }
 
 // WindowRef names one host × window.
@@ -71,7 +92,28 @@ type WindowContent struct {
 	// 0 when that sample is gone (Batches then holds only the batches received since the prune).
 	Pruned       bool
 	BaseRevision int
+	// CloseAttempts counts the earlier failed closes of this revision (FailWindow); FlowsDropped the
+	// flows the window's bound dropped.
+	CloseAttempts int
+	FlowsDropped  int64
 }
+
+// FlowChunkFlows is how many flows each chunk of NewSample.FlowChunks holds (the last may hold fewer).
+const FlowChunkFlows = 1000
+
+// WindowFailure records a failed close of a window (FailWindow).
+type WindowFailure struct {
+	WindowRef
+	Error string    // why; cut to MaxWriteError bytes
+	At    time.Time // when the close failed
+	// Backoff gives the wait before the next attempt after the attempt-th failure (1, 2, …).
+	Backoff func(attempt int) time.Duration
+	// Name gives the id and file name of the sample the window's revision would have.
+	Name func(revision int) (id, fileName string)
+}
+
+// MaxWriteError bounds Sample.WriteError.
+const MaxWriteError = 1024
 
 // NewSample is a sample built from a window, ready to be recorded.
 type NewSample struct {
@@ -81,8 +123,12 @@ type NewSample struct {
 	Bytes     int64 // payload bytes of all flows
 	State     SampleState
 	Content   []byte // the .bf file
-	Flows     []byte // the flows, encoded, in sample order
-	Relay     bool   // queue the sample for the NetworkSage relay (Outbox) in the same transaction
+	Flows     []byte // the flows, encoded, in sample order (when FlowChunks is nil)
+	// FlowChunks, when set, holds the flows in sample order in chunks of FlowChunkFlows flows, each
+	// encoded alone (their concatenation is what Flows would hold); they are stored one row each, so
+	// that SampleFlowChunks reads a page's chunks only.
+	FlowChunks [][]byte
+	Relay      bool // queue the sample for the NetworkSage relay (Outbox) in the same transaction
 }
 
 // Sample is a sample's metadata.
@@ -98,6 +144,8 @@ type Sample struct {
 	FileName      string
 	RemoteID      string
 	RelayError    string
+	WriteError    string // why the window's sample could not be written (StateWriteFailed)
+	FlowsDropped  int64  // flows the window's bound dropped (WindowLimits)
 	Created       time.Time
 	Updated       time.Time
 }
@@ -108,6 +156,7 @@ type SampleFilter struct {
 	Since     time.Time // window start at or after
 	Until     time.Time // window start before
 	State     SampleState
+	FileName  string // the sample whose file is this (a shortened file name does not give its id)
 	PageSize  int
 	PageToken string
 }
@@ -162,17 +211,27 @@ type Store interface {
 	SaveBatches(ctx context.Context, batches []Batch) (dup []bool, err error)
 	// EndWindow marks a window as complete on the sensor's side, so it closes without waiting for grace.
 	EndWindow(ctx context.Context, w WindowRef, firstFrameTime float64) error
-	// DueWindows lists open windows that are marked ended, or whose end (or last batch) is grace ago.
+	// DueWindows lists open windows that are marked ended, or whose end (or last batch) is grace ago,
+	// and whose failed close (FailWindow) is not waiting for its next attempt; oldest first.
 	DueWindows(ctx context.Context, now time.Time, grace time.Duration, limit int) ([]WindowRef, error)
 	// CloseWindow builds and records the window's next sample revision in one transaction; build
 	// receives the window's batches. It returns nil, nil when the window is not open (someone closed
 	// it first).
 	CloseWindow(ctx context.Context, w WindowRef, build func(WindowContent) (NewSample, error)) (*Sample, error)
+	// FailWindow records a failed close: the window's attempts count goes up, its next attempt waits
+	// f.Backoff(attempts), and a placeholder sample in state StateWriteFailed shows the error until a
+	// close succeeds. It returns the attempts so far (1 after the first failure); 0 when the window is
+	// not open.
+	FailWindow(ctx context.Context, f WindowFailure) (attempts int, err error)
 
 	ListSamples(ctx context.Context, f SampleFilter) (samples []Sample, nextToken string, err error)
 	GetSample(ctx context.Context, id string) (*Sample, error)
 	SampleContent(ctx context.Context, id string) ([]byte, error)
+	// SampleFlows returns a sample's flows, encoded, in sample order (all chunks, concatenated).
 	SampleFlows(ctx context.Context, id string) ([]byte, error)
+	// SampleFlowChunks returns chunks [from, to) of a sample stored in chunks (fewer past its end). A
+	// sample stored whole (before migration 00005) has none: SampleFlows then has its flows.
+	SampleFlowChunks(ctx context.Context, id string, from, to int) ([][]byte, error)
 	// SetSampleState records a relay outcome.
 	SetSampleState(ctx context.Context, id string, state SampleState, remoteID, relayError string) (*Sample, error)
 

@@ -6,7 +6,7 @@ import (
 )
 
 // R-DIR: one case per row, first directly on Direction, then through the engine with the corpus examples
-// the spec cites, where the deciding frame's sender is A.
+// docs/bayseflow.md cites, where the deciding frame's sender is A.
 func TestRDIRRows(t *testing.T) {
 	cases := []struct {
 		row          string
@@ -41,7 +41,7 @@ func TestRDIRRows(t *testing.T) {
 	}
 }
 
-// R-DIR through the engine, on the corpus examples of the spec's table.
+// R-DIR through the engine, on the corpus examples of docs/bayseflow.md's table.
 func TestRDIREngine(t *testing.T) {
 	udp := func(src string, sp uint16, dst string, dp uint16) []byte {
 		return ether4(ipv4(17, src, dst, udpDgram(sp, dp, make([]byte, 4))))

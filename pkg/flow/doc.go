@@ -1,13 +1,13 @@
 // Package flow turns packets into bidirectional flows and names their destinations, exactly as the
 // reference converter (bayse-tools 1.0.5) does; the rule ids in comments (R-DEC-5, R-DIR-L2, …) are those of
-// ../shared/spec/bayseflow.md.
+// docs/bayseflow.md.
 //
 // # Usage
 //
 //  1. Create an [Engine] with [NewEngine]; feed it frames one at a time with [Engine.Packet], in capture
 //     order, each with its link type and time.
 //  2. Call [Engine.Flush] when the input (or, for a live sensor, a window) ends. It returns a [Sample]: the
-//     flows sorted, numbered and named (section 5 of the spec), ready for the BayseFlow writer.
+//     flows sorted, numbered and named (section 5 of docs/bayseflow.md), ready for the BayseFlow writer.
 //
 // For a large input, [NewPipeline] runs the engine on two goroutines (per-frame decoding on the caller's,
 // the flow table on another), and [Engine.Detach] then [Detached.Order] give the flows a chunk at a time

@@ -24,7 +24,8 @@ const (
 )
 
 // SampleState is a sample's life-cycle state: OPEN → CLOSED → WRITTEN → RELAYED | RELAY_FAILED, and
-// RELAYED → PROCESSED. A new revision takes a sample back to CLOSED.
+// RELAYED → PROCESSED. A new revision takes a sample back to CLOSED. A window whose sample cannot be
+// written shows as WRITE_FAILED until a retry writes it.
 type SampleState int32
 
 const (
@@ -42,6 +43,9 @@ const (
 	SampleState_SAMPLE_STATE_RELAY_FAILED SampleState = 5
 	// NetworkSage reports that it has finished processing the uploaded sample.
 	SampleState_SAMPLE_STATE_PROCESSED SampleState = 6
+	// The window closed but its sample could not be written (write_error says why); the collector retries
+	// with backoff and the state becomes WRITTEN when a retry succeeds. Other windows are not held up.
+	SampleState_SAMPLE_STATE_WRITE_FAILED SampleState = 7
 )
 
 // Enum value maps for SampleState.
@@ -54,6 +58,7 @@ var (
 		4: "SAMPLE_STATE_RELAYED",
 		5: "SAMPLE_STATE_RELAY_FAILED",
 		6: "SAMPLE_STATE_PROCESSED",
+		7: "SAMPLE_STATE_WRITE_FAILED",
 	}
 	SampleState_value = map[string]int32{
 		"SAMPLE_STATE_UNSPECIFIED":  0,
@@ -63,6 +68,7 @@ var (
 		"SAMPLE_STATE_RELAYED":      4,
 		"SAMPLE_STATE_RELAY_FAILED": 5,
 		"SAMPLE_STATE_PROCESSED":    6,
+		"SAMPLE_STATE_WRITE_FAILED": 7,
 	}
 )
 
@@ -114,7 +120,9 @@ type Sample struct {
 	// Where the sample is in its life cycle.
 	State SampleState `protobuf:"varint,8,opt,name=state,proto3,enum=flowfleet.v1.SampleState" json:"state,omitempty"`
 	// Base name of the .bf file, also its `fileName` member: `<host>_<window_start>.bf`, or
-	// `<host>_<window_start>_r<revision>.bf` from revision 2; "" until it is written.
+	// `<host>_<window_start>_r<revision>.bf` from revision 2; "" until it is written. At most 200 bytes:
+	// when the host makes it longer, the host part is a prefix of the host, "~" and 16 hex digits of the
+	// host's SHA-256 (`host` keeps the full name).
 	FileName string `protobuf:"bytes,9,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
 	// NetworkSage's sampleId (32 lower-case hex digits) once the relay has uploaded the sample; "" before.
 	RemoteId string `protobuf:"bytes,10,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
@@ -123,7 +131,13 @@ type Sample struct {
 	// When the collector created the sample (first flow received for the window).
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the sample last changed (state, revision or relay status).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Why the window's sample could not be written, while state is WRITE_FAILED (the collector retries
+	// with backoff, at most every 10 minutes); "" otherwise. At most 1,024 bytes.
+	WriteError string `protobuf:"bytes,14,opt,name=write_error,json=writeError,proto3" json:"write_error,omitempty"`
+	// Flows of the window dropped because the window reached the collector's per-window bound (flows or
+	// encoded bytes, docs/limits.md); 0 when nothing was dropped. The sample holds the flows that came first.
+	FlowsDropped  int64 `protobuf:"varint,15,opt,name=flows_dropped,json=flowsDropped,proto3" json:"flows_dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +261,20 @@ func (x *Sample) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Sample) GetWriteError() string {
+	if x != nil {
+		return x.WriteError
+	}
+	return ""
+}
+
+func (x *Sample) GetFlowsDropped() int64 {
+	if x != nil {
+		return x.FlowsDropped
+	}
+	return 0
 }
 
 // ListSamplesRequest filters and pages samples.
@@ -1075,7 +1103,7 @@ var File_flowfleet_v1_sample_service_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\n" +
-	"!flowfleet/v1/sample_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17flowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x03\n" +
+	"!flowfleet/v1/sample_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17flowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n" +
 	"\x06Sample\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12!\n" +
@@ -1094,7 +1122,10 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xac\x03\n" +
+	"updateTime\x12\x1f\n" +
+	"\vwrite_error\x18\x0e \x01(\tR\n" +
+	"writeError\x12#\n" +
+	"\rflows_dropped\x18\x0f \x01(\x03R\fflowsDropped\"\xac\x03\n" +
 	"\x12ListSamplesRequest\x12/\n" +
 	"\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x012\x11^[A-Za-z0-9._-]*$R\x04host\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
@@ -1145,7 +1176,7 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x12RelaySampleRequest\x12+\n" +
 	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"C\n" +
 	"\x13RelaySampleResponse\x12,\n" +
-	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample*\xca\x01\n" +
+	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample*\xe9\x01\n" +
 	"\vSampleState\x12\x1c\n" +
 	"\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n" +
@@ -1153,7 +1184,8 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n" +
 	"\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n" +
 	"\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n" +
-	"\x16SAMPLE_STATE_PROCESSED\x10\x062\xc1\x04\n" +
+	"\x16SAMPLE_STATE_PROCESSED\x10\x06\x12\x1d\n" +
+	"\x19SAMPLE_STATE_WRITE_FAILED\x10\a2\xc1\x04\n" +
 	"\rSampleService\x12W\n" +
 	"\vListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n" +
 	"\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n" +

@@ -1,5 +1,5 @@
 // Package sagefake is a FAKE of the NetworkSage API (https://api.seclarity.io) as SeclarityIO's own
-// clients document it (/work/shared/spec/networksage-api.md §6), for tests and for trying flowctl sage
+// clients document it (docs/networksage-api.md §6), for tests and for trying flowctl sage
 // without an account. It is not NetworkSage: it analyses nothing, and it says so in its logs and in an
 // X-Sagefake response header.
 //
@@ -35,7 +35,7 @@ import (
 	"time"
 )
 
-// DefaultMaxUploadSize is the default size cap of an upload (spec §7.5).
+// DefaultMaxUploadSize is the default size cap of an upload (API doc §7.5).
 const DefaultMaxUploadSize = 10 << 20
 
 // Types are the upload types the fake accepts.
@@ -516,7 +516,7 @@ func (f *Fake) upload(key string, r *http.Request, body []byte, rec *Request) re
 }
 
 // parseSecflow checks a secflow (or BayseFlow) file: a JSON object with string trafficDate, fileName
-// and hash, and a flow array under flashes or BayseFlows (spec §7.1).
+// and hash, and a flow array under flashes or BayseFlows (API doc §7.1).
 func parseSecflow(b []byte) (string, []map[string]any, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(b, &doc); err != nil {

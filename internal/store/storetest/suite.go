@@ -65,6 +65,9 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"ReplayAfterPruneIsDuplicate", testReplayAfterPrune},
 		{"ConcurrentPruneAndLateBatches", testConcurrentPruneAndLate},
 		{"ConcurrentPruners", testConcurrentPruners},
+		{"FailWindowIsolates", testFailWindowIsolates},
+		{"WindowLimits", testWindowLimits},
+		{"FlowChunks", testFlowChunks},
 		{"ContentChecksum", testContentChecksum},
 		{"StatsAndWriteProbe", testStatsAndProbe},
 	}

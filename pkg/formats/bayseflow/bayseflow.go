@@ -1,6 +1,6 @@
 // Package bayseflow writes and reads BayseFlow files (.bf): one JSON object with a random hash, the
 // trafficDate, the fileName and the flows, laid out byte for byte as the reference's Python json.dumps
-// writes it (section 1 of the spec).
+// writes it (section 1 of docs/bayseflow.md).
 package bayseflow
 
 import (

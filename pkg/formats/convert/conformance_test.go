@@ -89,7 +89,7 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// compareFiles compares as ../shared/conformance/README.md describes.
+// compareFiles compares as R-HAR-3 (docs/bayseflow.md) describes.
 func compareFiles(t *testing.T, expectedPath, gotPath string) {
 	t.Helper()
 	if filepath.Base(expectedPath) != filepath.Base(gotPath) {

@@ -17,7 +17,7 @@ import (
 )
 
 // update regenerates the golden inputs (testdata/golden/*.pcap, built here from hand-made frames) and
-// outputs (*.bf). Every output was checked by hand against the spec before it was accepted; the
+// outputs (*.bf). Every output was checked by hand against docs/bayseflow.md before it was accepted; the
 // expectations below ("want") record that check and are asserted on every run.
 var update = flag.Bool("update", false, "regenerate testdata/golden/*.pcap and *.bf")
 

@@ -71,7 +71,7 @@ func parseDNS(rec *record, v *jval, fs *firsts) {
 		t = x
 	default:
 		// R-IF-8: no time, the record is ignored as DNS data. (The reference's code would reuse the time
-		// of an earlier DNS record, or fail; the spec fixes this behaviour.)
+		// of an earlier DNS record, or fail; docs/bayseflow.md fixes this behaviour.)
 		return
 	}
 	if math.IsNaN(t) || math.IsInf(t, 0) {

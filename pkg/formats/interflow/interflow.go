@@ -1,6 +1,6 @@
 // Package interflow reads Stellar Cyber Interflow logs (JSON records, one value a line) into flows and
 // DNS answers exactly as the reference converter, bayse-tools 1.0.5, does. The rules are section 7 of
-// ../shared/spec/bayseflow.md (R-IF-1 … R-IF-8); rule ids in comments refer to it.
+// docs/bayseflow.md (R-IF-1 … R-IF-8); rule ids in comments refer to it.
 //
 // [Read] returns the flows in creation order (R-IF-5) with the conversion start time S (R-IF-4) and the
 // answer table built from the DNS records inside the log (R-IF-8); the driver finishes the flows with

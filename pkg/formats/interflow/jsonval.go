@@ -172,7 +172,7 @@ func decodeValue(dec *json.Decoder, depth int) (jval, error) {
 }
 
 // pyText is the text Python's str() (or an f-string) gives to a decoded JSON value ("py-text", section 0
-// of the spec); containers are written as Python's repr of a dict or list.
+// of docs/bayseflow.md); containers are written as Python's repr of a dict or list.
 func pyText(v *jval) string {
 	switch v.k {
 	case kStr:

@@ -13,7 +13,7 @@ import (
 // exists, so at equal relativeStart A must still come first.
 
 // R-FLOW-3/R-NF-8: last = max(last, start + dec(duration)); duration = fix6(last - first). A duration of
-// "inf" parses (Python float) and gives an infinite duration; nothing in the spec aborts the conversion.
+// "inf" parses (Python float) and gives an infinite duration; nothing in docs/bayseflow.md aborts the conversion.
 func TestRNF8InfiniteDuration(t *testing.T) {
 	s, err := Read(strings.NewReader(hdr+"2022-06-02 17:21:39,x,inf,10.0.0.1,8.8.8.8,50000,53,UDP,1,60,0,0\n"),
 		"test.netflow", Options{Location: newYork(t)})

@@ -1,6 +1,6 @@
 // Package netflow reads NetFlow v9 records exported by nfdump as CSV (unidirectional records, one a line)
 // and pairs them into flows exactly as the reference converter, bayse-tools 1.0.5, does. The rules are
-// section 8 of ../shared/spec/bayseflow.md (R-NF-1 … R-NF-10); rule ids in comments refer to it.
+// section 8 of docs/bayseflow.md (R-NF-1 … R-NF-10); rule ids in comments refer to it.
 //
 // [Read] returns the flows in creation order (R-NF-9) with the conversion start time S (R-NF-6); the
 // driver finishes them with flow.Finalize and names them (NetFlow carries no DNS data, R-NF-10).

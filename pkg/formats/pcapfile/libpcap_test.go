@@ -118,7 +118,7 @@ func gopacketCaptures(t *testing.T) []string {
 
 // R-PCAP-1, R-PCAP-2: "Frames are read as libpcap delivers them." The reader is compared with libpcap
 // itself (through tcpdump) on gopacket's pcapng test suite, the reader's fuzz seeds, random mutations of
-// both and the public conformance captures (when ../shared is there), whole and cut: the same frames,
+// both and the public conformance captures (when the corpus is there), whole and cut: the same frames,
 // times and bytes up to the same point, and the same files refused. tcpdump comes with .ci/run
 // (scripts/setup.sh).
 func TestReaderAgreesWithLibpcap(t *testing.T) {

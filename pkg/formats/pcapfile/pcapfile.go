@@ -3,7 +3,7 @@
 // R-PCAP-2): captured bytes only, times truncated to microseconds, records longer than the snapshot
 // length cut to it.
 //
-// gopacket's pcapgo reader is not used because its semantics differ from libpcap's where the spec needs
+// gopacket's pcapgo reader is not used because its semantics differ from libpcap's where docs/bayseflow.md needs
 // them (snapshot-length cutting, the modified format, resolution truncation); this reader is also
 // allocation-free per frame.
 //

@@ -1,5 +1,5 @@
 // Package zeek reads Zeek conn.log and dns.log files, TSV (with or without '#' headers) or JSON (one
-// record a line, or arrays), and builds flows as the reference does (section 6 of the spec: R-ZEEK-1 …
+// record a line, or arrays), and builds flows as the reference does (section 6 of docs/bayseflow.md: R-ZEEK-1 …
 // R-ZEEK-9, R-ZDNS-1, R-ZDNS-2).
 package zeek
 

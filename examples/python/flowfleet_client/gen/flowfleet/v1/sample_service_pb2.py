@@ -16,7 +16,7 @@ from flowfleet.v1 import flow_pb2 as flowfleet_dot_v1_dot_flow__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/sample_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x03\n\x06Sample\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04host\x18\x02 \x01(\tR\x04host\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12%\n\x0ewindow_seconds\x18\x04 \x01(\rR\rwindowSeconds\x12\x1a\n\x08revision\x18\x05 \x01(\rR\x08revision\x12\x1d\n\nflow_count\x18\x06 \x01(\x03R\tflowCount\x12\x14\n\x05\x62ytes\x18\x07 \x01(\x03R\x05\x62ytes\x12/\n\x05state\x18\x08 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\x05state\x12\x1b\n\tfile_name\x18\t \x01(\tR\x08\x66ileName\x12\x1b\n\tremote_id\x18\n \x01(\tR\x08remoteId\x12\x1f\n\x0brelay_error\x18\x0b \x01(\tR\nrelayError\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xac\x03\n\x12ListSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\x12\x30\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x30\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x39\n\x05state\x18\x04 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12%\n\tpage_size\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken:v\xbaHs\x1aq\n\x12list_samples.range\x12\x1asince must be before until\x1a?!has(this.since) || !has(this.until) || this.since < this.until\"m\n\x13ListSamplesResponse\x12.\n\x07samples\x18\x01 \x03(\x0b\x32\x14.flowfleet.v1.SampleR\x07samples\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n\x10GetSampleRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"A\n\x11GetSampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\"F\n\x17GetSampleContentRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"\x81\x01\n\x18GetSampleContentResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n\x05\x63hunk\x18\x03 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05\x63hunk\"\x95\x01\n\x16ListSampleFlowsRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\x12%\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n\x17ListSampleFlowsResponse\x12(\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.FlowR\x05\x66lows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x13WatchSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\"\x91\x01\n\x14WatchSamplesResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.flowfleet.v1.SampleEventH\x00R\x05\x65vent\x12;\n\x0b\x65vents_lost\x18\x02 \x01(\x0b\x32\x18.flowfleet.v1.EventsLostH\x00R\neventsLostB\t\n\x07message\"\xad\x01\n\x0bSampleEvent\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12@\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\rpreviousState\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x96\x01\n\nEventsLost\x12\x14\n\x05\x63ount\x18\x01 \x01(\x04R\x05\x63ount\x12\x39\n\nfirst_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfirstTime\x12\x37\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08lastTime\"A\n\x12RelaySampleRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"C\n\x13RelaySampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample*\xca\x01\n\x0bSampleState\x12\x1c\n\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n\x13SAMPLE_STATE_CLOSED\x10\x02\x12\x18\n\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n\x16SAMPLE_STATE_PROCESSED\x10\x06\x32\xc1\x04\n\rSampleService\x12W\n\x0bListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x01\x30\x01\x12\x63\n\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n\x0cWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x01\x30\x01\x12W\n\x0bRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/sample_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\x06Sample\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04host\x18\x02 \x01(\tR\x04host\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12%\n\x0ewindow_seconds\x18\x04 \x01(\rR\rwindowSeconds\x12\x1a\n\x08revision\x18\x05 \x01(\rR\x08revision\x12\x1d\n\nflow_count\x18\x06 \x01(\x03R\tflowCount\x12\x14\n\x05\x62ytes\x18\x07 \x01(\x03R\x05\x62ytes\x12/\n\x05state\x18\x08 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\x05state\x12\x1b\n\tfile_name\x18\t \x01(\tR\x08\x66ileName\x12\x1b\n\tremote_id\x18\n \x01(\tR\x08remoteId\x12\x1f\n\x0brelay_error\x18\x0b \x01(\tR\nrelayError\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x1f\n\x0bwrite_error\x18\x0e \x01(\tR\nwriteError\x12#\n\rflows_dropped\x18\x0f \x01(\x03R\x0c\x66lowsDropped\"\xac\x03\n\x12ListSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\x12\x30\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x30\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x39\n\x05state\x18\x04 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12%\n\tpage_size\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken:v\xbaHs\x1aq\n\x12list_samples.range\x12\x1asince must be before until\x1a?!has(this.since) || !has(this.until) || this.since < this.until\"m\n\x13ListSamplesResponse\x12.\n\x07samples\x18\x01 \x03(\x0b\x32\x14.flowfleet.v1.SampleR\x07samples\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n\x10GetSampleRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"A\n\x11GetSampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\"F\n\x17GetSampleContentRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"\x81\x01\n\x18GetSampleContentResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n\x05\x63hunk\x18\x03 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05\x63hunk\"\x95\x01\n\x16ListSampleFlowsRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\x12%\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n\x17ListSampleFlowsResponse\x12(\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.FlowR\x05\x66lows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x13WatchSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\"\x91\x01\n\x14WatchSamplesResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.flowfleet.v1.SampleEventH\x00R\x05\x65vent\x12;\n\x0b\x65vents_lost\x18\x02 \x01(\x0b\x32\x18.flowfleet.v1.EventsLostH\x00R\neventsLostB\t\n\x07message\"\xad\x01\n\x0bSampleEvent\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12@\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\rpreviousState\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x96\x01\n\nEventsLost\x12\x14\n\x05\x63ount\x18\x01 \x01(\x04R\x05\x63ount\x12\x39\n\nfirst_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfirstTime\x12\x37\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08lastTime\"A\n\x12RelaySampleRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x02id\"C\n\x13RelaySampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample*\xe9\x01\n\x0bSampleState\x12\x1c\n\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n\x13SAMPLE_STATE_CLOSED\x10\x02\x12\x18\n\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n\x16SAMPLE_STATE_PROCESSED\x10\x06\x12\x1d\n\x19SAMPLE_STATE_WRITE_FAILED\x10\x07\x32\xc1\x04\n\rSampleService\x12W\n\x0bListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x01\x30\x01\x12\x63\n\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n\x0cWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x01\x30\x01\x12W\n\x0bRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowfleet.v1.sample_service_pb2', globals())
@@ -61,38 +61,38 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _SAMPLESERVICE.methods_by_name['WatchSamples']._serialized_options = b'\220\002\001'
   _SAMPLESERVICE.methods_by_name['RelaySample']._options = None
   _SAMPLESERVICE.methods_by_name['RelaySample']._serialized_options = b'\220\002\002'
-  _SAMPLESTATE._serialized_start=2427
-  _SAMPLESTATE._serialized_end=2629
+  _SAMPLESTATE._serialized_start=2497
+  _SAMPLESTATE._serialized_end=2730
   _SAMPLE._serialized_start=139
-  _SAMPLE._serialized_end=600
-  _LISTSAMPLESREQUEST._serialized_start=603
-  _LISTSAMPLESREQUEST._serialized_end=1031
-  _LISTSAMPLESRESPONSE._serialized_start=1033
-  _LISTSAMPLESRESPONSE._serialized_end=1142
-  _GETSAMPLEREQUEST._serialized_start=1144
-  _GETSAMPLEREQUEST._serialized_end=1207
-  _GETSAMPLERESPONSE._serialized_start=1209
-  _GETSAMPLERESPONSE._serialized_end=1274
-  _GETSAMPLECONTENTREQUEST._serialized_start=1276
-  _GETSAMPLECONTENTREQUEST._serialized_end=1346
-  _GETSAMPLECONTENTRESPONSE._serialized_start=1349
-  _GETSAMPLECONTENTRESPONSE._serialized_end=1478
-  _LISTSAMPLEFLOWSREQUEST._serialized_start=1481
-  _LISTSAMPLEFLOWSREQUEST._serialized_end=1630
-  _LISTSAMPLEFLOWSRESPONSE._serialized_start=1632
-  _LISTSAMPLEFLOWSRESPONSE._serialized_end=1739
-  _WATCHSAMPLESREQUEST._serialized_start=1741
-  _WATCHSAMPLESREQUEST._serialized_end=1811
-  _WATCHSAMPLESRESPONSE._serialized_start=1814
-  _WATCHSAMPLESRESPONSE._serialized_end=1959
-  _SAMPLEEVENT._serialized_start=1962
-  _SAMPLEEVENT._serialized_end=2135
-  _EVENTSLOST._serialized_start=2138
-  _EVENTSLOST._serialized_end=2288
-  _RELAYSAMPLEREQUEST._serialized_start=2290
-  _RELAYSAMPLEREQUEST._serialized_end=2355
-  _RELAYSAMPLERESPONSE._serialized_start=2357
-  _RELAYSAMPLERESPONSE._serialized_end=2424
-  _SAMPLESERVICE._serialized_start=2632
-  _SAMPLESERVICE._serialized_end=3209
+  _SAMPLE._serialized_end=670
+  _LISTSAMPLESREQUEST._serialized_start=673
+  _LISTSAMPLESREQUEST._serialized_end=1101
+  _LISTSAMPLESRESPONSE._serialized_start=1103
+  _LISTSAMPLESRESPONSE._serialized_end=1212
+  _GETSAMPLEREQUEST._serialized_start=1214
+  _GETSAMPLEREQUEST._serialized_end=1277
+  _GETSAMPLERESPONSE._serialized_start=1279
+  _GETSAMPLERESPONSE._serialized_end=1344
+  _GETSAMPLECONTENTREQUEST._serialized_start=1346
+  _GETSAMPLECONTENTREQUEST._serialized_end=1416
+  _GETSAMPLECONTENTRESPONSE._serialized_start=1419
+  _GETSAMPLECONTENTRESPONSE._serialized_end=1548
+  _LISTSAMPLEFLOWSREQUEST._serialized_start=1551
+  _LISTSAMPLEFLOWSREQUEST._serialized_end=1700
+  _LISTSAMPLEFLOWSRESPONSE._serialized_start=1702
+  _LISTSAMPLEFLOWSRESPONSE._serialized_end=1809
+  _WATCHSAMPLESREQUEST._serialized_start=1811
+  _WATCHSAMPLESREQUEST._serialized_end=1881
+  _WATCHSAMPLESRESPONSE._serialized_start=1884
+  _WATCHSAMPLESRESPONSE._serialized_end=2029
+  _SAMPLEEVENT._serialized_start=2032
+  _SAMPLEEVENT._serialized_end=2205
+  _EVENTSLOST._serialized_start=2208
+  _EVENTSLOST._serialized_end=2358
+  _RELAYSAMPLEREQUEST._serialized_start=2360
+  _RELAYSAMPLEREQUEST._serialized_end=2425
+  _RELAYSAMPLERESPONSE._serialized_start=2427
+  _RELAYSAMPLERESPONSE._serialized_end=2494
+  _SAMPLESERVICE._serialized_start=2733
+  _SAMPLESERVICE._serialized_end=3310
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,7 @@ SAMPLE_STATE_PROCESSED: SampleState
 SAMPLE_STATE_RELAYED: SampleState
 SAMPLE_STATE_RELAY_FAILED: SampleState
 SAMPLE_STATE_UNSPECIFIED: SampleState
+SAMPLE_STATE_WRITE_FAILED: SampleState
 SAMPLE_STATE_WRITTEN: SampleState
 
 class EventsLost(_message.Message):
@@ -109,10 +110,11 @@ class RelaySampleResponse(_message.Message):
     def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ...) -> None: ...
 
 class Sample(_message.Message):
-    __slots__ = ["bytes", "create_time", "file_name", "flow_count", "host", "id", "relay_error", "remote_id", "revision", "state", "update_time", "window_seconds", "window_start"]
+    __slots__ = ["bytes", "create_time", "file_name", "flow_count", "flows_dropped", "host", "id", "relay_error", "remote_id", "revision", "state", "update_time", "window_seconds", "window_start", "write_error"]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -123,10 +125,12 @@ class Sample(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
     bytes: int
     create_time: _timestamp_pb2.Timestamp
     file_name: str
     flow_count: int
+    flows_dropped: int
     host: str
     id: str
     relay_error: str
@@ -136,7 +140,8 @@ class Sample(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     window_seconds: int
     window_start: int
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., window_start: _Optional[int] = ..., window_seconds: _Optional[int] = ..., revision: _Optional[int] = ..., flow_count: _Optional[int] = ..., bytes: _Optional[int] = ..., state: _Optional[_Union[SampleState, str]] = ..., file_name: _Optional[str] = ..., remote_id: _Optional[str] = ..., relay_error: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    write_error: str
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., window_start: _Optional[int] = ..., window_seconds: _Optional[int] = ..., revision: _Optional[int] = ..., flow_count: _Optional[int] = ..., bytes: _Optional[int] = ..., state: _Optional[_Union[SampleState, str]] = ..., file_name: _Optional[str] = ..., remote_id: _Optional[str] = ..., relay_error: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., write_error: _Optional[str] = ..., flows_dropped: _Optional[int] = ...) -> None: ...
 
 class SampleEvent(_message.Message):
     __slots__ = ["previous_state", "sample", "time"]
