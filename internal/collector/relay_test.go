@@ -68,7 +68,11 @@ func TestRelayEndToEnd(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // let the watch subscribe
+	waitFor(t, "the watch to subscribe", func() bool { // an event: a sleep could end before the subscription
+		tc.c.events.mu.Lock()
+		defer tc.c.events.mu.Unlock()
+		return len(tc.c.events.subs) == 1
+	})
 
 	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
@@ -69,6 +70,13 @@ func TestMain(m *testing.M) {
 	if code == 0 && !strings.Contains(out, "upload") {
 		fmt.Fprintln(os.Stderr, "FAIL: the log capture caught nothing: the key check proves nothing")
 		code = 1
+	}
+	// Every relay goroutine (workers, the outbox loop, HTTP connections) ends with its Run or client.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: goroutines left after the tests (goleak): %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

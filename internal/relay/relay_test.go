@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -383,23 +384,33 @@ func TestRestartAfterCrashMidUploadNoDuplicate(t *testing.T) {
 }
 
 func TestPollMarksProcessed(t *testing.T) {
-	e := newEnv(t, sagefake.Options{ProcessingDelay: 300 * time.Millisecond})
+	// The fake's clock moves when the test says, so the sample is processed after the polls the test
+	// waited for (with a 300 ms delay on the wall clock, a loaded machine polled once, too late, and
+	// the test failed under -race).
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e := newEnv(t, sagefake.Options{ProcessingDelay: time.Hour, Now: now})
 	cfg := e.config()
 	cfg.PollInterval = 100 * time.Millisecond
-	cfg.PollDeadline = time.Minute
+	cfg.PollDeadline = 24 * time.Hour
 	e.start(cfg)
 	id, _ := e.addSample("web01", ws0)
+	waitFor(t, "two polls", func() bool { return len(e.fake.RequestsTo(sagefake.RouteSample)) >= 2 })
+	if s, err := e.st.GetSample(context.Background(), id); err != nil || s.State == store.StateProcessed {
+		t.Fatalf("sample processed before the fake processed it: %v %v", s, err)
+	}
+	skew.Store(int64(2 * time.Hour))
 	s := e.waitState(id, store.StateProcessed)
 	if s.RemoteID == "" {
 		t.Fatal("no remote id")
 	}
 	polls := e.fake.RequestsTo(sagefake.RouteSample)
-	if len(polls) < 2 || len(polls) > 5 {
-		t.Errorf("%d polls for a 300 ms processing delay at 100 ms", len(polls))
+	if len(polls) < 3 {
+		t.Errorf("%d polls, want the 2 before processing and at least one after", len(polls))
 	}
 	for i := 1; i < len(polls); i++ {
 		if gap := polls[i].Time.Sub(polls[i-1].Time); gap < 95*time.Millisecond {
-			t.Errorf("polled %s after the previous poll", gap)
+			t.Errorf("polled %s after the previous poll, want the 100 ms interval", gap)
 		}
 	}
 	if got := e.counter("flowfleet_relay_samples_processed_total"); got != 1 {
@@ -467,7 +478,8 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestClientEndpoints(t *testing.T) {
-	e := newEnv(t, sagefake.Options{ProcessingDelay: 200 * time.Millisecond})
+	var skew atomic.Int64 // the fake's clock jumps when the test says, not after a sleep
+	e := newEnv(t, sagefake.Options{ProcessingDelay: time.Hour, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL + "/", APIKey: testKey, HTTPClient: e.srv.Client()})
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +505,7 @@ func TestClientEndpoints(t *testing.T) {
 	if at, ok := list[0].UploadedAt(); !ok || at.Before(before) || at.After(time.Now().Add(time.Second)) {
 		t.Errorf("uploaded at %v %v", at, ok)
 	}
-	time.Sleep(250 * time.Millisecond)
+	skew.Store(int64(2 * time.Hour)) // processing is over
 	info, err = client.Sample(ctx, res.SampleID)
 	if err != nil || !info.Processed || info.Hash != res.SampleID || info.TrafficDate != "1700000100.5" {
 		t.Fatalf("sample after processing: %+v %v", info, err)
@@ -580,6 +592,12 @@ func TestConcurrencyBounded(t *testing.T) {
 	e := newEnv(t, sagefake.Options{})
 	var inflight, peak atomic.Int32
 	fake := e.fake
+	// The first requests are held until three are in flight at once (an event, not a sleep: a sleep
+	// let the uploads run one after another on a loaded machine, so the peak stayed below 3). A
+	// request counts from the handler's start until just before its answer is written, an interval
+	// within the client's, so the peak never exceeds what the relay really has in flight.
+	full := make(chan struct{})
+	var fullOnce sync.Once
 	e.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := inflight.Add(1)
 		for {
@@ -588,9 +606,22 @@ func TestConcurrencyBounded(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-		fake.ServeHTTP(w, r)
+		if n >= 3 {
+			fullOnce.Do(func() { close(full) })
+		}
+		select {
+		case <-full:
+		case <-r.Context().Done():
+		case <-time.After(testTimeout / 4): // the relay never had 3 in flight: the peak check fails
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
 		inflight.Add(-1)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 	}))
 	cfg := e.config()
 	cfg.Concurrency = 3

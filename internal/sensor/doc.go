@@ -20,6 +20,12 @@
 // # Goroutines
 //
 // One goroutine per capture source copies packets into a bounded queue; one engine goroutine (the one
-// calling Run) owns the flow engine, the windows and the loss accounting; the shipper has a sending and
-// a receiving goroutine per stream. Run owns all of them and waits for them before it returns.
+// calling Run) owns the flow engine, the windows and the loss accounting; the windower's emitter turns
+// flushed windows into batches; the shipper has a sending and a receiving goroutine per stream; the
+// certificate watcher and the metrics server have one each. The long-lived ones run in an errgroup: the
+// first to fail ends Run with its error (after flushing the current window into the spool). Run owns all
+// of them and waits for every one before it returns.
+//
+// A panic of the flow engine on one frame is recovered at the frame boundary (window.Windower), counted
+// as a packet drop with reason engine_panic, and the sensor goes on.
 package sensor

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/flowfleet/flowfleet/internal/sensor/sensortest"
 )
 
@@ -44,10 +46,18 @@ func buildSensor(t *testing.T) string {
 	return builtBin
 }
 
+// TestMain removes the built binary and fails the run when a goroutine outlives the tests (every
+// sensor goroutine belongs to Run, which waits for all of them).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left after the tests: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,11 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/internal/sensor/ship"
@@ -44,6 +45,9 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// Now is the wall clock of window ends; nil means time.Now.
 	Now func() time.Time
+
+	// frameHook is window.Options.FrameHook: tests set it (export_test.go) to make the engine panic.
+	frameHook func(data []byte)
 }
 
 // Sensor is one running sensor: capture sources, the flow engine with its windows, the spool and the
@@ -78,6 +82,10 @@ type Sensor struct {
 	seenQueue   uint64
 	appendErrAt time.Time
 	rejected    atomic.Uint64
+
+	// components are extra long-lived goroutines run in Run's errgroup; only tests set them
+	// (export_test.go), to make a component fail.
+	components []func(context.Context) error
 }
 
 // slot is one interface's capture, reopened after failures.
@@ -160,7 +168,7 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 			}
 			return nil
 		},
-		Logger: s.log, Metrics: s.m,
+		Logger: s.log, Metrics: s.m, FrameHook: opts.frameHook,
 	}, s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -234,13 +242,24 @@ func (s *Sensor) close() {
 // spooled, and the shipper gets up to Config.ShutdownTimeout to deliver it. Batches not acknowledged by
 // then stay in the spool for the next start. Run returns nil after a graceful shutdown; it can be
 // called once.
+//
+// The long-lived goroutines (capture sources, shipper, certificate watcher, metrics server) run in one
+// errgroup. When one of them fails, Run shuts down the same way — the packets already captured are
+// flushed into the spool, which is local — and returns that component's error, so the process exits
+// non-zero and its supervisor restarts it. Run returns only after every goroutine it started has ended
+// (the windower's emitter included).
 func (s *Sensor) Run(ctx context.Context) error {
 	defer s.close()
-	var wg sync.WaitGroup
-	shipCtx, stopShip := context.WithCancel(context.Background())
+	// A failing component cancels gctx; the first error is what g.Wait returns.
+	g, gctx := errgroup.WithContext(context.Background())
+	shipCtx, stopShip := context.WithCancel(gctx)
 	defer stopShip()
-	auxCtx, stopAux := context.WithCancel(context.Background())
+	auxCtx, stopAux := context.WithCancel(gctx)
 	defer stopAux()
+	// Capture and the engine loop stop on ctx (SIGTERM) or on a failed component.
+	capCtx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	defer context.AfterFunc(gctx, stopCapture)()
 
 	var srv *http.Server
 	if s.metrics != nil {
@@ -248,61 +267,85 @@ func (s *Sensor) Run(ctx context.Context) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := srv.Serve(s.metrics); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("metrics server failed", slog.String("error", err.Error()))
+				return fmt.Errorf("metrics server: %w", err)
 			}
-		}()
+			return nil
+		})
 		s.log.Info("metrics listening", slog.String("addr", s.metrics.Addr().String()))
 	}
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = s.ship.Run(shipCtx) }()
-	go func() { defer wg.Done(); watchCert(auxCtx, s.cfg.CertFile, s.m, s.log) }()
-
-	capCtx, stopCapture := context.WithCancel(ctx)
-	defer stopCapture()
-	var capWG sync.WaitGroup
+	g.Go(func() error {
+		if err := s.ship.Run(shipCtx); err != nil {
+			return fmt.Errorf("shipper: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { watchCert(auxCtx, s.cfg.CertFile, s.m, s.log); return nil })
+	for _, c := range s.components { // test hook (export_test.go)
+		g.Go(func() error { return c(auxCtx) })
+	}
+	// Capture sources reopen themselves after a failure (runSlot), so they end only with capCtx; they
+	// are waited for before the queue is drained, so they have their own group.
+	var capG errgroup.Group
 	for _, sl := range s.slots {
-		capWG.Add(1)
-		go func() { defer capWG.Done(); s.runSlot(capCtx, sl) }()
+		capG.Go(func() error { s.runSlot(capCtx, sl); return nil })
 	}
 	s.log.Info("sensor running", slog.Any("interfaces", s.slotNames()), slog.String("capture", string(s.cfg.Capture)),
 		slog.String("filter", s.filter), slog.Any("collectors", s.cfg.Collectors), slog.String("stream_id", s.StreamID()),
 		slog.Duration("window", s.cfg.Window), slog.String("version", SoftwareVersion()))
 
-	s.engineLoop(ctx)
+	s.engineLoop(capCtx)
 
 	// Shutdown, in dependency order.
-	s.log.Info("shutting down: stopping capture and flushing the current window")
+	failed := gctx.Err() != nil
+	if failed {
+		s.log.Error("a sensor component failed: shutting down (flushing the current window into the spool)",
+			slog.String("err", context.Cause(gctx).Error()))
+	} else {
+		s.log.Info("shutting down: stopping capture and flushing the current window")
+	}
 	stopCapture()
-	capWG.Wait()
+	_ = capG.Wait() // its goroutines return nil
 	s.drainQueue()
 	s.win.Flush()
 	s.win.Close()
 	s.pollCounters()
 	s.reportLosses(0) // the last losses, so the collector hears of them
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	err := s.ship.WaitIdle(sctx)
-	cancel()
+	var err error
+	if !failed {
+		sctx, cancel := context.WithTimeout(gctx, s.cfg.ShutdownTimeout)
+		err = s.ship.WaitIdle(sctx)
+		cancel()
+	}
 	st := s.spool.Stats()
-	if err != nil {
+	switch {
+	case failed:
+		s.log.Warn("after a failure: batches left in the spool for the next start", slog.Int("batches", st.Batches),
+			slog.Uint64("first_seq", st.Oldest), slog.Int64("bytes", st.Bytes))
+	case err != nil:
 		s.log.Warn("shutdown timeout: batches left in the spool for the next start", slog.Int("batches", st.Batches),
 			slog.Uint64("first_seq", st.Oldest), slog.Int64("bytes", st.Bytes))
-	} else {
+	default:
 		s.log.Info("all batches delivered")
 	}
 	stopShip()
 	stopAux()
 	if srv != nil {
 		hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(hctx)
+		if err := srv.Shutdown(hctx); err != nil {
+			s.log.Warn("metrics server shutdown", slog.String("err", err.Error()))
+			srv.Close() // so that Serve's goroutine ends
+		}
 		hcancel()
 	}
-	wg.Wait()
+	gerr := g.Wait()
 	if err := s.cache.Save(); err != nil {
 		s.log.Warn("name cache not saved", slog.String("error", err.Error()))
+	}
+	if gerr != nil {
+		s.log.Error("sensor stopped after a failure", slog.String("err", gerr.Error()))
+		return fmt.Errorf("component failed: %w", gerr)
 	}
 	s.log.Info("sensor stopped")
 	return nil
@@ -426,7 +469,7 @@ func (s *Sensor) pollCountersLocked() {
 	s.spoolLoss.SensorPackets += l.Drops.SensorPackets
 	s.spoolLoss.SensorFlows += l.Drops.SensorFlows
 	s.totKernel.Store(s.seenKernel)
-	s.totSensorP.Store(s.seenQueue + s.win.Late())
+	s.totSensorP.Store(s.seenQueue + s.win.Late() + s.win.Panics())
 	s.totSensorF.Store(s.lostFlows + s.rejected.Load())
 }
 

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,7 +251,11 @@ func TestSizeCap(t *testing.T) {
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestUploadListSample(t *testing.T) {
-	f, srv := start(t, sagefake.Options{ProcessingDelay: 300 * time.Millisecond})
+	// The fake's clock jumps when the test says (a 300 ms delay on the wall clock made the "while
+	// processing" checks fail on a loaded machine).
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	f, srv := start(t, sagefake.Options{ProcessingDelay: time.Hour, Now: now})
 	var ids []string
 	for range 2 { // the same file twice: two samples (no idempotency)
 		r := upload(t, srv, key, goodParts("web01_1700000100.bf"))
@@ -294,7 +299,7 @@ func TestUploadListSample(t *testing.T) {
 	if r := get(t, srv, key, "/sec/v1.0/samples/"+ids[0]+"/list"); r.status != 200 || string(r.body) != "[]" {
 		t.Errorf("flows while processing: %d %s", r.status, r.body)
 	}
-	time.Sleep(350 * time.Millisecond)
+	skew.Store(int64(2 * time.Hour)) // processing is over
 	r = get(t, srv, key, "/sec/v1.0/samples/"+ids[0])
 	var s map[string]string
 	if err := json.Unmarshal(r.body, &s); err != nil || s["hash"] != ids[0] || s["trafficDate"] != "1700000100.25" || s["id"] == "" || s["dateCreated"] == "" {
@@ -363,20 +368,40 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("cut with accept: %d uploads", len(ups))
 	}
 
-	// A hang: the client gives up; the fake returns when it does.
+	// A hang: the client gives up; the fake returns when it does. The client gives up once its request
+	// has reached the fake (an event, not a timer: a fixed client timeout could expire before the
+	// request arrived on a loaded machine, and the fake then had nothing to record).
 	f.Inject(sagefake.RouteList, sagefake.Fault{Kind: sagefake.FaultHang})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	arrived := make(chan struct{}, 1)
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		f.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/upload/v1.0/uploads/list", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/upload/v1.0/uploads/list", nil)
 	req.Header.Set("apikey", key)
-	t0 := time.Now()
-	if resp, err := srv.Client().Do(req); err == nil {
-		resp.Body.Close()
+	replied := make(chan error, 1)
+	go func() {
+		resp, err := hs.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		replied <- err
+	}()
+	select {
+	case <-arrived:
+	case err := <-replied:
+		t.Fatalf("hang: the client returned (%v) before the request reached the fake", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("hang: the request never reached the fake")
+	}
+	cancel()
+	if err := <-replied; err == nil {
 		t.Fatal("hang: got a reply")
 	}
-	if d := time.Since(t0); d < 190*time.Millisecond {
-		t.Errorf("hang ended after %s", d)
-	}
+	hs.Close() // waits for the fake's handler: it returns once the client has given up
 	reqs := f.Requests()
 	last := reqs[len(reqs)-1]
 	if last.Route != sagefake.RouteList || last.Fault != sagefake.FaultHang || last.Status != 0 {

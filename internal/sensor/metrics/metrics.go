@@ -11,6 +11,9 @@ const (
 	ReasonKernel = "kernel" // the kernel or libpcap dropped the packet (its buffer was full)
 	ReasonQueue  = "queue"  // the sensor's capture queue was full
 	ReasonLate   = "late"   // the packet's time was before the current window (interleaved interfaces)
+	// ReasonEnginePanic: the flow engine panicked on the frame; the frame was dropped and the sensor
+	// went on (window.Windower recovers at the frame boundary).
+	ReasonEnginePanic = "engine_panic"
 )
 
 // Metrics is the set of sensor metrics. Its fields are safe for concurrent use.
@@ -54,7 +57,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Packets: counter("packets_total", "Packets captured and handed to the flow engine's queue."),
 		PacketDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "packet_drops_total",
-			Help: "Packets lost before the flow engine, by reason: kernel (capture buffer full), queue (sensor queue full), late (time before the current window)."},
+			Help: "Packets lost before the flow engine, by reason: kernel (capture buffer full), queue (sensor queue full), late (time before the current window), engine_panic (the flow engine panicked on the frame; it was dropped)."},
 			[]string{"reason"}),
 		QueueLength:   gauge("queue_packets", "Packets waiting in the capture queue."),
 		FlowsExported: counter("flows_exported_total", "Flows the engine exported and the sensor put into batches."),
@@ -87,7 +90,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			m.SpoolDroppedBatches, m.SpoolDroppedFlows, m.SpoolCorruptFiles, m.SpoolErrors,
 			m.Reconnects, m.Connected, m.AckLatency, m.CertExpiry)
 	}
-	for _, r := range []string{ReasonKernel, ReasonQueue, ReasonLate} {
+	for _, r := range []string{ReasonKernel, ReasonQueue, ReasonLate, ReasonEnginePanic} {
 		m.PacketDrops.WithLabelValues(r)
 	}
 	return m

@@ -254,6 +254,10 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 		return false, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	defer conn.Close()
+	// The session's receiver ends once cancel (deferred below, so run first) has ended the stream; the
+	// session waits for it, so no goroutine outlives Run.
+	var recvWG sync.WaitGroup
+	defer recvWG.Wait()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	timedOut := make(chan struct{})
@@ -309,7 +313,9 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 	// The receiver hands acks to this goroutine, which owns the in-flight set.
 	acks := make(chan recvd, 4*s.opts.MaxInFlight)
 	recvErr := make(chan error, 1)
+	recvWG.Add(1)
 	go func() {
+		defer recvWG.Done()
 		for {
 			resp, err := stream.Recv()
 			if err != nil {

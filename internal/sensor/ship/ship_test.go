@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,6 +149,7 @@ func TestShipperCollectorRestartDeliversEverySeqOnce(t *testing.T) {
 	r.start()
 	stopProducing := make(chan struct{})
 	produced := make(chan int)
+	var made atomic.Int64
 	go func() {
 		n := 0
 		defer func() { produced <- n }()
@@ -159,14 +161,20 @@ func TestShipperCollectorRestartDeliversEverySeqOnce(t *testing.T) {
 			}
 			r.append(1)
 			n++
-			time.Sleep(2 * time.Millisecond)
+			made.Add(1)
+			time.Sleep(2 * time.Millisecond) // the pace of production, not a wait
 		}
 	}()
 	sensortest.Eventually(t, testTimeout, func() bool { return len(c.Seqs()) >= 30 }, "first batches")
 	c.Stop() // breaks the stream while batches are being produced
-	time.Sleep(300 * time.Millisecond)
+	down := uint64(made.Load())
+	// Events, not sleeps: batches are produced while the collector is down, and delivered after.
+	sensortest.Eventually(t, testTimeout, func() bool { return uint64(made.Load()) >= down+20 }, "batches while down")
 	c.Restart()
-	time.Sleep(200 * time.Millisecond)
+	sensortest.Eventually(t, testTimeout, func() bool {
+		seqs := c.Seqs()
+		return len(seqs) > 0 && seqs[len(seqs)-1] > down+20
+	}, "batches produced during the outage delivered after the restart")
 	close(stopProducing)
 	n := <-produced
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

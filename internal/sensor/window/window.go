@@ -13,7 +13,10 @@
 package window
 
 import (
+	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +71,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics; nil means unregistered metrics.
 	Metrics *metrics.Metrics
+	// FrameHook, when set, runs on each frame just before the engine, inside the frame boundary's
+	// recover. It is for fault injection in tests; leave it nil.
+	FrameHook func(data []byte)
 }
 
 // Windower owns a flow engine and the current window.
@@ -80,6 +86,8 @@ type Windower struct {
 	cur     int64 // current window start; -1 before the first packet
 	evicted uint64
 	late    atomic.Uint64
+	panics  atomic.Uint64
+	panicAt time.Time // last panic log line
 	stepped uint64
 	flushes uint64
 	jobs    chan job
@@ -171,6 +179,10 @@ func (w *Windower) Current() int64 { return w.cur }
 // It is safe to call from any goroutine.
 func (w *Windower) Late() uint64 { return w.late.Load() }
 
+// Panics returns the frames dropped so far because the engine panicked on them. It is safe to call
+// from any goroutine.
+func (w *Windower) Panics() uint64 { return w.panics.Load() }
+
 // Engine returns the engine, for its statistics.
 func (w *Windower) Engine() *flow.Engine { return w.eng }
 
@@ -196,11 +208,81 @@ func (w *Windower) Packet(link flow.LinkType, sec uint64, usec uint32, data []by
 		w.flush()
 		w.cur = ws
 	}
-	w.eng.Packet(link, flow.FrameTime(sec, usec), data)
+	if !w.feed(link, sec, usec, data) {
+		return false
+	}
 	if ev := w.eng.Stats().Evicted; ev-w.evicted >= uint64(w.opts.BatchFlows) {
 		w.ShipEvicted()
 	}
 	return true
+}
+
+// Bounds of what a recovered engine panic writes to the log.
+const (
+	// panicLogEvery rate-limits the log lines of engine panics (each panic is counted).
+	panicLogEvery = time.Minute
+	// maxPanicFrame is the most bytes of the frame logged (hex, at debug level), the largest snaplen:
+	// the whole frame, to become a fuzz seed.
+	maxPanicFrame = 65535
+	// maxPanicText bounds the panic value and the stack in the log line.
+	maxPanicText = 4096
+)
+
+// feed hands one frame to the engine: the sensor's frame boundary. A panic in the engine (a hostile
+// frame meeting a decoder bug) is recovered here: the frame is dropped and counted
+// (flowfleet_sensor_packet_drops_total{reason="engine_panic"}, reported to the collector with the
+// sensor's packet drops), logged at most once per panicLogEvery, and the next frame goes on.
+//
+// What stays consistent after a recovered panic:
+//   - the Windower's own state (current window, eviction count): it is updated before the engine is
+//     called, or after it returns normally;
+//   - the engine's flow table: pkg/flow parses a frame's bytes only in its per-frame stage (prepare and
+//     SessionName), which touches the frame counters, the DNS answer table (one complete answer at a
+//     time) and the set of active addresses, and only then counts the parsed, fixed-size fields into the
+//     table (apply). A panic caused by a frame's content therefore leaves the table as it was before
+//     the frame. The frame's partial effects are bounded: frame counters that count it, and the DNS
+//     answers it carried before the faulty byte (well-formed names, bounded by the answer table).
+//
+// A panic in the table stage itself would be a bug independent of the bytes; it is recovered the same
+// way, but the affected flow's counters may then be off by that frame.
+func (w *Windower) feed(link flow.LinkType, sec uint64, usec uint32, data []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok = false
+			w.recovered(r, data)
+		}
+	}()
+	if w.opts.FrameHook != nil {
+		w.opts.FrameHook(data)
+	}
+	w.eng.Packet(link, flow.FrameTime(sec, usec), data)
+	return true
+}
+
+// recovered counts and logs an engine panic on data.
+func (w *Windower) recovered(r any, data []byte) {
+	n := w.panics.Add(1)
+	w.m.PacketDrops.WithLabelValues(metrics.ReasonEnginePanic).Inc()
+	now := time.Now()
+	if !w.panicAt.IsZero() && now.Sub(w.panicAt) < panicLogEvery {
+		return
+	}
+	w.panicAt = now
+	w.log.Error("flow engine panicked on a frame: frame dropped (a bug: please report it with the debug line; further panics logged at most once a minute)",
+		slog.String("err", clip(fmt.Sprint(r), maxPanicText)), slog.Uint64("panics_total", n),
+		slog.Int64("window_start", w.cur), slog.Int("frame_bytes", len(data)),
+		slog.String("stack", clip(string(debug.Stack()), maxPanicText)))
+	frame := data[:min(len(data), maxPanicFrame)]
+	w.log.Debug("frame that made the flow engine panic (hex, a fuzz seed for pkg/flow)",
+		slog.String("frame_hex", hex.EncodeToString(frame)), slog.Bool("truncated", len(frame) < len(data)))
+}
+
+// clip bounds s to n bytes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // Tick checks the wall clock: when now is past the current window's end plus the grace period, no
