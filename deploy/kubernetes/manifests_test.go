@@ -5,6 +5,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,47 @@ func TestCollectorArgsAreRealFlags(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no collector arguments checked")
+	}
+}
+
+// The collector's probes are plain HTTP on the metrics port (a kubelet cannot present a client
+// certificate to the gRPC health service): /healthz for liveness, /readyz for readiness, and the
+// metrics listener listens on the pod's addresses.
+func TestCollectorProbesUseHTTPHealth(t *testing.T) {
+	found := false
+	for file, docs := range documents(t) {
+		for _, doc := range docs {
+			d := &appsv1.Deployment{}
+			if yaml.Unmarshal(doc, d) != nil || d.Kind != "Deployment" || d.Name != "flowfleet-collector" {
+				continue
+			}
+			for _, c := range d.Spec.Template.Spec.Containers {
+				found = true
+				metricsPort := int32(0)
+				for _, p := range c.Ports {
+					if p.Name == "metrics" {
+						metricsPort = p.ContainerPort
+					}
+				}
+				listen := ""
+				for _, a := range c.Args {
+					if v, ok := strings.CutPrefix(a, "--metrics-listen="); ok {
+						listen = v
+					}
+				}
+				host, port, _ := strings.Cut(listen, ":")
+				if metricsPort == 0 || port != fmt.Sprint(metricsPort) || (host != "" && host != "0.0.0.0" && host != "[::]") {
+					t.Errorf("%s: --metrics-listen=%q is not reachable on the pod's metrics port %d", file, listen, metricsPort)
+				}
+				for name, pr := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
+					if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != name || pr.HTTPGet.Port.String() != "metrics" {
+						t.Errorf("%s: container %s: want an httpGet probe of %s on port metrics, have %+v", file, c.Name, name, pr)
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no collector Deployment")
 	}
 }

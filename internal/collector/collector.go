@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
@@ -44,6 +45,12 @@ type Config struct {
 	CloseInterval time.Duration
 	// MaxStreams bounds concurrent gRPC streams per connection (default 4096).
 	MaxStreams uint32
+	// HandshakeTimeout is how long a new connection may take to finish its TLS handshake (and HTTP/2
+	// preface) before it is closed (default 10 s; conns.go).
+	HandshakeTimeout time.Duration
+	// MaxConnections bounds the gRPC listener's open connections (LimitListener); default 10,000, or
+	// the open-file limit less a reserve for the store when that is lower.
+	MaxConnections int
 	// Relay configures the NetworkSage relay (relay.go); with no API key it is off.
 	Relay relay.Config
 	// Retention: the samples of windows that ended longer ago than this are deleted (store rows and
@@ -118,6 +125,12 @@ func (c *Config) setDefaults() {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 4096
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
 	if c.MaxWindowFlows == 0 {
 		c.MaxWindowFlows = DefaultMaxWindowFlows
 	}
@@ -182,6 +195,8 @@ type Collector struct {
 	events  *hub
 	streams *streamSet
 	relay   *relay.Worker // nil when the relay is off
+	health  *healthState  // readiness (health.go)
+	conns   *connGuard    // connection limits (conns.go)
 
 	building *byteBudget                                      // bounds the bytes of the windows being built at once (closeWindow)
 	logLimit *logLimiter                                      // rate-limits ingest refusal logs
@@ -197,6 +212,9 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	cfg.setDefaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("collector: no data directory")
+	}
+	if cfg.HandshakeTimeout < 0 || cfg.MaxConnections < 0 {
+		return nil, errors.New("collector: negative handshake timeout or connection limit")
 	}
 	if cfg.Window < 10*time.Second || cfg.Window > 24*time.Hour || cfg.Window%time.Second != 0 {
 		return nil, fmt.Errorf("collector: window %s must be whole seconds between 10s and 24h", cfg.Window)
@@ -224,10 +242,13 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	}
 	probe.Close()
 	os.Remove(probe.Name())
+	hs := &healthState{}
+	m := newMetrics(reg)
 	c := &Collector{
-		cfg: cfg, store: st, log: log, metrics: newMetrics(reg),
+		cfg: cfg, store: commitWatch{Store: st, h: hs}, log: log, metrics: m,
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: newLogLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
+		health: hs, conns: newConnGuard(log, m, cfg.MaxConnections),
 		building: newByteBudget(cfg.MaxWindowBytes),
 	}
 	if err := c.newRelay(reg); err != nil {
@@ -240,30 +261,44 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 // SampleDir is where sample files are written.
 func (c *Collector) SampleDir() string { return filepath.Join(c.cfg.DataDir, "samples") }
 
-// Run commits batches and closes windows until ctx is done. Batches already received are committed
-// before it returns.
+// Run commits batches, closes windows, and runs the relay and the pruner (when on) until ctx is done
+// or one of them fails; it waits for all of them and returns the first failure (nil after ctx is done).
+// Batches already received are committed before it returns: the commit loop stops last, after the
+// window closer.
 func (c *Collector) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.commitLoop()
-	}()
-	relayStopped := c.startRelay(ctx)
-	prunerStopped := c.startPruner(ctx)
-	t := time.NewTicker(c.cfg.CloseInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			close(c.stopCommits)
-			<-done
-			relayStopped()
-			prunerStopped()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		c.commitLoop() // until stopCommits is closed, then commits what is queued
+		return nil
+	})
+	if c.relay != nil {
+		g.Go(func() error {
+			if err := c.relay.Run(gctx); err != nil {
+				return fmt.Errorf("collector: relay: %w", err)
+			}
 			return nil
-		case now := <-t.C:
-			c.closeDue(context.WithoutCancel(ctx), now)
-		}
+		})
 	}
+	if c.retentionOn() {
+		g.Go(func() error {
+			c.pruneLoop(gctx)
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(c.stopCommits)
+		t := time.NewTicker(c.cfg.CloseInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case now := <-t.C:
+				c.closeDue(context.WithoutCancel(gctx), now)
+			}
+		}
+	})
+	return g.Wait()
 }
 
 // Drain ends every ingest stream (sensors see Unavailable and reconnect, to another collector if they

@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"golang.org/x/net/netutil"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
@@ -68,7 +71,7 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f := cmd.Flags()
 	f.String("config", "", "config file")
 	f.String("listen", ":7443", "gRPC listen address (mutual TLS)")
-	f.String("metrics-listen", "127.0.0.1:9464", `Prometheus metrics listen address ("" turns metrics off)`)
+	f.String("metrics-listen", "127.0.0.1:9464", `plain-HTTP listen address of /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: the store takes writes); "" turns them off`)
 	f.String("data-dir", "flowfleet-data", "directory for samples (and the SQLite store)")
 	f.String("store", "", `store: a SQLite file path, or postgres://… (default: <data-dir>/flowfleet.db)`)
 	f.Duration("window", 300*time.Second, "window length; sensors must use the same")
@@ -83,6 +86,8 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("trust-domain", auth.DefaultTrustDomain, "SPIFFE trust domain of the fleet's certificates")
 	f.String("name", "", "this collector's name in the hosts table (default: the machine's host name)")
 	f.Duration("shutdown-timeout", 15*time.Second, "how long a SIGTERM waits for streams to finish")
+	f.Duration("handshake-timeout", 10*time.Second, "close a connection that has not finished its TLS handshake after this long")
+	f.Int("max-connections", 0, "most gRPC connections open at once; more are closed at once (0: 10,000, or the open-file limit less 256 when lower)")
 	f.String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL the relay uploads samples to")
 	f.String("networksage-api-key-file", "", "file holding the NetworkSage API key (else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config); with no key the relay is off")
 	f.String("networksage-type", relay.DefaultType, "upload type sent with each sample: secflow, pcap, pcapng, zeek or interflow")
@@ -98,6 +103,13 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	buildinfo.AddTo(cmd)
 	return cmd
 }
+
+// metricsMaxConns bounds the metrics listener's connections: Prometheus, the probes and a few
+// people's curls.
+const metricsMaxConns = 64
+
+// listen opens the gRPC listener (a test swaps it to make Serve fail).
+var listen = net.Listen
 
 func run(ctx context.Context, vp *viper.Viper) error {
 	log, err := logx.New(os.Stderr, vp.GetString("log-format"), vp.GetString("log-level"))
@@ -139,12 +151,20 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		return err
 	}
 	defer st.Close()
+	if info, err := st.Stats(ctx); err != nil {
+		return err
+	} else if info.Created {
+		log.Info("store: created a new store", "backend", info.Backend, "store", redactDSN(dsn))
+	} else {
+		log.Info("store: opened an existing store", "backend", info.Backend, "store", redactDSN(dsn), "samples", info.Samples)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildinfo.NewCollector("collector"))
 	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
 		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
 		Retention: retention, BatchRetention: batchRetention,
+		HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections"),
 		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes"),
 		MaxStreamsPerHost: vp.GetInt("max-streams-per-host"), OneStreamPerHost: vp.GetBool("one-stream-per-host"),
 		IdleTimeout: vp.GetDuration("stream-idle-timeout"), HelloTimeout: vp.GetDuration("hello-timeout"),
@@ -157,57 +177,96 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", vp.GetString("listen"))
+	lis, err := listen("tcp", vp.GetString("listen"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	lis = c.LimitListener(lis)
 	var metricsSrv *http.Server
+	var mlis net.Listener
 	if addr := vp.GetString("metrics-listen"); addr != "" {
-		mlis, err := net.Listen("tcp", addr)
+		mlis, err = net.Listen("tcp", addr)
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("metrics listen: %w", err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = metricsSrv.Serve(mlis) }()
-		log.Info("metrics listening", "addr", mlis.Addr().String())
+		health := c.HealthHandler()
+		mux.Handle("/healthz", health)
+		mux.Handle("/readyz", health)
+		// The metrics listener is reachable from the pod network now that probes use it: a client holding
+		// idle connections must not use up the process's file descriptors (they come out of the 256 kept
+		// from --max-connections) nor keep the probes out for long.
+		mlis = netutil.LimitListener(mlis, metricsMaxConns)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+		log.Info("metrics listening", "addr", mlis.Addr().String(), "paths", "/metrics /healthz /readyz")
 	}
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
-	runDone := make(chan error, 1)
-	go func() { runDone <- c.Run(runCtx) }()
-	go c.WatchHealth(runCtx, hs, 5*time.Second)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
-	log.Info("collector listening", "addr", lis.Addr().String(), "store", redactDSN(dsn), "data_dir", dataDir,
-		"window", vp.GetDuration("window"), "grace", vp.GetDuration("grace"))
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: finishing in-flight batches")
-	case err := <-serveErr:
-		stopRun()
-		<-runDone
-		return fmt.Errorf("serve: %w", err)
-	}
-	c.Drain()
-	stopped := make(chan struct{})
-	go func() { srv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(vp.GetDuration("shutdown-timeout")):
-		log.Warn("streams did not finish in time; closing them")
-		srv.Stop()
-	}
-	stopRun()
-	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("collector stopped with an error", "err", err)
-	}
+	// Every long-lived goroutine runs in one group: the first to fail cancels gctx, which starts the
+	// same shutdown as SIGTERM, and run returns that failure once every goroutine has ended.
+	g, gctx := errgroup.WithContext(ctx)
+	// The collector's loops stop last, after the gRPC server: batches received before it stopped are
+	// still committed and acknowledged.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	g.Go(func() error {
+		if err := c.Run(runCtx); err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		c.WatchHealth(gctx, hs, 5*time.Second) // NOT_SERVING as soon as shutdown starts
+		return nil
+	})
+	g.Go(func() error {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil // stopped by the shutdown below (perhaps before it started)
+	})
 	if metricsSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = metricsSrv.Shutdown(sctx)
-		cancel()
+		g.Go(func() error {
+			if err := metricsSrv.Serve(mlis); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		if ctx.Err() != nil {
+			log.Info("shutting down: finishing in-flight batches")
+		} else {
+			log.Error("shutting down after a failure: finishing in-flight batches", "err", context.Cause(gctx))
+		}
+		c.Drain()
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(vp.GetDuration("shutdown-timeout")):
+			log.Warn("streams did not finish in time; closing them")
+			srv.Stop()
+			<-stopped
+		}
+		stopRun()
+		if metricsSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := metricsSrv.Shutdown(sctx); err != nil {
+				metricsSrv.Close()
+			}
+		}
+		return nil
+	})
+	log.Info("collector listening", "addr", lis.Addr().String(), "store", redactDSN(dsn), "data_dir", dataDir,
+		"window", vp.GetDuration("window"), "grace", vp.GetDuration("grace"),
+		"handshake_timeout", c.cfg.HandshakeTimeout, "max_connections", c.cfg.MaxConnections)
+	if err := g.Wait(); err != nil {
+		return err // main prints it and exits 1
 	}
 	log.Info("collector stopped")
 	return nil

@@ -7,9 +7,16 @@
 // # Usage
 //
 //	c, _ := collector.New(store, collector.Config{DataDir: dir}, logger, prometheus.NewRegistry())
-//	srv := c.NewGRPCServer(creds)   // mTLS credentials from internal/auth
-//	go c.Run(ctx)                   // batch committer, window closer, relay, pruner
-//	srv.Serve(listener)
+//	srv, hs, _ := c.NewGRPCServer(creds)   // mTLS credentials from internal/auth; handshake timeout
+//	g, gctx := errgroup.WithContext(ctx)  // every goroutine in one group (command.go's run)
+//	g.Go(func() error { return c.Run(runCtx) })            // committer, window closer, relay, pruner
+//	g.Go(func() error { c.WatchHealth(gctx, hs, 5*time.Second); return nil })
+//	g.Go(func() error { return srv.Serve(c.LimitListener(lis)) })
+//	http.Handle("/", c.HealthHandler())   // /healthz and /readyz, on the metrics listener
+//
+// At shutdown: Drain, then stop the gRPC server, then end Run's context (batches received are still
+// committed), and wait for the group. Readiness (health.go) and connection limits (conns.go) are
+// described where they are enforced; their defaults and metrics are in docs/limits.md.
 //
 // Identity comes from the peer certificate (internal/auth), never from a message field: a sensor's
 // flows land under the name in its certificate.

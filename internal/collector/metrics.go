@@ -18,6 +18,14 @@ type metrics struct {
 	refusals       *prometheus.CounterVec
 	hostConflicts  prometheus.Counter
 
+	// Connections, readiness and integrity (conns.go, health.go, query.go).
+	conns             prometheus.Gauge
+	connsLimit        prometheus.Gauge
+	connsRejected     *prometheus.CounterVec
+	ready             prometheus.Gauge
+	readinessFailures *prometheus.CounterVec
+	corruptContent    prometheus.Counter
+
 	// Retention (retention.go).
 	pruneRuns           *prometheus.CounterVec
 	prunedSamples       prometheus.Counter
@@ -60,6 +68,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"reason"}),
 		hostConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_host_stream_conflicts_total",
 			Help: "Ingest streams opened while the same host had a stream open with a different stream id (two sensors sharing one certificate)."}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_connections",
+			Help: "gRPC connections open now (counted against --max-connections)."}),
+		connsLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_connections_limit",
+			Help: "The gRPC connection limit (--max-connections, or derived from the open-file limit)."}),
+		connsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_connections_rejected_total",
+			Help: "gRPC connections refused or closed by a limit, by reason (limit, handshake_timeout, handshake_failed)."},
+			[]string{"reason"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_collector_ready",
+			Help: "1 while the last readiness probe passed (the store and samples directory take writes, commits succeed), else 0."}),
+		readinessFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_readiness_failures_total",
+			Help: "Readiness probes that failed, by check (store_write, samples_dir, commits)."}, []string{"check"}),
+		corruptContent: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_sample_content_corrupt_total",
+			Help: "Sample content reads refused because the stored bytes do not match their checksum (DATA_LOSS)."}),
 		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_collector_prune_runs_total",
 			Help: "Pruning passes (--retention, --batch-retention), by outcome (ok, failed, canceled)."}, []string{"outcome"}),
 		prunedSamples: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_collector_pruned_samples_total",
@@ -82,8 +103,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.batches, m.flows, m.acks, m.ackLatency, m.commitSize, m.openWindows,
-			m.samplesWritten, m.storeErrors, m.closeFailures, m.windowDrops, m.windowsBounded, m.refusals, m.hostConflicts, m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows,
-			m.prunedBatches, m.oldestSample, m.revisionsAfterPrune)
+			m.samplesWritten, m.storeErrors, m.closeFailures, m.windowDrops, m.windowsBounded, m.refusals, m.hostConflicts,
+			m.pruneRuns, m.prunedSamples, m.prunedFiles, m.prunedWindows, m.prunedBatches, m.oldestSample, m.revisionsAfterPrune,
+			m.conns, m.connsLimit, m.connsRejected, m.ready, m.readinessFailures, m.corruptContent)
 	}
 	return m
 }

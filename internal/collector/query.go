@@ -29,6 +29,9 @@ func toStatus(err error, what string) error {
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrCorrupt):
+		return status.Errorf(codes.DataLoss, "%s: the stored content is damaged (it no longer matches the checksum recorded "+
+			"when it was written) and is not served; the collector that wrote it may still have the sample's .bf file", what)
 	case errors.Is(err, store.ErrBadToken):
 		return status.Error(codes.InvalidArgument, "invalid page_token")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -112,6 +115,10 @@ func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest
 		return err
 	}
 	content, err := s.c.store.SampleContent(ctx, req.GetId())
+	if errors.Is(err, store.ErrCorrupt) {
+		s.c.metrics.corruptContent.Inc()
+		s.c.log.Error("sample content damaged in the store: not served", "sample", x.ID, "err", err)
+	}
 	if err != nil {
 		return toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}

@@ -73,19 +73,6 @@ func (c *Collector) newRelay(reg prometheus.Registerer) error {
 	return nil
 }
 
-// startRelay runs the relay's worker until ctx is done; the returned function waits for it to stop.
-func (c *Collector) startRelay(ctx context.Context) (wait func()) {
-	if c.relay == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.relay.Run(ctx)
-	}()
-	return func() { <-done }
-}
-
 // buildSampleForStore is the CloseWindow callback: buildSample, plus the sample queued for the relay in
 // the same transaction when the relay is on.
 func (c *Collector) buildSampleForStore(w store.WindowContent) (store.NewSample, error) {

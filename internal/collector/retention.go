@@ -83,19 +83,6 @@ func (c *Collector) logRetention() {
 		"prune_every", c.cfg.PruneInterval)
 }
 
-// startPruner runs the pruner until ctx is done; the returned function waits for it to stop.
-func (c *Collector) startPruner(ctx context.Context) (wait func()) {
-	if !c.retentionOn() {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.pruneLoop(ctx)
-	}()
-	return func() { <-done }
-}
-
 // pruneLoop prunes once at start and then every PruneInterval, until ctx is done.
 func (c *Collector) pruneLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.PruneInterval)

@@ -27,7 +27,9 @@ const MaxMessageSize = 16 << 20
 
 // NewGRPCServer builds the collector's gRPC server on mTLS credentials, with the interceptor chain
 // recovery → logging → authorization (role from the certificate) → protovalidate, the three services,
-// health and reflection. The health service reports NOT_SERVING once the store stops answering.
+// health and reflection. The health service reports NOT_SERVING while the collector cannot store
+// (WatchHealth). A connection whose TLS handshake has not finished after Config.HandshakeTimeout is
+// closed and counted (conns.go).
 func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc.Server, *health.Server, error) {
 	authz, err := auth.NewAuthorizer(c.cfg.TrustDomain, auth.DefaultPolicy(), c.log)
 	if err != nil {
@@ -55,7 +57,8 @@ func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc
 		return status.Error(codes.Internal, "internal error")
 	})
 	srv := grpc.NewServer(
-		grpc.Creds(creds),
+		grpc.Creds(guardedCreds{TransportCredentials: creds, g: c.conns}),
+		grpc.ConnectionTimeout(c.cfg.HandshakeTimeout), // conns.go
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.MaxConcurrentStreams(c.cfg.MaxStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -72,41 +75,4 @@ func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return srv, hs, nil
-}
-
-// WatchHealth sets the health status of the server and each service from the store's health, every
-// interval, until ctx is done.
-func (c *Collector) WatchHealth(ctx context.Context, hs *health.Server, interval time.Duration) {
-	services := []string{"", flowfleetv1.IngestService_ServiceDesc.ServiceName,
-		flowfleetv1.SampleService_ServiceDesc.ServiceName, flowfleetv1.FleetService_ServiceDesc.ServiceName}
-	set := func(st healthpb.HealthCheckResponse_ServingStatus) {
-		for _, s := range services {
-			hs.SetServingStatus(s, st)
-		}
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	last := healthpb.HealthCheckResponse_SERVING
-	set(last)
-	for {
-		select {
-		case <-ctx.Done():
-			set(healthpb.HealthCheckResponse_NOT_SERVING)
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := c.store.Ping(pctx)
-		cancel()
-		st := healthpb.HealthCheckResponse_SERVING
-		if err != nil {
-			st = healthpb.HealthCheckResponse_NOT_SERVING
-			c.metrics.storeErrors.Inc()
-		}
-		if st != last {
-			c.log.Warn("store health changed", "serving", st == healthpb.HealthCheckResponse_SERVING, "err", err)
-			last = st
-		}
-		set(st)
-	}
 }

@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sample uploads that failed, by reason (auth, rejected, too_large, rate_limited, unavailable, server_error, timeout, network, bad_response, redirect, canceled)."},
 			[]string{"reason"}),
 		samplesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_relay_samples_failed_total",
-			Help: "Samples marked relay_failed, by reason (a permanent failure, or gave_up after the last retry)."},
+			Help: "Samples marked relay_failed, by reason (a permanent failure, gave_up after the last retry, or corrupt: the stored content no longer matches its checksum)."},
 			[]string{"reason"}),
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_relay_uploads_recovered_total",
 			Help: "Uploads whose outcome was unknown and that were found in NetworkSage's uploads list, so not sent again."}),

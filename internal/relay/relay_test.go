@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -631,5 +632,31 @@ func TestConcurrencyBounded(t *testing.T) {
 	waitFor(t, "all uploads", func() bool { return len(fake.Uploads()) == 10 })
 	if p := peak.Load(); p != 3 {
 		t.Errorf("peak concurrency %d, want 3", p)
+	}
+}
+
+// A sample whose stored content no longer matches its checksum is not uploaded: it is marked
+// relay_failed at once (reading it again cannot repair it) and counted with reason corrupt.
+func TestDamagedContentNotUploaded(t *testing.T) {
+	e := newEnv(t, sagefake.Options{})
+	id, _ := e.addSample("web01", ws0)
+	db, err := sql.Open("sqlite", "file:"+e.dsn+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE sample_data SET content = ? WHERE id = ?", []byte("not what was written"), id); err != nil {
+		t.Fatal(err)
+	}
+	e.start(e.config())
+	s := e.waitState(id, store.StateRelayFailed)
+	if !strings.Contains(s.RelayError, "checksum") {
+		t.Errorf("relay error %q does not say the content is damaged", s.RelayError)
+	}
+	if n := len(e.fake.Uploads()); n != 0 {
+		t.Fatalf("%d uploads of damaged content", n)
+	}
+	if got := e.counter("flowfleet_relay_samples_failed_total", "reason", "corrupt"); got != 1 {
+		t.Errorf("samples_failed{corrupt} %v", got)
 	}
 }

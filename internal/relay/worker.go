@@ -296,6 +296,16 @@ func (w *Worker) complete(ctx context.Context, c store.OutboxCompletion, previou
 func (w *Worker) upload(ctx context.Context, e store.OutboxEntry) {
 	log := w.log.With("sample", e.SampleID, "file", e.FileName)
 	content, err := w.store.SampleContent(ctx, e.SampleID)
+	if errors.Is(err, store.ErrCorrupt) {
+		// Damaged bytes are never uploaded, and reading them again will not repair them.
+		w.metrics.samplesFailed.WithLabelValues("corrupt").Inc()
+		log.Error("sample content damaged in the store: not uploading, not retrying", "err", err)
+		if _, err := w.complete(ctx, store.OutboxCompletion{SampleID: e.SampleID, State: store.StateRelayFailed,
+			RelayError: "not uploaded: " + err.Error()}, store.StateWritten); err != nil {
+			log.Error("recording the failure", "err", err)
+		}
+		return
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("reading the sample from the store", "err", err)

@@ -40,6 +40,7 @@ type sqlStore struct {
 	// handler), which under load wasted milliseconds at every hand-over; a mutex hands over at once.
 	writeMu sync.Mutex
 	small   smallWrites
+	created bool // Open found no migrations applied: a new store (Stats)
 }
 
 // smallWrites gathers small SQLite writes (window-end marks, host contacts) into shared transactions.
@@ -165,6 +166,10 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
+	if err := s.checkIntegrity(ctx, strings.TrimPrefix(dsn, "sqlite://")); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -189,6 +194,9 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	p, err := goose.NewProvider(gd, s.db, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
+	}
+	if v, err := p.GetDBVersion(ctx); err == nil {
+		s.created = v == 0
 	}
 	for attempt := 1; ; attempt++ {
 		_, err := p.Up(ctx)
@@ -858,8 +866,8 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 	if ns.FlowChunks != nil || flows == nil {
 		flows = []byte{}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows) VALUES (?, ?, ?)`),
-		ns.ID, ns.Content, flows); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sample_data (id, content, flows, content_sha256) VALUES (?, ?, ?, ?)`),
+		ns.ID, ns.Content, flows, contentSum(ns.Content)); err != nil {
 		return nil, fmt.Errorf("store: close window: record sample: %w", err)
 	}
 	for i, chunk := range ns.FlowChunks {
@@ -1031,10 +1039,6 @@ func (s *sqlStore) blob(ctx context.Context, col, id string) ([]byte, error) {
 		return nil, fmt.Errorf("store: sample %s: %w", col, err)
 	}
 	return b, nil
-}
-
-func (s *sqlStore) SampleContent(ctx context.Context, id string) ([]byte, error) {
-	return s.blob(ctx, "content", id)
 }
 
 func (s *sqlStore) SampleFlows(ctx context.Context, id string) ([]byte, error) {

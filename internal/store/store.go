@@ -5,6 +5,10 @@
 //
 // Every method is safe for concurrent use. Batches are durable when SaveBatches returns: the collector
 // acknowledges a batch only after that.
+//
+// Integrity (integrity.go): each sample's content is stored with its SHA-256 and checked when read
+// (ErrCorrupt when it no longer matches); Open checks a SQLite file with PRAGMA quick_check before
+// migrating it, and fails on a damaged one.
 package store
 
 import (
@@ -278,5 +282,10 @@ type Store interface {
 
 	// Ping checks the database.
 	Ping(ctx context.Context) error
+	// CheckWritable commits a tiny write transaction (collector's row of a probe table): the collector's
+	// readiness check (integrity.go).
+	CheckWritable(ctx context.Context, collector string) error
+	// Stats says which backend this is, whether Open created it, and how many samples it holds.
+	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }

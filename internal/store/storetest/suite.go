@@ -71,6 +71,8 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"FailWindowIsolates", testFailWindowIsolates},
 		{"WindowLimits", testWindowLimits},
 		{"FlowChunks", testFlowChunks},
+		{"ContentChecksum", testContentChecksum},
+		{"StatsAndWriteProbe", testStatsAndProbe},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
