@@ -88,7 +88,12 @@ func buildPackages(t *testing.T, formats string) (dir, version string) {
 
 func onePackage(t *testing.T, dir, name, ext string) string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, name+"[_-][0-9]*."+ext))
+	// flowctl_1.2.3-1_amd64.deb, flowctl-1.2.3-1.x86_64.rpm; "?" keeps flowfleet-sensor from matching
+	// flowfleet-sensor-extra-….
+	files, err := filepath.Glob(filepath.Join(dir, name+"?[0-9]*."+ext))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(files) != 1 {
 		t.Fatalf("want one %s package %s in %s, found %v", ext, name, dir, files)
 	}
