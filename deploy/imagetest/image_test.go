@@ -85,3 +85,25 @@ func TestImagesRunVersion(t *testing.T) {
 		}
 	}
 }
+
+// The image's sensor is the cgo-free build: its AF_PACKET source (a plain packet socket) and filter
+// compiler replace gopacket's ring and libpcap. The capture package's network-namespace tests must pass
+// on that build too; they need root (CI's user), and the race detector, which needs cgo, stays off.
+func TestStaticSensorCaptureTests(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the capture tests make network namespaces, which needs root (CI runs as root)")
+	}
+	root := repoRoot(t)
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "AFPacket|RawFilter", "./internal/sensor/capture/")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("CGO_ENABLED=0 go test ./internal/sensor/capture/: %v\n%s", err, out)
+	}
+	for _, name := range []string{"TestCaptureNetnsAFPacketInterface", "TestCaptureNetnsAFPacketAny", "TestCaptureNetnsAFPacketAnyExcluded", "TestRawFilterSemantics"} {
+		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass on the cgo-free build:\n%s", name, out)
+		}
+	}
+}
