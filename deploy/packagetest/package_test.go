@@ -71,19 +71,22 @@ func repoRoot(t *testing.T) string {
 func buildPackages(t *testing.T, formats string) (dir, version string) {
 	t.Helper()
 	root := repoRoot(t)
-	dir = t.TempDir()
-	cmd := exec.Command("bash", filepath.Join(root, "scripts", "package.sh"), "-o", dir, "--formats", formats)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
-	}
+	// The version first, passed on, so that the packages carry exactly it even if the tree changes.
 	v := exec.Command("bash", filepath.Join(root, "scripts", "build.sh"), "--version")
 	v.Dir = root
 	out, err := v.Output()
 	if err != nil {
 		t.Fatalf("scripts/build.sh --version: %v", err)
 	}
-	return dir, strings.TrimSpace(string(out))
+	version = strings.TrimSpace(string(out))
+	dir = t.TempDir()
+	cmd := exec.Command("bash", filepath.Join(root, "scripts", "package.sh"), "-o", dir, "--formats", formats)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "FLOWFLEET_VERSION="+version)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
+	}
+	return dir, version
 }
 
 func onePackage(t *testing.T, dir, name, ext string) string {
