@@ -39,9 +39,18 @@ func TestImagesRunVersion(t *testing.T) {
 		t.Skip("SKIP: podman is not installed (scripts/setup.sh installs it with runc); the images cannot be built here")
 	}
 	root := repoRoot(t)
+	// The version first, passed on, so that the images carry exactly it even if the tree changes.
+	v := exec.Command("bash", filepath.Join(root, "scripts", "build.sh"), "--version")
+	v.Dir = root
+	vout, err := v.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := strings.TrimSpace(string(vout))
 	prefix := "flowfleet-imagetest/"
 	cmd := exec.Command("bash", filepath.Join(root, "scripts", "image.sh"), "--prefix", prefix)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "FLOWFLEET_VERSION="+version)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -50,13 +59,6 @@ func TestImagesRunVersion(t *testing.T) {
 	}
 	images := strings.Fields(string(out))
 	t.Cleanup(func() { _ = exec.Command("podman", append([]string{"rmi", "--force"}, images...)...).Run() })
-	v := exec.Command("bash", filepath.Join(root, "scripts", "build.sh"), "--version")
-	v.Dir = root
-	vout, err := v.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := strings.TrimSpace(string(vout))
 	tag := strings.ReplaceAll(version, "+", "_")
 
 	if len(images) != 3 {
