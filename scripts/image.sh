@@ -7,7 +7,8 @@
 #
 # --prefix is put before collector, sensor and flowctl (default flowfleet/, so localhost/flowfleet/sensor);
 # --save DIR also writes each image as DIR/<program>-<tag>.tar (docker-archive, for `podman load` or a
-# registry push elsewhere). A tag cannot hold "+", so a version's "+" becomes "_". Nothing is pulled.
+# registry push elsewhere). A tag cannot hold "+", so a version's "+" becomes "_". Nothing is pulled. Each
+# image is one layer (--layers=false: no intermediate images are left behind).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix=${2?--prefix needs a value}; shift 2 ;;
     --save) save=${2:?--save needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "usage: scripts/image.sh [--prefix NAME/] [--save DIR]" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +33,7 @@ CGO_ENABLED=0 FLOWFLEET_VERSION=$version scripts/build.sh -o "$ctx/bin"
 cp LICENSE deploy/image/Containerfile "$ctx/"
 for prog in collector sensor flowctl; do
   cp "$ctx/bin/$prog" "$ctx/program"
-  podman build --quiet --network=none --pull=never --file "$ctx/Containerfile" \
+  podman build --quiet --layers=false --network=none --pull=never --file "$ctx/Containerfile" \
     --build-arg "PROGRAM=$prog" --build-arg "VERSION=$version" --tag "$prefix$prog:$tag" "$ctx" >/dev/null
   echo "$prefix$prog:$tag"
   if [ -n "$save" ]; then
