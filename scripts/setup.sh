@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what FlowFleet needs to build and test on a fresh Debian/Ubuntu machine (run as root or with
 # sudo): the C headers gopacket's live capture links against, the network tools the capture tests use, and
-# PostgreSQL for the store tests. Go itself must already be installed. Safe to run again.
+# PostgreSQL for the store tests, systemd (systemd-analyze) and rpm for the package tests (deploy/packagetest),
+# podman and runc for the image test (deploy/imagetest; about a minute to install, half a minute to build).
+# Go itself must already be installed. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc; do
+for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc systemd rpm podman runc; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

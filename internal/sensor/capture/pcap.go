@@ -1,3 +1,7 @@
+//go:build cgo
+
+// libpcap is C: the pcap method exists only in cgo builds (pcap_nocgo.go is the other).
+
 package capture
 
 import (
