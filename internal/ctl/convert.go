@@ -41,7 +41,7 @@ Destinations are named from the DNS answers in the input and from the long-term 
 (--name-cache), which every conversion also updates. NetFlow times are local times of the zone in TZ
 (or --tz), as the reference reads them.`,
 		Example: `  flowctl convert capture.pcapng
-  flowctl convert --dns dns.log -o out/ conn.log
+  flowctl convert --dns dns.log -d out/ conn.log
   TZ=America/New_York flowctl convert flows.netflow`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,7 +50,7 @@ Destinations are named from the DNS answers in the input and from the long-term 
 	}
 	f := cmd.Flags()
 	f.String("dns", "", "Zeek dns.log that goes with a Zeek conn.log")
-	f.StringP("output-dir", "o", ".", "directory the .bf file is written to")
+	f.StringP("output-dir", "d", ".", "directory the .bf file is written to")
 	f.String("format", "auto", "input format: auto, pcap, zeek, interflow or netflow")
 	f.String("name-cache", DefaultNameCachePath(), `long-term name cache file ("" turns it off)`)
 	f.String("tz", "", "time zone NetFlow times are read in (default: TZ, else the local zone)")

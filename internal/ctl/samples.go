@@ -1,20 +1,16 @@
 package ctl
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
@@ -41,19 +37,19 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	list.Flags().String("since", "", "only windows starting at or after this time (RFC 3339, or a duration ago such as 2h)")
 	list.Flags().String("until", "", "only windows starting before this time (RFC 3339, or a duration ago)")
 	list.Flags().String("state", "", "only samples in this state: open, closed, written, relayed, relay_failed, processed, write_failed")
-	list.Flags().StringP("output", "o", "table", "output: table, wide or json")
+	addOutputFlag(list)
 	list.Flags().Int("limit", 0, "stop after this many samples (0: all)")
 
 	get := &cobra.Command{
 		Use:   "get ID",
 		Short: "Download a sample's BayseFlow file",
-		Example: `  flowctl samples get web01_1700000000 -o web01.bf
+		Example: `  flowctl samples get web01_1700000000 -f web01.bf
   flowctl samples get web01_1700000000 > web01.bf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSamplesGet(cmd, vp, args[0]) },
 	}
 	addConnFlags(get)
-	get.Flags().StringP("output-file", "o", "", "write the file here instead of standard output")
+	get.Flags().StringP("output-file", "f", "", "write the file here instead of standard output")
 
 	flows := &cobra.Command{
 		Use:   "flows ID",
@@ -62,7 +58,7 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 		RunE:  func(cmd *cobra.Command, args []string) error { return runSamplesFlows(cmd, vp, args[0]) },
 	}
 	addConnFlags(flows)
-	flows.Flags().StringP("output", "o", "table", "output: table or json")
+	addOutputFlag(flows)
 
 	watch := &cobra.Command{
 		Use:   "watch",
@@ -73,6 +69,7 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	addConnFlags(watch)
 	watch.Flags().String("host", "", "only this host's samples")
 	watch.Flags().Duration("for", 0, "stop after this long (0: until interrupted)")
+	addOutputFlag(watch)
 	relayCmd := &cobra.Command{
 		Use:   "relay ID",
 		Short: "Queue a sample for upload to NetworkSage again (admin)",
@@ -164,9 +161,9 @@ func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
 		}
 		req.State = st
 	}
-	out := vp.GetString("output")
-	if out != "table" && out != "wide" && out != "json" {
-		return fmt.Errorf("--output %q: want table, wide or json", out)
+	out, err := outputFormat(vp)
+	if err != nil {
+		return err
 	}
 	conn, addr, err := dial(vp)
 	if err != nil {
@@ -192,48 +189,10 @@ func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
 	}
-	w := cmd.OutOrStdout()
-	if out == "json" {
-		return printJSONList(w, all)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if out == "wide" {
-		fmt.Fprintln(tw, "ID\tHOST\tWINDOW START\tSECONDS\tREV\tFLOWS\tBYTES\tSTATE\tREMOTE ID\tUPDATED\tERROR")
-	} else {
-		fmt.Fprintln(tw, "ID\tHOST\tWINDOW START\tFLOWS\tSTATE\tREMOTE ID")
-	}
-	for _, s := range all {
-		start := time.Unix(s.GetWindowStart(), 0).UTC().Format(time.RFC3339)
-		remote := s.GetRemoteId()
-		if remote == "" {
-			remote = "-"
-		}
-		if out == "wide" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetWindowSeconds(),
-				s.GetRevision(), s.GetFlowCount(), s.GetBytes(), stateName(s.GetState()), remote,
-				s.GetUpdateTime().AsTime().UTC().Format(time.RFC3339), sanitize(sampleError(s)))
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.GetId(), s.GetHost(), start, s.GetFlowCount(), stateName(s.GetState()), remote)
-		}
-	}
-	if len(all) == 0 {
+	if len(all) == 0 && (out == outTable || out == outWide) {
 		fmt.Fprintln(cmd.ErrOrStderr(), "no samples")
 	}
-	return tw.Flush()
-}
-
-func printJSONList[T proto.Message](w io.Writer, items []T) error {
-	raw := make([]json.RawMessage, len(items))
-	for i, it := range items {
-		b, err := protojson.Marshal(it)
-		if err != nil {
-			return err
-		}
-		raw[i] = b
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(raw)
+	return printAll(cmd.OutOrStdout(), out, sampleColumns(clockOf(vp)), sampleToJSON, all)
 }
 
 // sanitize drops control characters from text that came from the network before it reaches a terminal.
@@ -281,7 +240,10 @@ func runSamplesGet(cmd *cobra.Command, vp *viper.Viper, id string) error {
 }
 
 func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
-	out := vp.GetString("output")
+	out, err := outputFormat(vp)
+	if err != nil {
+		return err
+	}
 	conn, addr, err := dial(vp)
 	if err != nil {
 		return err
@@ -303,24 +265,7 @@ func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	if out == "json" {
-		return printJSONList(cmd.OutOrStdout(), flows)
-	}
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SRC\tDST\tNAME SOURCE\tPROTO\tSRC PKTS\tSRC BYTES\tDST PKTS\tDST BYTES\tSTART\tDURATION")
-	for _, f := range flows {
-		src, dst := f.GetSrcAddr(), sanitize(f.GetDstName())
-		if f.GetProtocol() != flowfleetv1.Protocol_PROTOCOL_ICMP {
-			src += ":" + f.GetSrcPort()
-			dst += ":" + f.GetDstPort()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.6f\n", src, dst,
-			strings.ToLower(strings.TrimPrefix(f.GetNameSource().String(), "NAME_SOURCE_")),
-			strings.TrimPrefix(f.GetProtocol().String(), "PROTOCOL_"), f.GetSrcPkts(), f.GetSrcBytes(),
-			f.GetDstPkts(), f.GetDstBytes(), time.UnixMicro(int64(f.GetFirstSeen()*1e6)).UTC().Format("15:04:05.000000"),
-			f.GetLastSeen()-f.GetFirstSeen())
-	}
-	return tw.Flush()
+	return printAll(cmd.OutOrStdout(), out, flowColumns(clockOf(vp)), flowToJSON, flows)
 }
 
 func runSamplesWatch(cmd *cobra.Command, vp *viper.Viper) error {
@@ -339,22 +284,30 @@ func runSamplesWatch(cmd *cobra.Command, vp *viper.Viper) error {
 	if err != nil {
 		return friendly(err, addr)
 	}
+	out, err := outputFormat(vp)
+	if err != nil {
+		return err
+	}
 	w := cmd.OutOrStdout()
+	p := newRowPrinter(w, out, sampleEventColumns(clockOf(vp)), sampleEventToJSON)
+	p.stream = true
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return p.close()
 			}
 			return friendly(err, addr)
 		}
 		if lost := resp.GetEventsLost(); lost != nil {
-			fmt.Fprintf(w, "(%d events lost: this watcher was too slow)\n", lost.GetCount())
+			if err := printLost(w, cmd.ErrOrStderr(), out, lost.GetCount()); err != nil {
+				return err
+			}
 			continue
 		}
-		s := resp.GetEvent().GetSample()
-		fmt.Fprintf(w, "%s  %s  host=%s window=%s flows=%d state=%s\n", time.Now().UTC().Format(time.RFC3339), s.GetId(),
-			s.GetHost(), time.Unix(s.GetWindowStart(), 0).UTC().Format(time.RFC3339), s.GetFlowCount(), stateName(s.GetState()))
+		if err := p.print(resp.GetEvent()); err != nil {
+			return err
+		}
 	}
 }
 
@@ -363,8 +316,15 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List hosts: connected, open streams, last contact, version, flows received, packets and flows dropped",
-		Args:  cobra.NoArgs,
+		Long: `List the sensors the collector knows: connected or not, STREAMS (open ingest streams; more than one
+with different stream ids means two sensors share one certificate), last contact, software version, flows
+received, packets dropped (PKT DROPS: Host.drops_reported) and flows dropped (FLOW DROPS).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(vp)
+			if err != nil {
+				return err
+			}
 			conn, addr, err := dial(vp)
 			if err != nil {
 				return err
@@ -387,23 +347,11 @@ func newHostsCommand(vp *viper.Viper) *cobra.Command {
 				}
 				req.PageToken = resp.GetNextPageToken()
 			}
-			if vp.GetString("output") == "json" {
-				return printJSONList(cmd.OutOrStdout(), hosts)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			// PKT DROPS is Host.drops_reported (packets), FLOW DROPS Host.flows_dropped; STREAMS above 1
-			// with different stream ids means two sensors share one certificate.
-			fmt.Fprintln(tw, "HOST\tCONNECTED\tSTREAMS\tLAST CONTACT\tVERSION\tFLOWS\tPKT DROPS\tFLOW DROPS")
-			for _, h := range hosts {
-				fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%d\t%d\t%d\n", h.GetName(), h.GetConnected(), h.GetOpenStreams(),
-					h.GetLastContact().AsTime().UTC().Format(time.RFC3339), sanitize(h.GetSoftwareVersion()),
-					h.GetFlowsReceived(), h.GetDropsReported(), h.GetFlowsDropped())
-			}
-			return tw.Flush()
+			return printAll(cmd.OutOrStdout(), out, hostColumns(clockOf(vp)), hostToJSON, hosts)
 		},
 	}
 	addConnFlags(list)
-	list.Flags().StringP("output", "o", "table", "output: table or json")
+	addOutputFlag(list)
 	list.Flags().Bool("connected", false, "only hosts with an open ingest stream")
 	cmd.AddCommand(list)
 	return cmd
