@@ -96,7 +96,7 @@ func TestSampleRelayedToNetworkSage(t *testing.T) {
 			return false
 		}
 		for _, s := range list {
-			if s["state"] == "SAMPLE_STATE_RELAYED" || s["state"] == "SAMPLE_STATE_PROCESSED" {
+			if s["state"] == "relayed" || s["state"] == "processed" {
 				relayed = sample{ID: fmt.Sprint(s["id"]), State: fmt.Sprint(s["state"]), RemoteID: fmt.Sprint(s["remoteId"]),
 					FlowCount: fmt.Sprint(s["flowCount"])}
 				return relayed.RemoteID != "" && relayed.RemoteID != "<nil>"
