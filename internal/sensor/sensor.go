@@ -142,7 +142,7 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 	}
 	s.cache, err = flow.LoadNameCache(filepath.Join(cfg.SpoolDir, NameCacheFile))
 	if err != nil {
-		s.log.Warn("name cache", slog.String("error", err.Error()))
+		s.log.Warn("name cache", slog.String("err", err.Error()))
 	}
 	creds, err := auth.NewClientCredentials(auth.Files{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, CAFile: cfg.CAFile}, cfg.ServerName, s.log)
 	if err != nil {
@@ -341,7 +341,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	gerr := g.Wait()
 	if err := s.cache.Save(); err != nil {
-		s.log.Warn("name cache not saved", slog.String("error", err.Error()))
+		s.log.Warn("name cache not saved", slog.String("err", err.Error()))
 	}
 	if gerr != nil {
 		s.log.Error("sensor stopped after a failure", slog.String("err", gerr.Error()))
@@ -377,7 +377,7 @@ func (s *Sensor) runSlot(ctx context.Context, sl *slot) {
 				return
 			}
 			if err != nil {
-				s.log.Error("capture failed; reopening", slog.String("interface", sl.cfg.Interface), slog.String("error", err.Error()),
+				s.log.Error("capture failed; reopening", slog.String("interface", sl.cfg.Interface), slog.String("err", err.Error()),
 					slog.Duration("retry_in", delay))
 			}
 		}
@@ -391,7 +391,7 @@ func (s *Sensor) runSlot(ctx context.Context, sl *slot) {
 		delay = min(delay*2, 30*time.Second)
 		src, err := capture.Open(sl.cfg)
 		if err != nil {
-			s.log.Warn("capture reopen failed", slog.String("interface", sl.cfg.Interface), slog.String("error", err.Error()),
+			s.log.Warn("capture reopen failed", slog.String("interface", sl.cfg.Interface), slog.String("err", err.Error()),
 				slog.Duration("retry_in", delay))
 			continue
 		}
@@ -532,7 +532,7 @@ func (s *Sensor) append(b *flowfleetv1.FlowBatch) {
 		s.lossMu.Unlock()
 		if log {
 			s.log.Error("batch not spooled; its flows are lost (further failures logged at most once a minute)",
-				slog.Int("flows", len(b.Flows)), slog.String("error", err.Error()))
+				slog.Int("flows", len(b.Flows)), slog.String("err", err.Error()))
 		}
 	}
 }

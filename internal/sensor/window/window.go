@@ -378,7 +378,7 @@ func (e *emitter) window(start int64, d *flow.Detached) {
 	e.shipped = 0
 	if e.opts.Cache != nil {
 		if err := e.opts.Cache.Save(); err != nil {
-			e.log.Warn("name cache not saved", slog.String("error", err.Error()))
+			e.log.Warn("name cache not saved", slog.String("err", err.Error()))
 		}
 	}
 }
@@ -409,7 +409,7 @@ func (b *batcher) add(flows []flow.Flow) {
 				if now := time.Now(); now.Sub(e.badLog) > time.Minute {
 					e.badLog = now
 					e.log.Error("flow fails the API's validation rules; dropped (further ones logged at most once a minute)",
-						slog.String("flow", flows[i].Key()), slog.String("error", err.Error()))
+						slog.String("flow", flows[i].Key()), slog.String("err", err.Error()))
 				}
 				continue
 			}
