@@ -16,6 +16,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -247,9 +248,9 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	if adm.other != "" {
 		// Two streams of one host under different stream ids: two sensors with one certificate.
 		c.metrics.hostConflicts.Inc()
-		if ok, held := c.logLimit.allow("host_conflict", time.Now()); ok {
+		if ok, held := c.logLimit.Allow("host_conflict", time.Now()); ok {
 			log.Warn("a second sensor uses this host's certificate: another stream id is open for it (cloned machine?); both are counted under this host; run the collector with --one-stream-per-host to refuse the second",
-				"other_stream_id", adm.other, "open_streams", adm.open, "similar_not_logged", held)
+				"other_stream_id", adm.other, "open_streams", adm.open, logx.SuppressedKey, held)
 		}
 	}
 	now := time.Now()
