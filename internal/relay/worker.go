@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -194,13 +195,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	tick := time.NewTicker(w.cfg.ScanInterval)
 	defer tick.Stop()
 	var lastStats time.Time
-	claimErrLogged := time.Time{}
+	claimLogs := logx.NewLimiter(time.Minute) // an outbox that cannot be read: one line a minute
 	for {
 		if free := w.cfg.Concurrency - inflight; free > 0 && ctx.Err() == nil {
 			entries, err := w.store.ClaimOutbox(ctx, w.cfg.Owner, time.Now(), w.cfg.Lease, free)
-			if err != nil && ctx.Err() == nil && time.Since(claimErrLogged) > time.Minute {
-				w.log.Error("reading the outbox", "err", err)
-				claimErrLogged = time.Now()
+			if err != nil && ctx.Err() == nil {
+				if ok, held := claimLogs.Allow("claim", time.Now()); ok {
+					w.log.Error("reading the outbox", "err", err, logx.SuppressedKey, held)
+				}
 			}
 			for _, e := range entries {
 				inflight++
