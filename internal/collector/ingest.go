@@ -44,6 +44,14 @@ type commitResult struct {
 	err     error
 }
 
+// Batch commits (commitLoop).
+const (
+	// maxCommitGroup is the most batches one store transaction commits.
+	maxCommitGroup = 1024
+	// commitTimeout bounds one group commit; past it every batch of the group fails.
+	commitTimeout = 30 * time.Second
+)
+
 // commitLoop stores batches in group transactions: whatever is queued when a transaction starts shares
 // it, so that a thousand streams cost a few transactions per second rather than a thousand.
 func (c *Collector) commitLoop() {
@@ -58,7 +66,7 @@ func (c *Collector) commitLoop() {
 		}
 		deadline := time.NewTimer(c.cfg.CommitDelay)
 	collect:
-		for len(group) < 1024 {
+		for len(group) < maxCommitGroup {
 			select {
 			case r := <-c.commits:
 				group = append(group, r)
@@ -75,7 +83,7 @@ func (c *Collector) commitLoop() {
 func (c *Collector) drainCommits() {
 	for {
 		var group []*commitReq
-		for len(group) < 1024 {
+		for len(group) < maxCommitGroup {
 			select {
 			case r := <-c.commits:
 				group = append(group, r)
@@ -109,7 +117,7 @@ func (c *Collector) commit(group []*commitReq) {
 	for i, r := range group {
 		batches[i] = r.batch
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	outcomes, err := c.store.SaveBatches(ctx, batches)
 	cancel()
 	c.metrics.commitSize.Observe(float64(len(group)))

@@ -39,7 +39,7 @@ type Sink interface {
 const (
 	DefaultWindow     = 300 * time.Second
 	DefaultBatchFlows = 5000
-	MaxBatchFlows     = 10000 // FlowBatch.flows max_items
+	MaxBatchFlows     = flowpb.MaxBatchFlows // FlowBatch.flows max_items
 	DefaultGrace      = 2 * time.Second
 	// LateTolerance is how far before the current window a packet may be and still count as "late"
 	// (dropped and counted: it comes from another interface's capture, read a little after the
