@@ -32,7 +32,7 @@ type Config struct {
 	// HTTPClient is the HTTP client (default: see ClientOptions).
 	HTTPClient *http.Client
 
-	// Concurrency bounds the uploads in flight (default 4).
+	// Concurrency bounds the uploads in flight: 1 to MaxConcurrency (default DefaultConcurrency).
 	Concurrency int
 	// ScanInterval is how often the outbox is looked at for due entries (default 1 s); Notify looks at
 	// once.
@@ -62,6 +62,12 @@ type Config struct {
 // Enabled reports whether the relay is on (there is an API key).
 func (c *Config) Enabled() bool { return c.APIKey != "" }
 
+// The bounds of Config.Concurrency, the uploads in flight (--relay-concurrency).
+const (
+	DefaultConcurrency = 4
+	MaxConcurrency     = 64
+)
+
 func (c *Config) setDefaults() {
 	if c.Type == "" {
 		c.Type = DefaultType
@@ -70,7 +76,7 @@ func (c *Config) setDefaults() {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 4
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = time.Second
@@ -118,8 +124,8 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.Concurrency < 0 || c.Concurrency > 64 {
-		return fmt.Errorf("relay concurrency %d: want 1 to 64", c.Concurrency)
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return fmt.Errorf("relay concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	}
 	return nil
 }
