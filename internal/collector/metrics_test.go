@@ -1,11 +1,11 @@
 package collector
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flowfleet/flowfleet/internal/promtest"
 )
 
 // The collector's metrics keep their exported names and pass promlint (Prometheus naming and help
@@ -19,13 +19,6 @@ func TestMetricsLint(t *testing.T) {
 	m.pruneRuns.WithLabelValues("ok")
 	m.revisionsAfterPrune.WithLabelValues("missing")
 
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
 	want := []string{
 		"flowfleet_collector_ack_latency_seconds", "flowfleet_collector_acks_total", "flowfleet_collector_batches_total",
 		"flowfleet_collector_commit_batches", "flowfleet_collector_connections", "flowfleet_collector_connections_limit",
@@ -40,20 +33,5 @@ func TestMetricsLint(t *testing.T) {
 		"flowfleet_collector_store_errors_total", "flowfleet_collector_window_close_failures_total",
 		"flowfleet_collector_window_flows_dropped_total", "flowfleet_collector_windows_bounded_total",
 	}
-	if got := gatheredNames(t, reg); !slices.Equal(got, want) {
-		t.Fatalf("metric names changed or a metric was not linted:\n got %v\nwant %v", got, want)
-	}
-}
-
-func gatheredNames(t *testing.T, g prometheus.Gatherer) []string {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, mf := range mfs {
-		names = append(names, mf.GetName())
-	}
-	return names // Gather sorts by name
+	promtest.Lint(t, reg, want)
 }

@@ -1,11 +1,11 @@
 package metrics
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flowfleet/flowfleet/internal/promtest"
 )
 
 // The sensor's metrics keep their exported names (they were built from Namespace and Subsystem
@@ -13,21 +13,6 @@ import (
 func TestMetricsLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	New(reg)
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, mf := range mfs {
-		got = append(got, mf.GetName())
-	}
 	want := []string{
 		"flowfleet_sensor_ack_latency_seconds", "flowfleet_sensor_batches_acked_total", "flowfleet_sensor_batches_sent_total",
 		"flowfleet_sensor_batches_spooled_total", "flowfleet_sensor_cert_expiry_seconds", "flowfleet_sensor_connected",
@@ -38,7 +23,5 @@ func TestMetricsLint(t *testing.T) {
 		"flowfleet_sensor_spool_dropped_flows_total", "flowfleet_sensor_spool_write_errors_total",
 		"flowfleet_sensor_window_ends_sent_total", "flowfleet_sensor_windows_flushed_total",
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("metric names changed or a metric was not registered:\n got %v\nwant %v", got, want)
-	}
+	promtest.Lint(t, reg, want)
 }
