@@ -14,11 +14,11 @@ import (
 //
 //  1. the dedup marks of the group's streams: made if missing, then read and locked (FOR UPDATE on
 //     PostgreSQL; SQLite has one writer), so that two collectors holding the same replayed batch
-//     store it once;
-//  2. the new marks, after deciding which batches are at or below them (duplicates);
-//  3. the batches' parts, in arrival order;
-//  4. the windows they touch, one upsert row each;
-//  5. the hosts' counters, one upsert row each.
+//     store it once (lockStreamMarks);
+//  2. the new marks, after deciding which batches are at or below them (judgeBatches, saveStreamMarks);
+//  3. the batches' parts, in arrival order (saveParts);
+//  4. the windows they touch, one upsert row each (saveWindows);
+//  5. the hosts' counters, one upsert row each (saveHostCounters).
 func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome, error) {
 	out := make([]Outcome, len(batches))
 	if len(batches) == 0 {
@@ -32,9 +32,38 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 	defer tx.Rollback()
 	fail := func(err error) ([]Outcome, error) { return nil, fmt.Errorf("store: save batches: %w", err) }
 
-	// 1. The streams' marks.
-	type streamKey struct{ host, stream string }
-	order := make([]int, len(batches))
+	order, keys := streamOrder(batches)
+	marks, err := s.lockStreamMarks(ctx, tx, keys) // 1
+	if err != nil {
+		return fail(err)
+	}
+	moved := judgeBatches(batches, order, marks, out) // 2
+	if err := s.saveStreamMarks(ctx, tx, keys, moved, marks); err != nil {
+		return fail(err)
+	}
+	windows, hosts, err := s.saveParts(ctx, tx, batches, out) // 3
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.saveWindows(ctx, tx, windows); err != nil { // 4
+		return fail(err)
+	}
+	if err := s.saveHostCounters(ctx, tx, hosts); err != nil { // 5
+		return fail(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: save batches: commit: %w", err)
+	}
+	return out, nil
+}
+
+// streamKey names a batch stream: its dedup marks are the streams row of (host, stream).
+type streamKey struct{ host, stream string }
+
+// streamOrder returns the batches' indexes sorted by host, stream and seq (ties in arrival order), and
+// the distinct streams in that order: the global order the streams' rows are locked in.
+func streamOrder(batches []Batch) (order []int, keys []streamKey) {
+	order = make([]int, len(batches))
 	for i := range order {
 		order[i] = i
 	}
@@ -48,13 +77,19 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 		}
 		return x.Seq < y.Seq
 	})
-	var keys []streamKey
 	for _, i := range order {
 		k := streamKey{batches[i].Host, batches[i].StreamID}
 		if len(keys) == 0 || keys[len(keys)-1] != k {
 			keys = append(keys, k)
 		}
 	}
+	return order, keys
+}
+
+// lockStreamMarks is step 1, the streams' marks: made if missing, then read and locked in key order
+// (FOR UPDATE on PostgreSQL; SQLite has one writer), so that two collectors holding the same replayed
+// batch store it once.
+func (s *sqlStore) lockStreamMarks(ctx context.Context, tx *sql.Tx, keys []streamKey) (map[streamKey]*seqMarks, error) {
 	lock := ""
 	if s.dialect == dialectPostgres {
 		lock = " FOR UPDATE"
@@ -68,7 +103,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm) VALUES `+rowsOf(len(ks), 3)+`
 			ON CONFLICT (host, stream_id) DO NOTHING`), args...); err != nil {
-			return fail(err)
+			return nil, err
 		}
 		args = args[:0]
 		for _, k := range ks {
@@ -77,7 +112,7 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT host, stream_id, hwm, recent FROM streams WHERE (host, stream_id) IN (`+
 			rowsOf(len(ks), 2)+`) ORDER BY host, stream_id`+lock), args...)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		for rows.Next() {
 			var k streamKey
@@ -85,18 +120,23 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 			var recent []byte
 			if err := rows.Scan(&k.host, &k.stream, &hwm, &recent); err != nil {
 				rows.Close()
-				return fail(err)
+				return nil, err
 			}
 			m := decodeSeqMarks(hwm, recent)
 			marks[k] = &m
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fail(err)
+			return nil, err
 		}
 	}
+	return marks, nil
+}
 
-	// 2. Duplicates and refusals, and the new marks.
+// judgeBatches is the first half of step 2, duplicates and refusals: it sets each batch's outcome (in
+// order, by stream and seq) and adds the stored ones to their stream's marks. It returns the streams
+// whose marks moved.
+func judgeBatches(batches []Batch, order []int, marks map[streamKey]*seqMarks, out []Outcome) map[streamKey]bool {
 	moved := map[streamKey]bool{}
 	for _, i := range order {
 		b := &batches[i]
@@ -118,6 +158,11 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 			moved[k] = true
 		}
 	}
+	return moved
+}
+
+// saveStreamMarks is the second half of step 2: the new marks of the streams that moved, in key order.
+func (s *sqlStore) saveStreamMarks(ctx context.Context, tx *sql.Tx, keys []streamKey, moved map[streamKey]bool, marks map[streamKey]*seqMarks) error {
 	var movedKeys []streamKey
 	for _, k := range keys {
 		if moved[k] {
@@ -132,28 +177,52 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO streams (host, stream_id, hwm, recent) VALUES `+rowsOf(len(ks), 4)+`
 			ON CONFLICT (host, stream_id) DO UPDATE SET hwm = excluded.hwm, recent = excluded.recent`), args...); err != nil {
-			return fail(err)
+			return err
 		}
 	}
+	return nil
+}
 
-	// 3. The parts, in arrival order, each cut to what its window's bound still takes.
-	type windowAdd struct {
-		secs           uint32
-		flows, dropped int
-		bytes          int64
-		last           int64
-	}
-	type hostAdd struct {
-		flows, drops, flowDrops uint64
-		last                    int64
-	}
-	windows := map[windowKey]*windowAdd{}
-	hosts := map[string]*hostAdd{}
+// windowAdd is what a group of batches adds to a window.
+type windowAdd struct {
+	secs           uint32
+	flows, dropped int
+	bytes          int64
+	last           int64
+}
+
+// hostAdd is what a group of batches adds to a host's counters.
+type hostAdd struct {
+	flows, drops, flowDrops uint64
+	last                    int64
+}
+
+// saveParts is step 3, the parts of the stored batches, in arrival order, each cut to what its window's
+// bound still takes (windowTotals reads, and on PostgreSQL locks, what the windows hold). It returns
+// what the parts add to their windows and hosts, for steps 4 and 5.
+func (s *sqlStore) saveParts(ctx context.Context, tx *sql.Tx, batches []Batch, out []Outcome) (map[windowKey]*windowAdd, map[string]*hostAdd, error) {
 	held, err := s.windowTotals(ctx, tx, batches, out)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
-	var parts []any
+	windows, hosts, parts := cutParts(batches, out, held)
+	for _, chunk := range chunks(len(parts)/7, 500) {
+		n := chunk[1] - chunk[0]
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO window_batches
+			(host, window_start, stream_id, seq, flow_count, flows, received_at) VALUES `+rowsOf(n, 7)),
+			parts[7*chunk[0]:7*chunk[1]]...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return windows, hosts, nil
+}
+
+// cutParts cuts the stored batches' parts to their windows' bounds given what the windows hold (held,
+// updated as parts are taken), sets each part's Dropped and Overflowed, and adds up the windows' and
+// hosts' shares. parts holds the window_batches rows to insert, seven values each, in arrival order.
+func cutParts(batches []Batch, out []Outcome, held map[windowKey]windowTotal) (windows map[windowKey]*windowAdd, hosts map[string]*hostAdd, parts []any) {
+	windows = map[windowKey]*windowAdd{}
+	hosts = map[string]*hostAdd{}
 	for i := range batches {
 		if out[i] != Stored {
 			continue
@@ -191,16 +260,12 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 			}
 		}
 	}
-	for _, chunk := range chunks(len(parts)/7, 500) {
-		n := chunk[1] - chunk[0]
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO window_batches
-			(host, window_start, stream_id, seq, flow_count, flows, received_at) VALUES `+rowsOf(n, 7)),
-			parts[7*chunk[0]:7*chunk[1]]...); err != nil {
-			return fail(err)
-		}
-	}
+	return windows, hosts, parts
+}
 
-	// 4. The windows.
+// saveWindows is step 4, the windows the parts touch: one upsert row each, in key order. A closed
+// window that receives a part opens again.
+func (s *sqlStore) saveWindows(ctx context.Context, tx *sql.Tx, windows map[windowKey]*windowAdd) error {
 	wkeys := make([]windowKey, 0, len(windows))
 	for k := range windows {
 		wkeys = append(wkeys, k)
@@ -228,11 +293,15 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 				flow_count = windows.flow_count + excluded.flow_count,
 				flow_bytes = windows.flow_bytes + excluded.flow_bytes,
 				flows_dropped = windows.flows_dropped + excluded.flows_dropped`), args...); err != nil {
-			return fail(err)
+			return err
 		}
 	}
+	return nil
+}
 
-	// 5. The hosts' counters (a host a batch names is made if it is missing).
+// saveHostCounters is step 5, the hosts' counters: one upsert row each, in name order (a host a batch
+// names is made if it is missing). The counters saturate (satSum).
+func (s *sqlStore) saveHostCounters(ctx context.Context, tx *sql.Tx, hosts map[string]*hostAdd) error {
 	names := make([]string, 0, len(hosts))
 	for name := range hosts {
 		names = append(names, name)
@@ -253,13 +322,10 @@ func (s *sqlStore) SaveBatches(ctx context.Context, batches []Batch) ([]Outcome,
 				flows_dropped = `+satSum("hosts.flows_dropped", "excluded.flows_dropped")+`,
 				last_contact = CASE WHEN excluded.last_contact > hosts.last_contact THEN excluded.last_contact ELSE hosts.last_contact END`),
 			args...); err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store: save batches: commit: %w", err)
-	}
-	return out, nil
+	return nil
 }
 
 // windowTotal is what a window holds so far, for its bound (Batch.Limits).
