@@ -53,8 +53,8 @@ Destinations are named from the DNS answers in the input and from the long-term 
 they make results depend on earlier runs. NetFlow times are local times of the zone in TZ (or --tz), as
 the reference reads them.`,
 		Example: `  flowctl convert capture.pcapng
-  flowctl convert -d out/ a.pcap b.pcapng logs/*.log
-  flowctl convert --dns dns.log -d out/ conn.log
+  flowctl convert -o out/ a.pcap b.pcapng logs/*.log
+  flowctl convert --dns dns.log -o out/ conn.log
   tcpdump -w - -c 1000 | flowctl convert --stdout - | jq .trafficDate
   TZ=America/New_York flowctl convert flows.netflow`,
 		Args: cobra.MinimumNArgs(1),
@@ -64,7 +64,7 @@ the reference reads them.`,
 	}
 	f := cmd.Flags()
 	f.String("dns", "", "Zeek dns.log that goes with a Zeek conn.log")
-	f.StringP("output-dir", "d", ".", "directory the .bf files are written to")
+	f.StringP("output-dir", "o", ".", "directory the .bf files are written to (on convert, which writes files and prints no listing, -o names this directory)")
 	f.String("format", "auto", "input format: auto, pcap, zeek, interflow or netflow")
 	f.String("name-cache", DefaultNameCachePath(), `long-term name cache file ("" turns it off)`)
 	f.String("tz", "", "time zone NetFlow times are read in (default: TZ, else the local zone)")

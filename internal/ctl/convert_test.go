@@ -83,7 +83,7 @@ func TestConvertManyInputs(t *testing.T) {
 	a := writeFile(t, filepath.Join(in, "a.netflow"), []byte(netflowCSV))
 	b := writeFile(t, filepath.Join(in, "b.pcap"), goldenBytes(t))
 	bad := writeFile(t, filepath.Join(in, "bad.txt"), []byte("hello\n"))
-	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--tz", "UTC", "-d", out, a, bad, b)
+	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--tz", "UTC", "-o", out, a, bad, b)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 inputs failed") || !strings.Contains(err.Error(), "bad.txt") {
 		t.Errorf("error %v", err)
 	}
@@ -109,14 +109,14 @@ func TestConvertCollisions(t *testing.T) {
 	c := writeFile(t, filepath.Join(in, "reddit.csv"), []byte(netflowCSV))
 	n := writeFile(t, filepath.Join(in, "reddit.netflow"), []byte(netflowCSV))
 	ok := writeFile(t, filepath.Join(in, "other.netflow"), []byte(netflowCSV))
-	_, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-d", out, ok, c, n)
+	_, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-o", out, ok, c, n)
 	if err == nil || !strings.Contains(err.Error(), "collide") || !strings.Contains(err.Error(), "reddit.bf ← "+c+", "+n) {
 		t.Errorf("error %v", err)
 	}
 	if got := entries(t, out); len(got) != 0 {
 		t.Errorf("refused call wrote %q", got)
 	}
-	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--force", "-d", out, ok, c, n)
+	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--force", "-o", out, ok, c, n)
 	if err != nil || !strings.Contains(stderr, "--force") {
 		t.Errorf("--force: %v\n%s", err, stderr)
 	}
@@ -128,21 +128,21 @@ func TestConvertCollisions(t *testing.T) {
 // "-" reads a capture or a log from standard input into stdin.bf.
 func TestConvertStdin(t *testing.T) {
 	out := t.TempDir()
-	_, stderr, err := runCtlIn(t, goldenBytes(t), "convert", "--name-cache", "", "-d", out, "-")
+	_, stderr, err := runCtlIn(t, goldenBytes(t), "convert", "--name-cache", "", "-o", out, "-")
 	if err != nil || !strings.Contains(stderr, "stdin: 6 packets, 4 flows") {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	if f := readBF(t, filepath.Join(out, "stdin.bf")); len(f.Flows) != 4 || f.FileName != "stdin.bf" {
 		t.Errorf("capture: %d flows, fileName %q", len(f.Flows), f.FileName)
 	}
-	_, stderr, err = runCtlIn(t, []byte(netflowCSV), "convert", "--name-cache", "", "--tz", "UTC", "-d", out, "-")
+	_, stderr, err = runCtlIn(t, []byte(netflowCSV), "convert", "--name-cache", "", "--tz", "UTC", "-o", out, "-")
 	if err != nil || !strings.Contains(stderr, "stdin: 1 flows") {
 		t.Fatalf("log: %v\n%s", err, stderr)
 	}
 	if f := readBF(t, filepath.Join(out, "stdin.bf")); len(f.Flows) != 1 || f.Flows[0].Dst != "9.9.9.9:53" {
 		t.Errorf("log: %+v", f.Flows)
 	}
-	if _, _, err := runCtlIn(t, nil, "convert", "-d", out, "-", "-"); err == nil {
+	if _, _, err := runCtlIn(t, nil, "convert", "-o", out, "-", "-"); err == nil {
 		t.Error(`"-" twice was accepted`)
 	}
 }
@@ -156,7 +156,7 @@ func TestConvertStdout(t *testing.T) {
 	if err != nil || !strings.Contains(stderr, "→ standard output") {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if _, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-d", dir, p); err != nil {
+	if _, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-o", dir, p); err != nil {
 		t.Fatal(err)
 	}
 	file, err := os.ReadFile(filepath.Join(dir, "x_filtered.bf"))
@@ -182,10 +182,10 @@ func TestConvertStrict(t *testing.T) {
 	// A pcap file header and no frames (R-ERR-2: an empty sample).
 	header := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
 	empty := writeFile(t, filepath.Join(dir, "empty.pcap"), header)
-	if _, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-d", dir, empty); err != nil {
+	if _, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "-o", dir, empty); err != nil {
 		t.Errorf("without --strict: %v", err)
 	}
-	_, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--strict", "-d", dir, empty)
+	_, _, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--strict", "-o", dir, empty)
 	if err == nil || !strings.Contains(err.Error(), "no flows (--strict)") {
 		t.Errorf("--strict: %v", err)
 	}
@@ -196,16 +196,16 @@ func TestConvertSummaryCacheAndHints(t *testing.T) {
 	dir := t.TempDir()
 	cache := writeFile(t, filepath.Join(dir, "cache.txt"), []byte("9.9.9.9 dns.quad9.net\n"))
 	nf := writeFile(t, filepath.Join(dir, "f.netflow"), []byte(netflowCSV))
-	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", cache, "--tz", "UTC", "-d", dir, nf)
+	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", cache, "--tz", "UTC", "-o", dir, nf)
 	if err != nil || !strings.Contains(stderr, "1 flow(s) named from the name cache") {
 		t.Errorf("%v\n%s", err, stderr)
 	}
-	_, stderr, err = runCtlIn(t, nil, "convert", "--name-cache", "", "--tz", "UTC", "-d", dir, nf)
+	_, stderr, err = runCtlIn(t, nil, "convert", "--name-cache", "", "--tz", "UTC", "-o", dir, nf)
 	if err != nil || !strings.Contains(stderr, "name cache off") {
 		t.Errorf("%v\n%s", err, stderr)
 	}
 	vlan := filepath.Join("..", "..", "pkg", "formats", "convert", "testdata", "golden", "vlan.pcap")
-	_, stderr, err = runCtlIn(t, nil, "convert", "--name-cache", "", "-d", dir, vlan)
+	_, stderr, err = runCtlIn(t, nil, "convert", "--name-cache", "", "-o", dir, vlan)
 	if err != nil || !strings.Contains(stderr, "flowctl: hint: "+vlan+": 4 of 5 frame(s) are 802.1Q/QinQ-tagged") {
 		t.Errorf("%v\n%s", err, stderr)
 	}
