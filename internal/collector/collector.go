@@ -188,8 +188,12 @@ func (c *Config) closeBackoff(attempt int) time.Duration {
 
 // Collector holds the collector's services and background work.
 type Collector struct {
-	cfg     Config
+	cfg Config
+	// store is the whole store, for what holds no narrower view: the readiness probe (health.go), the
+	// pruner (retention.go) and the relay worker. The stages below hold only what they use.
 	store   store.Store
+	saver   batchSaver   // the commit loop (ingest.go)
+	closer  windowCloser // the window closer (closeDue)
 	log     *slog.Logger
 	metrics *metrics
 	commits chan *commitReq
@@ -245,8 +249,9 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	os.Remove(probe.Name())
 	hs := &healthState{}
 	m := newMetrics(reg)
+	watched := commitWatch{Store: st, h: hs}
 	c := &Collector{
-		cfg: cfg, store: commitWatch{Store: st, h: hs}, log: log, metrics: m,
+		cfg: cfg, store: watched, saver: watched, closer: watched, log: log, metrics: m,
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: logx.NewLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 		health: hs, conns: newConnGuard(log, m, cfg.MaxConnections),
@@ -404,6 +409,14 @@ func (b *byteBudget) acquire(n int64) func() {
 	}
 }
 
+// windowCloser is what the window closer (closeDue, closeWindow) needs of the store.
+type windowCloser interface {
+	CountOpenWindows(ctx context.Context) (int, error)
+	DueWindows(ctx context.Context, now time.Time, grace time.Duration, limit int) ([]store.WindowRef, error)
+	CloseWindow(ctx context.Context, w store.WindowRef, build func(store.WindowContent) (store.NewSample, error)) (*store.Sample, error)
+	FailWindow(ctx context.Context, f store.WindowFailure) (attempts int, err error)
+}
+
 // closeParallel bounds the windows closed at once.
 const closeParallel = 4
 
@@ -412,7 +425,7 @@ const closeParallel = 4
 // skips it until its next attempt, and the other windows go on closing. It is logged at its first
 // failure and when a retry succeeds, not at every retry.
 func (c *Collector) closeDue(ctx context.Context, now time.Time) {
-	open, err := c.store.CountOpenWindows(ctx)
+	open, err := c.closer.CountOpenWindows(ctx)
 	if err != nil {
 		c.metrics.storeErrors.Inc()
 		c.log.Error("counting open windows", "err", err)
@@ -420,7 +433,7 @@ func (c *Collector) closeDue(ctx context.Context, now time.Time) {
 		c.metrics.openWindows.Set(float64(open))
 	}
 	for {
-		due, err := c.store.DueWindows(ctx, now, c.cfg.Grace, 64)
+		due, err := c.closer.DueWindows(ctx, now, c.cfg.Grace, 64)
 		if err != nil {
 			c.metrics.storeErrors.Inc()
 			c.log.Error("looking for windows to close", "err", err)
@@ -460,7 +473,7 @@ func (c *Collector) closeWindow(ctx context.Context, w store.WindowRef) bool {
 	// The recorded sample is built by the last call of the callback (SQLite may build again).
 	var built builtFrom
 	var attempts int
-	s, err := c.store.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
+	s, err := c.closer.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
 		built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
 		attempts = wc.CloseAttempts
 		var size int64
@@ -472,7 +485,7 @@ func (c *Collector) closeWindow(ctx context.Context, w store.WindowRef) bool {
 	})
 	if err != nil {
 		c.metrics.closeFailures.Inc()
-		n, ferr := c.store.FailWindow(ctx, store.WindowFailure{WindowRef: w, Error: err.Error(), At: time.Now(),
+		n, ferr := c.closer.FailWindow(ctx, store.WindowFailure{WindowRef: w, Error: err.Error(), At: time.Now(),
 			Backoff: c.cfg.closeBackoff, Name: func(rev int) (string, string) { return SampleName(w.Host, w.WindowStart, rev) }})
 		if ferr != nil {
 			c.metrics.storeErrors.Inc()

@@ -52,6 +52,11 @@ const (
 	commitTimeout = 30 * time.Second
 )
 
+// batchSaver is what the commit loop needs of the store.
+type batchSaver interface {
+	SaveBatches(ctx context.Context, batches []store.Batch) ([]store.Outcome, error)
+}
+
 // commitLoop stores batches in group transactions: whatever is queued when a transaction starts shares
 // it, so that a thousand streams cost a few transactions per second rather than a thousand.
 func (c *Collector) commitLoop() {
@@ -118,7 +123,7 @@ func (c *Collector) commit(group []*commitReq) {
 		batches[i] = r.batch
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	outcomes, err := c.store.SaveBatches(ctx, batches)
+	outcomes, err := c.saver.SaveBatches(ctx, batches)
 	cancel()
 	c.metrics.commitSize.Observe(float64(len(group)))
 	if err != nil {
@@ -170,7 +175,15 @@ func (c *Collector) noteBounded(b *store.Batch) {
 
 type ingestServer struct {
 	flowfleetv1.UnimplementedIngestServiceServer
-	c *Collector
+	c  *Collector
+	st streamRecorder
+}
+
+// streamRecorder is what an ingest stream writes to the store itself (its batches go through the
+// commit loop): the host's contacts and the sensor's window-end marks.
+type streamRecorder interface {
+	ContactHost(ctx context.Context, c store.HostContact) error
+	EndWindow(ctx context.Context, w store.WindowRef, firstFrameTime float64) error
 }
 
 // pending is what the acknowledgement loop waits for, in stream order.
@@ -246,7 +259,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	defer func() {
 		c.metrics.streams.Dec()
 		if c.streams.close(host, streamID) == 0 {
-			if err := c.store.ContactHost(context.WithoutCancel(ctx), store.HostContact{Name: host, Connected: false,
+			if err := s.st.ContactHost(context.WithoutCancel(ctx), store.HostContact{Name: host, Connected: false,
 				Collector: c.cfg.Name, At: time.Now()}); err != nil {
 				c.metrics.storeErrors.Inc()
 				log.Warn("recording the sensor's disconnect", "err", err)
@@ -262,7 +275,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 		}
 	}
 	now := time.Now()
-	if err := c.store.ContactHost(ctx, store.HostContact{Name: host, StreamID: streamID,
+	if err := s.st.ContactHost(ctx, store.HostContact{Name: host, StreamID: streamID,
 		SoftwareVersion: hello.GetSoftwareVersion(), WindowSeconds: hello.GetWindowSeconds(), Connected: true,
 		Collector: c.cfg.Name, At: now}); err != nil {
 		c.metrics.storeErrors.Inc()
@@ -386,7 +399,7 @@ func (s *ingestServer) ackLoop(stream flowfleetv1.IngestService_IngestServer, ho
 		}
 		if p.windowEnd != nil {
 			we := p.windowEnd
-			err := c.store.EndWindow(stream.Context(), store.WindowRef{Host: host, WindowStart: we.GetWindowStart(),
+			err := s.st.EndWindow(stream.Context(), store.WindowRef{Host: host, WindowStart: we.GetWindowStart(),
 				WindowSeconds: we.GetWindowSeconds()}, we.GetFirstFrameTime())
 			if err != nil {
 				c.metrics.storeErrors.Inc()

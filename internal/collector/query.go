@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,7 +20,19 @@ const contentChunk = 64 * 1024
 
 type sampleServer struct {
 	flowfleetv1.UnimplementedSampleServiceServer
-	c *Collector
+	c  *Collector
+	st sampleStore
+}
+
+// sampleStore is what the sample service needs of the store: reading samples, and queueing one for the
+// relay again (RelaySample, relay.go).
+type sampleStore interface {
+	ListSamples(ctx context.Context, f store.SampleFilter) (samples []store.Sample, nextToken string, err error)
+	GetSample(ctx context.Context, id string) (*store.Sample, error)
+	SampleContent(ctx context.Context, id string) ([]byte, error)
+	SampleFlows(ctx context.Context, id string) ([]byte, error)
+	SampleFlowChunks(ctx context.Context, id string, from, to int) ([][]byte, error)
+	EnqueueRelay(ctx context.Context, id string, now time.Time) (*store.Sample, error)
 }
 
 // toStatus maps store errors to gRPC status errors.
@@ -86,7 +99,7 @@ func (s *sampleServer) ListSamples(ctx context.Context, req *flowfleetv1.ListSam
 	if req.GetUntil() != nil {
 		f.Until = req.GetUntil().AsTime()
 	}
-	samples, next, err := s.c.store.ListSamples(ctx, f)
+	samples, next, err := s.st.ListSamples(ctx, f)
 	if err != nil {
 		return nil, toStatus(err, "samples")
 	}
@@ -98,7 +111,7 @@ func (s *sampleServer) ListSamples(ctx context.Context, req *flowfleetv1.ListSam
 }
 
 func (s *sampleServer) GetSample(ctx context.Context, req *flowfleetv1.GetSampleRequest) (*flowfleetv1.GetSampleResponse, error) {
-	x, err := s.c.store.GetSample(ctx, req.GetId())
+	x, err := s.st.GetSample(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
@@ -107,14 +120,14 @@ func (s *sampleServer) GetSample(ctx context.Context, req *flowfleetv1.GetSample
 
 func (s *sampleServer) GetSampleContent(req *flowfleetv1.GetSampleContentRequest, stream flowfleetv1.SampleService_GetSampleContentServer) error {
 	ctx := stream.Context()
-	x, err := s.c.store.GetSample(ctx, req.GetId())
+	x, err := s.st.GetSample(ctx, req.GetId())
 	if err != nil {
 		return toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
 	if err := notWritten(x); err != nil {
 		return err
 	}
-	content, err := s.c.store.SampleContent(ctx, req.GetId())
+	content, err := s.st.SampleContent(ctx, req.GetId())
 	if errors.Is(err, store.ErrCorrupt) {
 		s.c.metrics.corruptContent.Inc()
 		s.c.log.Error("sample content damaged in the store: not served", "sample", x.ID, "err", err)
@@ -149,7 +162,7 @@ func notWritten(x *store.Sample) error {
 // a page costs the same at any offset of any sample; a sample stored whole (before migration 00005) is
 // decoded whole. The page token is the offset of the page's first flow, in decimal digits.
 func (s *sampleServer) ListSampleFlows(ctx context.Context, req *flowfleetv1.ListSampleFlowsRequest) (*flowfleetv1.ListSampleFlowsResponse, error) {
-	x, err := s.c.store.GetSample(ctx, req.GetId())
+	x, err := s.st.GetSample(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
@@ -187,13 +200,13 @@ func (s *sampleServer) flowPage(ctx context.Context, id string, off, end int) ([
 	}
 	const k = store.FlowChunkFlows
 	from := off / k
-	chunks, err := s.c.store.SampleFlowChunks(ctx, id, from, (end+k-1)/k)
+	chunks, err := s.st.SampleFlowChunks(ctx, id, from, (end+k-1)/k)
 	if err != nil {
 		return nil, toStatus(err, "sample "+strconv.Quote(id))
 	}
 	var flows []*flowfleetv1.Flow
 	if len(chunks) == 0 { // stored whole
-		enc, err := s.c.store.SampleFlows(ctx, id)
+		enc, err := s.st.SampleFlows(ctx, id)
 		if err != nil {
 			return nil, toStatus(err, "sample "+strconv.Quote(id))
 		}
@@ -260,7 +273,13 @@ func (s *sampleServer) WatchSamples(req *flowfleetv1.WatchSamplesRequest, stream
 
 type fleetServer struct {
 	flowfleetv1.UnimplementedFleetServiceServer
-	c *Collector
+	c  *Collector
+	st hostLister
+}
+
+// hostLister is what the fleet service needs of the store.
+type hostLister interface {
+	ListHosts(ctx context.Context, f store.HostFilter) (hosts []store.Host, nextToken string, err error)
 }
 
 func (s *fleetServer) ListHosts(ctx context.Context, req *flowfleetv1.ListHostsRequest) (*flowfleetv1.ListHostsResponse, error) {
@@ -268,7 +287,7 @@ func (s *fleetServer) ListHosts(ctx context.Context, req *flowfleetv1.ListHostsR
 	// With connected_only the store selects the hosts marked connected and this collector's own hosts,
 	// which are then judged by the streams open here: a page may come out shorter than page_size, and
 	// its next_page_token still continues after the last host examined.
-	hosts, next, err := s.c.store.ListHosts(ctx, store.HostFilter{ConnectedOnly: req.GetConnectedOnly(),
+	hosts, next, err := s.st.ListHosts(ctx, store.HostFilter{ConnectedOnly: req.GetConnectedOnly(),
 		Collector: s.c.cfg.Name, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
 	if err != nil {
 		return nil, toStatus(err, "hosts")

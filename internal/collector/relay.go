@@ -93,11 +93,11 @@ func (s *sampleServer) RelaySample(ctx context.Context, req *flowfleetv1.RelaySa
 	if s.c.relay == nil {
 		return nil, status.Error(codes.FailedPrecondition, "the relay is off on this collector: it has no NetworkSage API key")
 	}
-	before, err := s.c.store.GetSample(ctx, req.GetId())
+	before, err := s.st.GetSample(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}
-	x, err := s.c.store.EnqueueRelay(ctx, req.GetId(), time.Now())
+	x, err := s.st.EnqueueRelay(ctx, req.GetId(), time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, toStatus(err, "sample "+strconv.Quote(req.GetId()))
 	}

@@ -68,9 +68,9 @@ func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc
 		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(rec), logging.StreamServerInterceptor(logger, logOpts...),
 			authz.StreamServerInterceptor(), protovalidatemw.StreamServerInterceptor(validator)),
 	)
-	flowfleetv1.RegisterIngestServiceServer(srv, &ingestServer{c: c})
-	flowfleetv1.RegisterSampleServiceServer(srv, &sampleServer{c: c})
-	flowfleetv1.RegisterFleetServiceServer(srv, &fleetServer{c: c})
+	flowfleetv1.RegisterIngestServiceServer(srv, &ingestServer{c: c, st: c.store})
+	flowfleetv1.RegisterSampleServiceServer(srv, &sampleServer{c: c, st: c.store})
+	flowfleetv1.RegisterFleetServiceServer(srv, &fleetServer{c: c, st: c.store})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

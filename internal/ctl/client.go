@@ -23,13 +23,19 @@ import (
 
 // addConnFlags adds the flags every collector query needs.
 func addConnFlags(cmd *cobra.Command) {
+	addTargetFlags(cmd, "localhost:7443")
+	cmd.Flags().Duration("timeout", 10*time.Second, "time limit for one request")
+}
+
+// addTargetFlags adds the flags that name the collector and the client certificate (clientKeys but
+// timeout), with the given default address.
+func addTargetFlags(cmd *cobra.Command, collector string) {
 	f := cmd.Flags()
-	f.String("collector", "localhost:7443", "collector address (host:port)")
+	f.String("collector", collector, "collector address (host:port)")
 	f.String("cert", "", "client certificate (PEM) with role reader or admin")
 	f.String("key", "", "client private key (PEM)")
 	f.String("ca", "", "the fleet's CA certificate (PEM)")
 	f.String("server-name", "", "name to verify the collector's certificate against (default: the host of --collector)")
-	f.Duration("timeout", 10*time.Second, "time limit for one request")
 }
 
 // dial connects to the collector with the client certificate.

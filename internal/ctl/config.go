@@ -85,12 +85,8 @@ func newConfigInitCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConfigInit(cmd) },
 	}
+	addTargetFlags(cmd, "")
 	f := cmd.Flags()
-	f.String("collector", "", "collector address (host:port)")
-	f.String("cert", "", "client certificate (PEM) with role reader or admin")
-	f.String("key", "", "client private key (PEM)")
-	f.String("ca", "", "the fleet's CA certificate (PEM)")
-	f.String("server-name", "", "name to verify the collector's certificate against (default: the host of --collector)")
 	f.String("file", "", "where to write (default: $XDG_CONFIG_HOME/flowfleet/flowctl.yaml)")
 	f.Bool("force", false, "replace an existing file")
 	return cmd

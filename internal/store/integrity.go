@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -121,27 +119,4 @@ const probeRowTTL = 24 * time.Hour
 func contentSum(content []byte) []byte {
 	sum := sha256.Sum256(content)
 	return sum[:]
-}
-
-// SampleContent returns a sample's .bf content after checking it against the checksum recorded when
-// it was written (ErrCorrupt when it differs). Samples recorded before migration 00007 have no
-// checksum and are returned unchecked. Hashing runs at about 220 MB/s on the 2-core test machine
-// (BenchmarkSampleContent: a 10 MB sample takes 155 ms to read, 48 ms of it hashing).
-func (s *sqlStore) SampleContent(ctx context.Context, id string) ([]byte, error) {
-	var content, sum []byte
-	err := s.db.QueryRowContext(ctx, s.q("SELECT content, content_sha256 FROM sample_data WHERE id = ?"), id).Scan(&content, &sum)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: sample content: %w", err)
-	}
-	if sum == nil {
-		return content, nil
-	}
-	if got := contentSum(content); !bytes.Equal(got, sum) {
-		return nil, fmt.Errorf("store: sample %s: %w (%d bytes, sha256 %s, recorded %s)", id, ErrCorrupt,
-			len(content), hex.EncodeToString(got[:8]), hex.EncodeToString(sum[:min(8, len(sum))]))
-	}
-	return content, nil
 }

@@ -6,8 +6,13 @@
 // Every method is safe for concurrent use. Batches are durable when SaveBatches returns: the collector
 // acknowledges a batch only after that.
 //
+// The files go by what they store: db.go (open, dialects, migrations, write transactions), batches.go
+// (SaveBatches), windows.go (ending, closing and failing windows), samples.go (reading samples, relay
+// states), hosts.go, seqmarks.go (dedup marks), outbox.go (relay queue), prune.go (retention) and
+// integrity.go.
+//
 // Integrity (integrity.go): each sample's content is stored with its SHA-256 and checked when read
-// (ErrCorrupt when it no longer matches); Open checks a SQLite file with PRAGMA quick_check before
+// (SampleContent, ErrCorrupt when it no longer matches); Open checks a SQLite file with PRAGMA quick_check before
 // migrating it, and fails on a damaged one.
 package store
 

@@ -334,14 +334,14 @@ var File_flowfleet_v1_flow_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_flow_proto_rawDesc = "" +
 	"\n" +
-	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\x9c\b\n" +
+	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\xe4\b\n" +
 	"\x04Flow\x12&\n" +
-	"\bsrc_addr\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\asrcAddr\x12\x87\x01\n" +
-	"\bsrc_port\x18\x02 \x01(\tBl\xbaHi\xba\x01Q\n" +
-	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1a this == '' || int(this) <= 65535r\x13\x18\x052\x0f^([0-9]{1,5})?$R\asrcPort\x12&\n" +
-	"\bdst_addr\x18\x03 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\adstAddr\x12\x87\x01\n" +
-	"\bdst_port\x18\x04 \x01(\tBl\xbaHi\xba\x01Q\n" +
-	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1a this == '' || int(this) <= 65535r\x13\x18\x052\x0f^([0-9]{1,5})?$R\adstPort\x12%\n" +
+	"\bsrc_addr\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\asrcAddr\x12\xab\x01\n" +
+	"\bsrc_port\x18\x02 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n" +
+	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1aBthis == '' || (this.matches('^[0-9]{1,5}$') && int(this) <= 65535)r\x13\x18\x052\x0f^([0-9]{1,5})?$R\asrcPort\x12&\n" +
+	"\bdst_addr\x18\x03 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\adstAddr\x12\xab\x01\n" +
+	"\bdst_port\x18\x04 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n" +
+	"\x0fflow.port_range\x12\x1ca port must be at most 65535\x1aBthis == '' || (this.matches('^[0-9]{1,5}$') && int(this) <= 65535)r\x13\x18\x052\x0f^([0-9]{1,5})?$R\adstPort\x12%\n" +
 	"\bdst_name\x18\x05 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\x80\bR\adstName\x12F\n" +
 	"\vname_source\x18\x06 \x01(\x0e2\x18.flowfleet.v1.NameSourceB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\n" +

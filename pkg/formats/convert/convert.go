@@ -4,6 +4,7 @@
 package convert
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowfleet/flowfleet/pkg/atomicfile"
@@ -58,6 +60,10 @@ type Options struct {
 	Flow flow.Options
 	// Progress, when set, is called now and then with the bytes read so far and the input's size.
 	Progress func(read, total int64)
+	// OutName, when set, replaces the R-OUT-4 name of the output (file name and fileName field).
+	OutName string
+	// Out, when set, receives the .bf instead of a file in OutDir (Result.Output is then "").
+	Out io.Writer
 }
 
 // Result describes a finished conversion.
@@ -70,6 +76,19 @@ type Result struct {
 	Frames   uint64  // capture frames read (captures only)
 	Stats    flow.Stats
 	Warnings []string // conditions that did not stop the conversion (a truncated capture, …)
+	// Hints explain inputs that gave fewer flows than a user would expect (tagged frames not decoded,
+	// cooked frames the reference's rule drops, a merged pcapng read only up to its second interface).
+	Hints []string
+	// CacheNamed counts the flows named from the long-term name cache (R-NAME-2 step 3).
+	CacheNamed int
+	// VLANFrames counts 802.1Q/QinQ-tagged Ethernet frames left undecoded (Options.Flow.DecodeVLAN off).
+	VLANFrames uint64
+	// CookedNoAddr counts Linux cooked v1 IP frames without a 6-byte link-layer address (tun, ppp, …),
+	// which R-DEC-10's layout test drops.
+	CookedNoAddr uint64
+	// Mixed is set when a pcapng file changed link type, snapshot length, byte order or version and
+	// reading stopped there (pcapfile.ErrMixed).
+	Mixed bool
 	// Read is the time taken to read the input into flows; Write the time to order, name and write them.
 	Read, Write time.Duration
 }
@@ -103,17 +122,72 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+	return run(ctx, f, st.Size(), path, format, opts)
+}
+
+// StdinName is the output name of a conversion of standard input (`flowctl convert -`).
+const StdinName = "stdin.bf"
+
+// Reader converts a stream (standard input) whose format is detected from its first 64 KiB unless
+// opts.Format names it; name stands for the input in messages and, unless opts.OutName is set, in the
+// output's name. Progress is not reported: a stream's size is unknown.
+func Reader(ctx context.Context, r io.Reader, name string, opts Options) (*Result, error) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	format := opts.Format
+	if format == "" || format == FormatAuto {
+		head, err := br.Peek(64 * 1024)
+		if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if format, err = Detect(head); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	opts.Progress = nil
+	return run(ctx, br, -1, name, format, opts)
+}
+
+// OutputName returns the name the .bf of the input at path gets (R-OUT-4), detecting its format from
+// its content like File does, so that a caller can refuse colliding names before converting anything.
+func OutputName(path string, format Format) (string, error) {
+	if format == "" || format == FormatAuto {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("open input: %w", err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return "", fmt.Errorf("%s: is a directory", path)
+		}
+		head := make([]byte, 64*1024)
+		n, _ := io.ReadFull(f, head)
+		if format, err = Detect(head[:n]); err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if format == FormatPcap {
+		return bayseflow.CaptureFileName(path), nil
+	}
+	return bayseflow.LogFileName(path), nil
+}
+
+// run converts an opened input of a known format; size is its length in bytes (-1 when unknown).
+func run(ctx context.Context, f io.Reader, size int64, path string, format Format, opts Options) (*Result, error) {
+	var err error
 	res := &Result{Format: format, Input: path}
 	began := time.Now()
-	var in io.Reader = f
+	var in = f
 	if opts.Progress != nil && format != FormatPcap {
-		in = &progressReader{r: f, total: st.Size(), fn: opts.Progress}
+		in = &progressReader{r: f, total: size, fn: opts.Progress}
 	}
 	var fileName string
 	var write func(w io.Writer) error
 	switch format {
 	case FormatPcap:
 		fileName = bayseflow.CaptureFileName(path)
+		if opts.OutName != "" {
+			fileName = opts.OutName
+		}
 		var rd *pcapfile.BatchReader
 		rd, err = pcapfile.NewBatchReader(in)
 		if err != nil {
@@ -121,16 +195,20 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 		defer rd.Close()
 		var ord *flow.Ordered
-		if ord, err = convertCapture(ctx, rd, path, st.Size(), opts, res); err == nil {
+		if ord, err = convertCapture(ctx, rd, path, size, opts, res); err == nil {
 			res.Start, res.Flows = ord.Start(), ord.Len()
-			write = func(w io.Writer) error { return writeOrdered(w, ord, fileName) }
+			write = func(w io.Writer) error { return writeOrdered(w, ord, fileName, &res.CacheNamed) }
 			defer ord.Done() // the cache learns the answers once every flow was named (R-CACHE-3)
 		}
 	case FormatZeek, FormatInterflow, FormatNetflow:
 		fileName = bayseflow.LogFileName(path)
+		if opts.OutName != "" {
+			fileName = opts.OutName
+		}
 		var s flow.Sample
 		if s, err = convertLog(ctx, in, path, format, opts); err == nil {
 			res.Start, res.Flows = s.Start, len(s.Flows)
+			res.CacheNamed = countCacheNamed(s.Flows)
 			write = func(w io.Writer) error { return bayseflow.EncodeTo(w, s, fileName, "") }
 		}
 	default:
@@ -140,8 +218,18 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res.Read = time.Since(began)
-	out := filepath.Join(opts.OutDir, fileName)
 	defer func() { res.Write = time.Since(began) - res.Read }()
+	if opts.Out != nil {
+		bw := bufio.NewWriterSize(opts.Out, 256*1024)
+		if err := write(bw); err != nil {
+			return nil, fmt.Errorf("write %s: %w", fileName, err)
+		}
+		if err := bw.Flush(); err != nil {
+			return nil, fmt.Errorf("write %s: %w", fileName, err)
+		}
+		return res, nil
+	}
+	out := filepath.Join(opts.OutDir, fileName)
 	// Not synced: a converted file can be made again, and syncing took a sixth of a conversion's time.
 	if err := atomicfile.ReplaceFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
@@ -153,16 +241,32 @@ func File(ctx context.Context, path string, opts Options) (*Result, error) {
 // writeOrdered writes a capture's BayseFlow file while its flows are exported and named: each chunk is
 // exported, named and encoded on one of the cores, and the chunks are written in order, so that the
 // flow records never all exist at once.
-func writeOrdered(w io.Writer, ord *flow.Ordered, fileName string) error {
+// cacheNamed receives the count of flows named from the name cache.
+func writeOrdered(w io.Writer, ord *flow.Ordered, fileName string, cacheNamed *int) error {
 	workers := 1
 	if ord.Chunks() >= 4 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	flows := make([][]flow.Flow, workers) // each worker's records, reused for its every chunk
-	return bayseflow.EncodeChunks(w, ord.Start(), fileName, "", ord.Chunks(), workers, func(worker, k int) []flow.Flow {
+	var named atomic.Int64
+	err := bayseflow.EncodeChunks(w, ord.Start(), fileName, "", ord.Chunks(), workers, func(worker, k int) []flow.Flow {
 		flows[worker] = ord.Chunk(k, flows[worker])
+		named.Add(int64(countCacheNamed(flows[worker])))
 		return flows[worker]
 	})
+	*cacheNamed = int(named.Load())
+	return err
+}
+
+// countCacheNamed counts the flows named from the long-term name cache.
+func countCacheNamed(flows []flow.Flow) int {
+	n := 0
+	for i := range flows {
+		if flows[i].NameSource == flow.SourceCache {
+			n++
+		}
+	}
+	return n
 }
 
 // Detect names the format of an input from its first bytes.
@@ -282,6 +386,7 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 				checked[fr.Link] = true
 			}
 			last = fr.Link
+			countLinkHints(res, fr.Link, fr.Data, !opts.Flow.DecodeVLAN)
 			pl.Packet(fr.Link, b.Times[i], fr.Data)
 		}
 		res.Frames += uint64(len(b.Frames))
@@ -292,6 +397,7 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 		}
 		if err != nil {
 			if errors.Is(err, pcapfile.ErrTruncated) || errors.Is(err, pcapfile.ErrDamaged) || errors.Is(err, pcapfile.ErrMixed) { // R-PCAP-2
+				res.Mixed = errors.Is(err, pcapfile.ErrMixed)
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: stopped reading at %v; the frames before it were converted", path, err))
 				break
 			}
@@ -309,5 +415,7 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 	if res.Stats.Truncated > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))
 	}
-	return eng.Detach().Order(opts.Cache), nil
+	ord := eng.Detach().Order(opts.Cache)
+	res.Hints = captureHints(res, ord.Len())
+	return ord, nil
 }
