@@ -45,7 +45,7 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 	id, err := PeerIdentity(ctx, a.trustDomain)
 	if err != nil {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "grpc call refused: unauthenticated",
-			slog.String("grpc.method", fullMethod), slog.String("peer.address", peerAddr(ctx)), slog.String("error", err.Error()))
+			slog.String("grpc.method", fullMethod), slog.String("peer.address", peerAddr(ctx)), slog.String("err", err.Error()))
 		return nil, status.Errorf(codes.Unauthenticated, "unauthenticated: %v", err)
 	}
 	if err := a.policy.Allow(id.Role, fullMethod); err != nil {

@@ -119,7 +119,7 @@ func (r *reloader) get() material {
 		if msg := err.Error(); msg != r.lastErr {
 			r.lastErr = msg
 			r.log.Warn("tls reload failed; keeping the previous certificate and CA bundle",
-				slog.String("cert_file", r.files.CertFile), slog.String("ca_file", r.files.CAFile), slog.String("error", msg))
+				slog.String("cert_file", r.files.CertFile), slog.String("ca_file", r.files.CAFile), slog.String("err", msg))
 		}
 		return r.cur
 	}

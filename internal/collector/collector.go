@@ -19,6 +19,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -203,7 +204,7 @@ type Collector struct {
 	conns   *connGuard    // connection limits (conns.go)
 
 	building *byteBudget                                      // bounds the bytes of the windows being built at once (closeWindow)
-	logLimit *logLimiter                                      // rate-limits ingest refusal logs
+	logLimit *logx.Limiter                                    // rate-limits ingest refusal logs
 	encode   func([]*flowfleetv1.Flow) ([]byte, []int, error) // encodes a batch part; nil means flowpb.EncodeEnds (tests fail it)
 
 	draining    chan struct{} // closed by Drain: streams end and sensors reconnect elsewhere
@@ -251,7 +252,7 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	watched := commitWatch{Store: st, h: hs}
 	c := &Collector{
 		cfg: cfg, store: watched, saver: watched, closer: watched, log: log, metrics: m,
-		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: newLogLimiter(logEvery),
+		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: logx.NewLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 		health: hs, conns: newConnGuard(log, m, cfg.MaxConnections),
 		building: newByteBudget(cfg.MaxWindowBytes),

@@ -91,7 +91,7 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL the relay uploads samples to")
 	f.String("networksage-api-key-file", "", "file holding the NetworkSage API key (else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config); with no key the relay is off")
 	f.String("networksage-type", relay.DefaultType, "upload type sent with each sample: secflow, pcap, pcapng, zeek or interflow")
-	f.Int("relay-concurrency", 4, "NetworkSage uploads in flight at once")
+	f.Int("relay-concurrency", relay.DefaultConcurrency, "NetworkSage uploads in flight at once")
 	f.Int("max-streams-per-host", DefaultMaxStreamsPerHost, "ingest streams one host (certificate) may hold open at once on this collector")
 	f.Bool("one-stream-per-host", false, "refuse a host's ingest stream while another with a different stream id is open (two sensors sharing one certificate); without it they are logged and counted")
 	f.Duration("stream-idle-timeout", 0, "close an ingest stream that sends nothing for this long (default: the longer of 15m and 2 windows + grace)")

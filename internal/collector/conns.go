@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/flowfleet/flowfleet/internal/logx"
 )
 
 // Connection limits (issue #14, item 8). Without them one client with a few hundred idle TCP
@@ -59,38 +61,18 @@ func defaultMaxConnections() int {
 	}
 }
 
-// rejectLog rate-limits the log lines of one rejection reason.
-type rejectLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// note reports whether to log a rejection now, and how many were not logged since the last line.
-func (r *rejectLog) note(now time.Time) (logNow bool, suppressed int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.last.IsZero() && now.Sub(r.last) < connLogEvery {
-		r.suppressed++
-		return false, 0
-	}
-	r.last, suppressed, r.suppressed = now, r.suppressed, 0
-	return true, suppressed
-}
-
 // connGuard counts, limits and reports the gRPC listener's connections.
 type connGuard struct {
 	log    *slog.Logger
 	m      *metrics
 	max    int
 	active atomic.Int64
-	logs   map[string]*rejectLog // by reason; fixed at construction
+	logs   *logx.Limiter // keyed by reason
 }
 
 func newConnGuard(log *slog.Logger, m *metrics, maxConns int) *connGuard {
-	g := &connGuard{log: log, m: m, max: maxConns, logs: map[string]*rejectLog{}}
+	g := &connGuard{log: log, m: m, max: maxConns, logs: logx.NewLimiter(connLogEvery)}
 	for _, r := range []string{reasonLimit, reasonHandshakeTimeout, reasonHandshakeFailed} {
-		g.logs[r] = &rejectLog{}
 		m.connsRejected.WithLabelValues(r) // every reason is exported from the start, at 0
 	}
 	m.connsLimit.Set(float64(maxConns))
@@ -100,12 +82,12 @@ func newConnGuard(log *slog.Logger, m *metrics, maxConns int) *connGuard {
 // rejected counts and (rate-limited) logs one connection refused or closed for reason.
 func (g *connGuard) rejected(reason string, remote net.Addr, err error) {
 	g.m.connsRejected.WithLabelValues(reason).Inc()
-	ok, suppressed := g.logs[reason].note(time.Now())
+	ok, suppressed := g.logs.Allow(reason, time.Now())
 	if !ok {
 		return
 	}
 	attrs := []any{"reason", reason, "remote", remote.String(), "limit", g.max, "open", g.active.Load(),
-		"not_logged_since_last", suppressed}
+		logx.SuppressedKey, suppressed}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}

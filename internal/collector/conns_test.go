@@ -183,22 +183,6 @@ func TestForeignCertificateCountedAsFailedHandshake(t *testing.T) {
 	}
 }
 
-func TestRejectLogRateLimited(t *testing.T) {
-	var r rejectLog
-	t0 := time.Unix(1000, 0)
-	if ok, n := r.note(t0); !ok || n != 0 {
-		t.Fatalf("first: %v %d", ok, n)
-	}
-	for i := range 5 {
-		if ok, _ := r.note(t0.Add(time.Duration(i) * time.Second)); ok {
-			t.Fatalf("logged again %d s later", i)
-		}
-	}
-	if ok, n := r.note(t0.Add(connLogEvery)); !ok || n != 5 {
-		t.Fatalf("after the interval: %v, %d not logged; want true, 5", ok, n)
-	}
-}
-
 func TestDefaultMaxConnectionsLeavesAReserve(t *testing.T) {
 	n := defaultMaxConnections()
 	if lim, ok := openFileLimit(); ok && uint64(n)+connReserve > lim && uint64(n) > lim/2 {

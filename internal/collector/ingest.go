@@ -16,6 +16,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -43,6 +44,14 @@ type commitResult struct {
 	err     error
 }
 
+// Batch commits (commitLoop).
+const (
+	// maxCommitGroup is the most batches one store transaction commits.
+	maxCommitGroup = 1024
+	// commitTimeout bounds one group commit; past it every batch of the group fails.
+	commitTimeout = 30 * time.Second
+)
+
 // batchSaver is what the commit loop needs of the store.
 type batchSaver interface {
 	SaveBatches(ctx context.Context, batches []store.Batch) ([]store.Outcome, error)
@@ -62,7 +71,7 @@ func (c *Collector) commitLoop() {
 		}
 		deadline := time.NewTimer(c.cfg.CommitDelay)
 	collect:
-		for len(group) < 1024 {
+		for len(group) < maxCommitGroup {
 			select {
 			case r := <-c.commits:
 				group = append(group, r)
@@ -79,7 +88,7 @@ func (c *Collector) commitLoop() {
 func (c *Collector) drainCommits() {
 	for {
 		var group []*commitReq
-		for len(group) < 1024 {
+		for len(group) < maxCommitGroup {
 			select {
 			case r := <-c.commits:
 				group = append(group, r)
@@ -113,7 +122,7 @@ func (c *Collector) commit(group []*commitReq) {
 	for i, r := range group {
 		batches[i] = r.batch
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	outcomes, err := c.saver.SaveBatches(ctx, batches)
 	cancel()
 	c.metrics.commitSize.Observe(float64(len(group)))
@@ -260,9 +269,9 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	if adm.other != "" {
 		// Two streams of one host under different stream ids: two sensors with one certificate.
 		c.metrics.hostConflicts.Inc()
-		if ok, held := c.logLimit.allow("host_conflict", time.Now()); ok {
+		if ok, held := c.logLimit.Allow("host_conflict", time.Now()); ok {
 			log.Warn("a second sensor uses this host's certificate: another stream id is open for it (cloned machine?); both are counted under this host; run the collector with --one-stream-per-host to refuse the second",
-				"other_stream_id", adm.other, "open_streams", adm.open, "similar_not_logged", held)
+				"other_stream_id", adm.other, "open_streams", adm.open, logx.SuppressedKey, held)
 		}
 	}
 	now := time.Now()

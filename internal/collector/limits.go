@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/logx"
 )
 
 // Ingest limits (docs/limits.md, section Ingest). Each refusal or close is counted in
@@ -115,45 +116,18 @@ func (s *streamSet) count(host string) int {
 
 func (s *streamSet) connected(host string) bool { return s.count(host) > 0 }
 
-// logLimiter lets through one log line per key and interval, and counts the ones it held back; keys
-// are the fixed reasons above, so its map stays small.
-type logLimiter struct {
-	mu    sync.Mutex
-	every time.Duration
-	last  map[string]time.Time
-	held  map[string]int
-}
-
+// logEvery is the interval of the refusal log lines: one per reason (logx.Limiter).
 const logEvery = 10 * time.Second
-
-func newLogLimiter(every time.Duration) *logLimiter {
-	return &logLimiter{every: every, last: map[string]time.Time{}, held: map[string]int{}}
-}
-
-// allow reports whether a line for key may be logged at now, and how many were held back since the
-// last one.
-func (l *logLimiter) allow(key string, now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		l.held[key]++
-		return false, 0
-	}
-	l.last[key] = now
-	n := l.held[key]
-	delete(l.held, key)
-	return true, n
-}
 
 // refused counts a refusal or close for reason and logs it (rate-limited) at level.
 func (c *Collector) refused(reason string, level slog.Level, msg string, args ...any) {
 	c.metrics.refusals.WithLabelValues(reason).Inc()
-	ok, held := c.logLimit.allow(reason, time.Now())
+	ok, held := c.logLimit.Allow(reason, time.Now())
 	if !ok {
 		return
 	}
 	if held > 0 {
-		args = append(args, "similar_not_logged", held)
+		args = append(args, logx.SuppressedKey, held)
 	}
 	c.log.Log(context.Background(), level, msg, append(args, "reason", reason)...)
 }

@@ -588,26 +588,6 @@ func TestShipperKeepsRefusedBatch(t *testing.T) {
 	}
 }
 
-// The refusal log lets one line per reason and interval through and counts the others.
-func TestLogLimiter(t *testing.T) {
-	l := newLogLimiter(10 * time.Second)
-	t0 := time.Unix(1000, 0)
-	if ok, held := l.allow("idle", t0); !ok || held != 0 {
-		t.Fatalf("first line: %v, %d", ok, held)
-	}
-	for i := 1; i <= 3; i++ {
-		if ok, _ := l.allow("idle", t0.Add(time.Duration(i)*time.Second)); ok {
-			t.Fatalf("line %d within the interval let through", i)
-		}
-	}
-	if ok, _ := l.allow("time_range", t0.Add(time.Second)); !ok {
-		t.Fatal("another reason held back")
-	}
-	if ok, held := l.allow("idle", t0.Add(10*time.Second)); !ok || held != 3 {
-		t.Fatalf("after the interval: %v, %d held; want through with 3 held", ok, held)
-	}
-}
-
 // streamSet admits within the per-host limit and, with oneID, one stream id per host.
 func TestStreamSetAdmission(t *testing.T) {
 	s := newStreamSet()

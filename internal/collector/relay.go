@@ -34,8 +34,8 @@ func relayConfig(vp *viper.Viper) (relay.Config, error) {
 	} else {
 		cfg.APIKey = relay.Secret(strings.TrimSpace(vp.GetString("networksage-api-key")))
 	}
-	if cfg.Concurrency < 1 || cfg.Concurrency > 64 {
-		return cfg, fmt.Errorf("--relay-concurrency %d: want 1 to 64", cfg.Concurrency)
+	if cfg.Concurrency < 1 || cfg.Concurrency > relay.MaxConcurrency {
+		return cfg, fmt.Errorf("--relay-concurrency %d: want 1 to %d", cfg.Concurrency, relay.MaxConcurrency)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -66,7 +66,7 @@ func (c *Collector) newRelay(reg prometheus.Registerer) error {
 	}
 	conc := cfg.Concurrency
 	if conc == 0 {
-		conc = 4
+		conc = relay.DefaultConcurrency
 	}
 	c.log.Info("relay on: samples are uploaded to NetworkSage", "url", w.Client().BaseURL(), "type", typ,
 		"concurrency", conc)

@@ -34,7 +34,7 @@ func (v fastValidator) Validate(msg proto.Message, options ...protovalidate.Vali
 
 // okBatch reports a batch that certainly satisfies the rules of FlowBatch and Flow.
 func okBatch(b *flowfleetv1.FlowBatch) bool {
-	if b.GetSeq() < 1 || b.GetSeq() > math.MaxInt64 || len(b.GetFlows()) > 10000 {
+	if b.GetSeq() < 1 || b.GetSeq() > math.MaxInt64 || len(b.GetFlows()) > flowpb.MaxBatchFlows {
 		return false
 	}
 	for _, f := range b.GetFlows() {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	validate "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
 
@@ -109,5 +110,17 @@ func TestPortRange(t *testing.T) {
 				t.Errorf("%s_port %q: Check %v, protovalidate %v; want accepted = %v", side, port, mine, theirs, ok)
 			}
 		}
+	}
+}
+
+// MaxBatchFlows is the proto's max_items rule on FlowBatch.flows.
+func TestMaxBatchFlowsIsTheProtoRule(t *testing.T) {
+	fd := (&flowfleetv1.FlowBatch{}).ProtoReflect().Descriptor().Fields().ByName("flows")
+	rules, ok := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
+	if !ok || rules.GetRepeated() == nil {
+		t.Fatal("FlowBatch.flows has no repeated rules")
+	}
+	if got := rules.GetRepeated().GetMaxItems(); got != MaxBatchFlows {
+		t.Fatalf("proto max_items %d, MaxBatchFlows %d", got, MaxBatchFlows)
 	}
 }

@@ -15,6 +15,9 @@ import (
 // MaxNameBytes is the longest dst_name the API accepts; a longer name is replaced by the address.
 const MaxNameBytes = 1024
 
+// MaxBatchFlows is the most flows one FlowBatch may carry (the proto's flows max_items rule).
+const MaxBatchFlows = 10000
+
 // ToProto converts an engine flow of the window starting at windowStart. dst_name is the flow's name, or
 // its destination address when it has none (or one longer than MaxNameBytes), with source ORIGINAL.
 func ToProto(f *flow.Flow, windowStart int64) *flowfleetv1.Flow {

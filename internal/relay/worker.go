@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 	// HTTPClient is the HTTP client (default: see ClientOptions).
 	HTTPClient *http.Client
 
-	// Concurrency bounds the uploads in flight (default 4).
+	// Concurrency bounds the uploads in flight: 1 to MaxConcurrency (default DefaultConcurrency).
 	Concurrency int
 	// ScanInterval is how often the outbox is looked at for due entries (default 1 s); Notify looks at
 	// once.
@@ -61,6 +62,12 @@ type Config struct {
 // Enabled reports whether the relay is on (there is an API key).
 func (c *Config) Enabled() bool { return c.APIKey != "" }
 
+// The bounds of Config.Concurrency, the uploads in flight (--relay-concurrency).
+const (
+	DefaultConcurrency = 4
+	MaxConcurrency     = 64
+)
+
 func (c *Config) setDefaults() {
 	if c.Type == "" {
 		c.Type = DefaultType
@@ -69,7 +76,7 @@ func (c *Config) setDefaults() {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 4
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = time.Second
@@ -117,8 +124,8 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.Concurrency < 0 || c.Concurrency > 64 {
-		return fmt.Errorf("relay concurrency %d: want 1 to 64", c.Concurrency)
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return fmt.Errorf("relay concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	}
 	return nil
 }
@@ -194,13 +201,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	tick := time.NewTicker(w.cfg.ScanInterval)
 	defer tick.Stop()
 	var lastStats time.Time
-	claimErrLogged := time.Time{}
+	claimLogs := logx.NewLimiter(time.Minute) // an outbox that cannot be read: one line a minute
 	for {
 		if free := w.cfg.Concurrency - inflight; free > 0 && ctx.Err() == nil {
 			entries, err := w.store.ClaimOutbox(ctx, w.cfg.Owner, time.Now(), w.cfg.Lease, free)
-			if err != nil && ctx.Err() == nil && time.Since(claimErrLogged) > time.Minute {
-				w.log.Error("reading the outbox", "err", err)
-				claimErrLogged = time.Now()
+			if err != nil && ctx.Err() == nil {
+				if ok, held := claimLogs.Allow("claim", time.Now()); ok {
+					w.log.Error("reading the outbox", "err", err, logx.SuppressedKey, held)
+				}
 			}
 			for _, e := range entries {
 				inflight++

@@ -46,7 +46,7 @@ func certNotAfter(path string) (time.Time, error) {
 func checkCert(path string, now time.Time, m *metrics.Metrics, log *slog.Logger) {
 	notAfter, err := certNotAfter(path)
 	if err != nil {
-		log.Warn("client certificate unreadable for the expiry check", slog.String("cert_file", path), slog.String("error", err.Error()))
+		log.Warn("client certificate unreadable for the expiry check", slog.String("cert_file", path), slog.String("err", err.Error()))
 		return
 	}
 	left := notAfter.Sub(now)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
+	"github.com/flowfleet/flowfleet/internal/sensor/window"
 )
 
 // Configuration keys: each is a flag name, a config file key and, upper-cased with "-" → "_" behind
@@ -118,7 +119,7 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 	f.String(KeySpoolDir, "", "spool directory: unacknowledged batches, stream id, seq counter, name cache (required)")
 	f.String(KeySpoolMaxBytes, "1GiB", "spool size limit (bytes, or with a unit: 512MiB, 2GiB); past it the oldest batches are dropped")
 	f.Duration(KeyWindow, d.Window, "window length: whole seconds, 10s–24h; windows are aligned to multiples of it since the Unix epoch")
-	f.Int(KeyBatchFlows, d.BatchFlows, "flows per batch at most (1–10000)")
+	f.Int(KeyBatchFlows, d.BatchFlows, fmt.Sprintf("flows per batch at most (1–%d)", window.MaxBatchFlows))
 	f.Duration(KeyBatchInterval, d.BatchInterval, "how often flows exported early (flow table full) are shipped")
 	f.Int(KeyMaxFlows, d.MaxFlows, "flow table bound; when full, the least recently active flow is exported early")
 	f.Int(KeyMaxInFlight, d.MaxInFlight, "batches sent and not yet acknowledged at most")

@@ -36,7 +36,7 @@ func CollectorFilter(ctx context.Context, addrs []string, resolve Resolver, log 
 			ips, err = resolve(ctx, host)
 			if err != nil {
 				log.Warn("collector host does not resolve; its traffic is not excluded from the capture",
-					slog.String("collector", a), slog.String("error", err.Error()))
+					slog.String("collector", a), slog.String("err", err.Error()))
 				continue
 			}
 		}

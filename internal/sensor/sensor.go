@@ -22,6 +22,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/internal/sensor/ship"
@@ -70,18 +71,18 @@ type Sensor struct {
 
 	// Loss accounting, shared by the engine goroutine (counters, losses without flows) and the
 	// windower's emitter (batches); totals are also read by the shipper (Hello).
-	lossMu      sync.Mutex
-	reported    spool.Drops // what earlier batches carried
-	spoolLoss   spool.Drops // losses of deleted batches, to carry again
-	lostFlows   uint64      // flows lost in the spool, total
-	lastBatch   time.Time
-	totKernel   atomic.Uint64
-	totSensorP  atomic.Uint64
-	totSensorF  atomic.Uint64
-	seenKernel  uint64 // for metric deltas
-	seenQueue   uint64
-	appendErrAt time.Time
-	rejected    atomic.Uint64
+	lossMu     sync.Mutex
+	reported   spool.Drops // what earlier batches carried
+	spoolLoss  spool.Drops // losses of deleted batches, to carry again
+	lostFlows  uint64      // flows lost in the spool, total
+	lastBatch  time.Time
+	totKernel  atomic.Uint64
+	totSensorP atomic.Uint64
+	totSensorF atomic.Uint64
+	seenKernel uint64 // for metric deltas
+	seenQueue  uint64
+	logs       *logx.Limiter // mutes floods of failure lines
+	rejected   atomic.Uint64
 
 	// components are extra long-lived goroutines run in Run's errgroup; only tests set them
 	// (export_test.go), to make a component fail.
@@ -127,7 +128,8 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			buildinfo.NewCollector("sensor"))
 	}
-	s := &Sensor{cfg: cfg, opts: opts, log: opts.Logger, reg: reg, m: metrics.New(reg), lastBatch: opts.Now()}
+	s := &Sensor{cfg: cfg, opts: opts, log: opts.Logger, reg: reg, m: metrics.New(reg), lastBatch: opts.Now(),
+		logs: logx.NewLimiter(logEvery)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -142,7 +144,7 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 	}
 	s.cache, err = flow.LoadNameCache(filepath.Join(cfg.SpoolDir, NameCacheFile))
 	if err != nil {
-		s.log.Warn("name cache", slog.String("error", err.Error()))
+		s.log.Warn("name cache", slog.String("err", err.Error()))
 	}
 	creds, err := auth.NewClientCredentials(auth.Files{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, CAFile: cfg.CAFile}, cfg.ServerName, s.log)
 	if err != nil {
@@ -341,7 +343,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	gerr := g.Wait()
 	if err := s.cache.Save(); err != nil {
-		s.log.Warn("name cache not saved", slog.String("error", err.Error()))
+		s.log.Warn("name cache not saved", slog.String("err", err.Error()))
 	}
 	if gerr != nil {
 		s.log.Error("sensor stopped after a failure", slog.String("err", gerr.Error()))
@@ -377,7 +379,7 @@ func (s *Sensor) runSlot(ctx context.Context, sl *slot) {
 				return
 			}
 			if err != nil {
-				s.log.Error("capture failed; reopening", slog.String("interface", sl.cfg.Interface), slog.String("error", err.Error()),
+				s.log.Error("capture failed; reopening", slog.String("interface", sl.cfg.Interface), slog.String("err", err.Error()),
 					slog.Duration("retry_in", delay))
 			}
 		}
@@ -391,7 +393,7 @@ func (s *Sensor) runSlot(ctx context.Context, sl *slot) {
 		delay = min(delay*2, 30*time.Second)
 		src, err := capture.Open(sl.cfg)
 		if err != nil {
-			s.log.Warn("capture reopen failed", slog.String("interface", sl.cfg.Interface), slog.String("error", err.Error()),
+			s.log.Warn("capture reopen failed", slog.String("interface", sl.cfg.Interface), slog.String("err", err.Error()),
 				slog.Duration("retry_in", delay))
 			continue
 		}
@@ -520,19 +522,16 @@ func (s *Sensor) takeLossesLocked(flows []*flowfleetv1.Flow) *flowfleetv1.FlowBa
 	return &flowfleetv1.FlowBatch{Flows: flows, Drops: d.Proto()}
 }
 
+// logEvery rate-limits the sensor's repeated failure lines: one line per kind and interval.
+const logEvery = time.Minute
+
 // append spools b; when that fails its flows and the losses it carried are counted to be reported again.
 func (s *Sensor) append(b *flowfleetv1.FlowBatch) {
 	if _, err := s.spool.Append(b); err != nil {
 		s.spool.NoteLostFlows(uint64(len(b.Flows)), b.Drops)
-		s.lossMu.Lock()
-		log := time.Since(s.appendErrAt) > time.Minute
-		if log {
-			s.appendErrAt = time.Now()
-		}
-		s.lossMu.Unlock()
-		if log {
+		if ok, held := s.logs.Allow("spool_append", time.Now()); ok {
 			s.log.Error("batch not spooled; its flows are lost (further failures logged at most once a minute)",
-				slog.Int("flows", len(b.Flows)), slog.String("error", err.Error()))
+				slog.Int("flows", len(b.Flows)), slog.String("err", err.Error()), slog.Int(logx.SuppressedKey, held))
 		}
 	}
 }

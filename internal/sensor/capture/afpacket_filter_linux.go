@@ -53,7 +53,7 @@ func afFilter(cfg Config) ([]bpf.RawInstruction, error) {
 		for _, n := range cfg.Exclude {
 			ifc, err := net.InterfaceByName(n)
 			if err != nil {
-				cfg.Logger.Warn("excluded interface not found; ignoring it", slog.String("interface", n), slog.String("error", err.Error()))
+				cfg.Logger.Warn("excluded interface not found; ignoring it", slog.String("interface", n), slog.String("err", err.Error()))
 				continue
 			}
 			excluded = append(excluded, uint32(ifc.Index))

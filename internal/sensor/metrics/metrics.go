@@ -43,46 +43,48 @@ type Metrics struct {
 	CertExpiry prometheus.Gauge
 }
 
+// Metric names are written out in full (flowfleet_sensor_<name>), as in the collector and the relay,
+// so that a name in a dashboard or alert greps to its definition.
+
 // New creates the metrics and registers them on reg; a nil reg creates them unregistered (tests, or
 // a sensor run with metrics off).
 func New(reg prometheus.Registerer) *Metrics {
-	const ns, sub = "flowfleet", "sensor"
 	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	gauge := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
 	m := &Metrics{
-		Packets: counter("packets_total", "Packets captured and handed to the flow engine's queue."),
-		PacketDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "packet_drops_total",
+		Packets: counter("flowfleet_sensor_packets_total", "Packets captured and handed to the flow engine's queue."),
+		PacketDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flowfleet_sensor_packet_drops_total",
 			Help: "Packets lost before the flow engine, by reason: kernel (capture buffer full), queue (sensor queue full), late (time before the current window), engine_panic (the flow engine panicked on the frame; it was dropped)."},
 			[]string{"reason"}),
-		QueueLength:   gauge("queue_packets", "Packets waiting in the capture queue."),
-		FlowsExported: counter("flows_exported_total", "Flows the engine exported and the sensor put into batches."),
-		Evictions:     counter("evictions_total", "Flows exported early because the flow table was full (--max-flows)."),
-		Windows:       counter("windows_flushed_total", "Windows flushed (engine flushes at a window boundary or shutdown)."),
-		FlowsRejected: counter("flows_rejected_total", "Flows dropped because they failed the API's validation rules (a bug: please report)."),
+		QueueLength:   gauge("flowfleet_sensor_queue_packets", "Packets waiting in the capture queue."),
+		FlowsExported: counter("flowfleet_sensor_flows_exported_total", "Flows the engine exported and the sensor put into batches."),
+		Evictions:     counter("flowfleet_sensor_evictions_total", "Flows exported early because the flow table was full (--max-flows)."),
+		Windows:       counter("flowfleet_sensor_windows_flushed_total", "Windows flushed (engine flushes at a window boundary or shutdown)."),
+		FlowsRejected: counter("flowfleet_sensor_flows_rejected_total", "Flows dropped because they failed the API's validation rules (a bug: please report)."),
 
-		BatchesSpooled:      counter("batches_spooled_total", "Flow batches written to the spool."),
-		BatchesSent:         counter("batches_sent_total", "Flow batches sent to a collector, replays included."),
-		BatchesAcked:        counter("batches_acked_total", "Flow batches a collector acknowledged (and that were removed from the spool)."),
-		WindowEndsSent:      counter("window_ends_sent_total", "WindowEnd messages sent to a collector, resends included."),
-		SpoolBytes:          gauge("spool_bytes", "Bytes of flow batches in the spool."),
-		SpoolBatches:        gauge("spool_batches", "Flow batches in the spool (not yet acknowledged)."),
-		SpoolDroppedBatches: counter("spool_dropped_batches_total", "Oldest batches deleted unsent because the spool reached --spool-max-bytes."),
-		SpoolDroppedFlows:   counter("spool_dropped_flows_total", "Flows lost with batches the spool deleted or failed to write."),
-		SpoolCorruptFiles:   counter("spool_corrupt_files_total", "Spool files found corrupt and moved to the corrupt/ directory."),
-		SpoolErrors:         counter("spool_write_errors_total", "Batches that could not be written to the spool (disk full, I/O error)."),
+		BatchesSpooled:      counter("flowfleet_sensor_batches_spooled_total", "Flow batches written to the spool."),
+		BatchesSent:         counter("flowfleet_sensor_batches_sent_total", "Flow batches sent to a collector, replays included."),
+		BatchesAcked:        counter("flowfleet_sensor_batches_acked_total", "Flow batches a collector acknowledged (and that were removed from the spool)."),
+		WindowEndsSent:      counter("flowfleet_sensor_window_ends_sent_total", "WindowEnd messages sent to a collector, resends included."),
+		SpoolBytes:          gauge("flowfleet_sensor_spool_bytes", "Bytes of flow batches in the spool."),
+		SpoolBatches:        gauge("flowfleet_sensor_spool_batches", "Flow batches in the spool (not yet acknowledged)."),
+		SpoolDroppedBatches: counter("flowfleet_sensor_spool_dropped_batches_total", "Oldest batches deleted unsent because the spool reached --spool-max-bytes."),
+		SpoolDroppedFlows:   counter("flowfleet_sensor_spool_dropped_flows_total", "Flows lost with batches the spool deleted or failed to write."),
+		SpoolCorruptFiles:   counter("flowfleet_sensor_spool_corrupt_files_total", "Spool files found corrupt and moved to the corrupt/ directory."),
+		SpoolErrors:         counter("flowfleet_sensor_spool_write_errors_total", "Batches that could not be written to the spool (disk full, I/O error)."),
 
-		Reconnects: counter("reconnects_total", "Ingest streams opened after the first (reconnects and failovers)."),
-		Connected:  gauge("connected", "1 while an Ingest stream to a collector is open and welcomed, else 0."),
-		AckLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name:    "ack_latency_seconds",
+		Reconnects: counter("flowfleet_sensor_reconnects_total", "Ingest streams opened after the first (reconnects and failovers)."),
+		Connected:  gauge("flowfleet_sensor_connected", "1 while an Ingest stream to a collector is open and welcomed, else 0."),
+		AckLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flowfleet_sensor_ack_latency_seconds",
 			Help:    "Time from sending a batch to its acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14)}),
-		CertExpiry: gauge("cert_expiry_seconds", "Seconds until the client certificate expires (negative once expired)."),
+		CertExpiry: gauge("flowfleet_sensor_cert_expiry_seconds", "Seconds until the client certificate expires (negative once expired)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Packets, m.PacketDrops, m.QueueLength, m.FlowsExported, m.Evictions, m.Windows, m.FlowsRejected,

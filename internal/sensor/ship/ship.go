@@ -218,7 +218,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if IsPermanent(err) {
 			level = slog.LevelError // retrying helps only once the certificate or the collector changes
 		}
-		s.log.Log(ctx, level, "collector stream ended; reconnecting", slog.String("collector", addr), slog.String("error", errText(err)),
+		s.log.Log(ctx, level, "collector stream ended; reconnecting", slog.String("collector", addr), slog.String("err", errText(err)),
 			slog.String("next_collector", next), slog.Duration("backoff", delay))
 		t := time.NewTimer(delay)
 		select {
@@ -366,7 +366,7 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 		}
 		found, err := s.opts.Spool.Ack(r.seq)
 		if err != nil {
-			s.log.Warn("acknowledged batch not removed from the spool", slog.Uint64("seq", r.seq), slog.String("error", err.Error()))
+			s.log.Warn("acknowledged batch not removed from the spool", slog.Uint64("seq", r.seq), slog.String("err", err.Error()))
 		}
 		if found {
 			s.m.BatchesAcked.Inc()
@@ -382,7 +382,7 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 			lastSent = seq
 			if err != nil {
 				if !errors.Is(err, spool.ErrNotFound) {
-					s.log.Error("spooled batch unreadable; skipped", slog.Uint64("seq", seq), slog.String("error", err.Error()))
+					s.log.Error("spooled batch unreadable; skipped", slog.Uint64("seq", seq), slog.String("err", err.Error()))
 				}
 				continue
 			}

@@ -173,10 +173,10 @@ func (s *Spool) load() error {
 		// The counter is lost: seqs could repeat under this stream id and a collector would take new
 		// batches for replays. A new stream id makes every seq unique again.
 		s.log.Error("spool seq counter unreadable; starting a new stream id so that batch numbers cannot repeat",
-			slog.String("old_stream_id", id), slog.String("error", seqErr.Error()))
+			slog.String("old_stream_id", id), slog.String("err", seqErr.Error()))
 		id = ""
 	case idErr != nil && !errors.Is(idErr, fs.ErrNotExist):
-		s.log.Error("spool stream id unreadable; moving it aside and starting a new stream id", slog.String("error", idErr.Error()))
+		s.log.Error("spool stream id unreadable; moving it aside and starting a new stream id", slog.String("err", idErr.Error()))
 		s.quarantine(filepath.Join(s.dir, StreamIDFile), idErr)
 	}
 	if id == "" || idErr != nil {
@@ -312,7 +312,7 @@ func (s *Spool) quarantine(path string, why error) {
 	}
 	if err != nil {
 		s.log.Error("corrupt spool file could not be moved aside; deleting it", slog.String("file", path),
-			slog.String("reason", why.Error()), slog.String("error", err.Error()))
+			slog.String("reason", why.Error()), slog.String("err", err.Error()))
 		_ = os.Remove(path)
 		return
 	}
@@ -379,7 +379,7 @@ func (s *Spool) Append(b *flowfleetv1.FlowBatch) (uint64, error) {
 	// The counter must be durable before the batch can be acknowledged and deleted; until then the file
 	// itself records the seq.
 	if err := s.writeSeq(seq); err != nil {
-		s.log.Warn("spool seq counter not saved; the batch file records it for now", slog.Uint64("seq", seq), slog.String("error", err.Error()))
+		s.log.Warn("spool seq counter not saved; the batch file records it for now", slog.Uint64("seq", seq), slog.String("err", err.Error()))
 	}
 	e := entry{seq: seq, size: int64(len(data)), flows: len(b.GetFlows())}
 	e.drops.Add(b.GetDrops())

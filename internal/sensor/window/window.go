@@ -20,9 +20,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flowfleet/flowfleet/internal/flowpb"
-
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 )
@@ -39,7 +39,7 @@ type Sink interface {
 const (
 	DefaultWindow     = 300 * time.Second
 	DefaultBatchFlows = 5000
-	MaxBatchFlows     = 10000 // FlowBatch.flows max_items
+	MaxBatchFlows     = flowpb.MaxBatchFlows // FlowBatch.flows max_items
 	DefaultGrace      = 2 * time.Second
 	// LateTolerance is how far before the current window a packet may be and still count as "late"
 	// (dropped and counted: it comes from another interface's capture, read a little after the
@@ -87,7 +87,7 @@ type Windower struct {
 	evicted uint64
 	late    atomic.Uint64
 	panics  atomic.Uint64
-	panicAt time.Time // last panic log line
+	logs    *logx.Limiter // mutes floods of panic and rejected-flow lines (shared with the emitter)
 	stepped uint64
 	flushes uint64
 	jobs    chan job
@@ -113,7 +113,7 @@ type emitter struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	shipped int // flows of the current window already passed to the sink
-	badLog  time.Time
+	logs    *logx.Limiter
 }
 
 // New returns a Windower feeding sink. The engine runs with VLAN decoding and session names on, the
@@ -138,11 +138,12 @@ func New(opts Options, sink Sink) *Windower {
 		opts.Metrics = metrics.New(nil)
 	}
 	w := int64(opts.Window / time.Second)
+	logs := logx.NewLimiter(logEvery)
 	win := &Windower{
-		opts: opts, w: w, log: opts.Logger, m: opts.Metrics, cur: -1,
+		opts: opts, w: w, log: opts.Logger, m: opts.Metrics, cur: -1, logs: logs,
 		eng:  flow.NewEngine(flow.Options{DecodeVLAN: true, SessionNames: true, MaxFlows: opts.MaxFlows, CarryAnswers: float64(w)}),
 		jobs: make(chan job, queueJobs), done: make(chan struct{}),
-		em: emitter{opts: opts, w: w, sink: sink, log: opts.Logger, m: opts.Metrics},
+		em: emitter{opts: opts, w: w, sink: sink, log: opts.Logger, m: opts.Metrics, logs: logs},
 	}
 	go win.em.run(win.jobs, win.done)
 	return win
@@ -219,8 +220,9 @@ func (w *Windower) Packet(link flow.LinkType, sec uint64, usec uint32, data []by
 
 // Bounds of what a recovered engine panic writes to the log.
 const (
-	// panicLogEvery rate-limits the log lines of engine panics (each panic is counted).
-	panicLogEvery = time.Minute
+	// logEvery rate-limits the log lines of engine panics and of flows failing validation (each
+	// is counted): one line per kind and interval.
+	logEvery = time.Minute
 	// maxPanicFrame is the most bytes of the frame logged (hex, at debug level), the largest snaplen:
 	// the whole frame, to become a fuzz seed.
 	maxPanicFrame = 65535
@@ -231,7 +233,7 @@ const (
 // feed hands one frame to the engine: the sensor's frame boundary. A panic in the engine (a hostile
 // frame meeting a decoder bug) is recovered here: the frame is dropped and counted
 // (flowfleet_sensor_packet_drops_total{reason="engine_panic"}, reported to the collector with the
-// sensor's packet drops), logged at most once per panicLogEvery, and the next frame goes on.
+// sensor's packet drops), logged at most once per logEvery, and the next frame goes on.
 //
 // What stays consistent after a recovered panic:
 //   - the Windower's own state (current window, eviction count): it is updated before the engine is
@@ -263,13 +265,12 @@ func (w *Windower) feed(link flow.LinkType, sec uint64, usec uint32, data []byte
 func (w *Windower) recovered(r any, data []byte) {
 	n := w.panics.Add(1)
 	w.m.PacketDrops.WithLabelValues(metrics.ReasonEnginePanic).Inc()
-	now := time.Now()
-	if !w.panicAt.IsZero() && now.Sub(w.panicAt) < panicLogEvery {
+	ok, held := w.logs.Allow("engine_panic", time.Now())
+	if !ok {
 		return
 	}
-	w.panicAt = now
 	w.log.Error("flow engine panicked on a frame: frame dropped (a bug: please report it with the debug line; further panics logged at most once a minute)",
-		slog.String("err", clip(fmt.Sprint(r), maxPanicText)), slog.Uint64("panics_total", n),
+		slog.String("err", clip(fmt.Sprint(r), maxPanicText)), slog.Uint64("panics_total", n), slog.Int(logx.SuppressedKey, held),
 		slog.Int64("window_start", w.cur), slog.Int("frame_bytes", len(data)),
 		slog.String("stack", clip(string(debug.Stack()), maxPanicText)))
 	frame := data[:min(len(data), maxPanicFrame)]
@@ -378,7 +379,7 @@ func (e *emitter) window(start int64, d *flow.Detached) {
 	e.shipped = 0
 	if e.opts.Cache != nil {
 		if err := e.opts.Cache.Save(); err != nil {
-			e.log.Warn("name cache not saved", slog.String("error", err.Error()))
+			e.log.Warn("name cache not saved", slog.String("err", err.Error()))
 		}
 	}
 }
@@ -406,10 +407,9 @@ func (b *batcher) add(flows []flow.Flow) {
 		if e.opts.Check != nil {
 			if err := e.opts.Check(pf); err != nil {
 				e.m.FlowsRejected.Inc()
-				if now := time.Now(); now.Sub(e.badLog) > time.Minute {
-					e.badLog = now
+				if ok, held := e.logs.Allow("invalid_flow", time.Now()); ok {
 					e.log.Error("flow fails the API's validation rules; dropped (further ones logged at most once a minute)",
-						slog.String("flow", flows[i].Key()), slog.String("error", err.Error()))
+						slog.String("flow", flows[i].Key()), slog.String("err", err.Error()), slog.Int(logx.SuppressedKey, held))
 				}
 				continue
 			}
