@@ -2,9 +2,10 @@ package window_test
 
 import (
 	"fmt"
-	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"testing"
 	"time"
+
+	"github.com/flowfleet/flowfleet/internal/flowpb"
 
 	"buf.build/go/protovalidate"
 
