@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,6 +84,21 @@ func startCollector(t *testing.T, p *testPKI, cfg Config) *testCollector {
 // startCollectorLog is startCollector logging to log.
 func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *testCollector {
 	t.Helper()
+	return startCollectorWith(t, p, cfg, collectorOptions{log: log})
+}
+
+// collectorOptions vary how startCollectorWith runs a test collector.
+type collectorOptions struct {
+	log         *slog.Logger                  // nil: discard
+	wrap        func(store.Store) store.Store // the store the collector is given, around the opened one (nil: that one)
+	healthEvery time.Duration                 // run WatchHealth this often (0: not at all)
+}
+
+// startCollectorWith starts a collector as run() serves it (on LimitListener, with mTLS) on a new SQLite
+// store in cfg.DataDir (default: a temporary directory), and stops everything it started when the test
+// ends (or at tc.stop).
+func startCollectorWith(t *testing.T, p *testPKI, cfg Config, o collectorOptions) *testCollector {
+	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
@@ -92,10 +108,17 @@ func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *
 	if cfg.MaxFlowAge == 0 {
 		cfg.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
 	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "flowfleet.db"))
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	raw, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "flowfleet.db"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	st := raw
+	if o.wrap != nil {
+		st = o.wrap(raw)
 	}
 	c, err := New(st, cfg, log, prometheus.NewRegistry())
 	if err != nil {
@@ -105,7 +128,7 @@ func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, _, err := c.NewGRPCServer(creds)
+	srv, hs, err := c.NewGRPCServer(creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +136,15 @@ func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = c.Run(runCtx); close(done) }()
-	go func() { _ = srv.Serve(lis) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = c.Run(ctx) }()
+	go func() { defer wg.Done(); _ = srv.Serve(c.LimitListener(lis)) }()
+	if o.healthEvery > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.WatchHealth(ctx, hs, o.healthEvery) }()
+	}
 	tc := &testCollector{c: c, addr: lis.Addr().String(), st: st, dir: cfg.DataDir}
 	stopped := false
 	tc.stop = func() {
@@ -127,8 +155,8 @@ func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *
 		c.Drain()
 		srv.Stop()
 		cancel()
-		<-done
-		st.Close()
+		wg.Wait()
+		raw.Close()
 	}
 	t.Cleanup(tc.stop)
 	return tc

@@ -3,90 +3,18 @@ package collector
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
-	"github.com/flowfleet/flowfleet/internal/store"
 )
 
-// guardedCollector is a collector served as run() serves it: on LimitListener, with WatchHealth
-// setting the gRPC health status every healthEvery (when not 0).
-type guardedCollector struct {
-	c    *Collector
-	addr string
-	hs   *health.Server
-	st   store.Store // what the collector was given
-}
-
-// startGuarded starts a collector on a store wrap(st) (wrap may be nil) and stops everything it
-// started when the test ends.
-func startGuarded(t *testing.T, p *testPKI, cfg Config, healthEvery time.Duration, wrap func(store.Store) store.Store) *guardedCollector {
-	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.Window == 0 {
-		cfg.Window = 60 * time.Second
-	}
-	if cfg.CloseInterval == 0 {
-		cfg.CloseInterval = 50 * time.Millisecond
-	}
-	raw, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "flowfleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := raw
-	if wrap != nil {
-		st = wrap(raw)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := New(st, cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := auth.NewServerCredentials(p.serverFiles(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, hs, err := c.NewGRPCServer(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = c.Run(ctx) }()
-	go func() { defer wg.Done(); _ = srv.Serve(c.LimitListener(lis)) }()
-	if healthEvery > 0 {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.WatchHealth(ctx, hs, healthEvery) }()
-	}
-	t.Cleanup(func() {
-		c.Drain()
-		srv.Stop()
-		cancel()
-		wg.Wait()
-		raw.Close()
-	})
-	return &guardedCollector{c: c, addr: lis.Addr().String(), hs: hs, st: st}
-}
-
-func (g *guardedCollector) rejected(t *testing.T, reason string) float64 {
+func (g *testCollector) rejected(t *testing.T, reason string) float64 {
 	t.Helper()
 	return metricValue(t, g.c.metrics.connsRejected.WithLabelValues(reason))
 }
@@ -117,7 +45,7 @@ func waitClosed(t *testing.T, conn net.Conn, what string) {
 // connections were held 120 s each, silently, until health checks timed out.)
 func TestConnectionLimitAndHandshakeTimeout(t *testing.T) {
 	p := newTestPKI(t)
-	g := startGuarded(t, p, Config{MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}, 0, nil)
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}, collectorOptions{})
 	if got := metricValue(t, g.c.metrics.connsLimit); got != 3 {
 		t.Fatalf("connections_limit = %v, want 3", got)
 	}
@@ -168,7 +96,7 @@ func TestConnectionLimitAndHandshakeTimeout(t *testing.T) {
 // A client whose certificate the collector does not trust is counted as a failed handshake.
 func TestForeignCertificateCountedAsFailedHandshake(t *testing.T) {
 	p := newTestPKI(t)
-	g := startGuarded(t, p, Config{}, 0, nil)
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second}, collectorOptions{})
 	other := newTestPKI(t)
 	foreign := other.issue(t, auth.RoleReader, "mallory", pki.IssueOptions{})
 	foreign.CAFile = filepath.Join(p.dir, pki.CACertFile)

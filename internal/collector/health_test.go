@@ -64,10 +64,10 @@ func get(t *testing.T, url string) (int, string) {
 func TestReadinessFollowsWrites(t *testing.T) {
 	p := newTestPKI(t)
 	var us *unwritableStore
-	g := startGuarded(t, p, Config{}, 20*time.Millisecond, func(st store.Store) store.Store {
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second}, collectorOptions{healthEvery: 20 * time.Millisecond, wrap: func(st store.Store) store.Store {
 		us = &unwritableStore{Store: st}
 		return us
-	})
+	}})
 	web := httptest.NewServer(g.c.HealthHandler())
 	defer web.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

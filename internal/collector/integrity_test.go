@@ -42,7 +42,7 @@ func readContent(ctx context.Context, conn flowfleetv1.SampleServiceClient, id s
 // overwrites of the SQLite file GetSampleContent returned other bytes than the .bf, with status OK.)
 func TestDamagedContentIsDataLoss(t *testing.T) {
 	p := newTestPKI(t)
-	g := startGuarded(t, p, Config{Grace: time.Hour}, 0, nil)
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, Grace: time.Hour}, collectorOptions{})
 	sensor, err := openSensor(t, dialAs(t, g.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s1", 60)
 	if err != nil {
 		t.Fatal(err)
