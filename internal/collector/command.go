@@ -22,6 +22,7 @@ import (
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/cli"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -30,10 +31,7 @@ import (
 // NewCommand builds the collector's command line: flags, FLOWFLEET_* environment variables and an
 // optional config file, layered by viper.
 func NewCommand() *cobra.Command {
-	vp := viper.New()
-	vp.SetEnvPrefix("FLOWFLEET")
-	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	vp.AutomaticEnv()
+	vp := cli.NewViper()
 	cmd := &cobra.Command{
 		Use:   "collector",
 		Short: "Run a FlowFleet collector: ingest flows from sensors, write samples, answer queries",
@@ -59,11 +57,8 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 			if err := vp.BindPFlags(cmd.Flags()); err != nil {
 				return err
 			}
-			if path := vp.GetString("config"); path != "" {
-				vp.SetConfigFile(path)
-				if err := vp.ReadInConfig(); err != nil {
-					return fmt.Errorf("config %s: %w", path, err)
-				}
+			if err := cli.ReadConfigFile(vp, vp.GetString("config")); err != nil {
+				return err
 			}
 			return run(cmd.Context(), vp)
 		},
@@ -278,6 +273,31 @@ func unboundedIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,
+// and the key from --networksage-api-key-file, else FLOWFLEET_NETWORKSAGE_API_KEY or
+// networksage-api-key in the config file. There is deliberately no flag that takes the key itself: a
+// command line is visible to every user of the machine.
+func relayConfig(vp *viper.Viper) (relay.Config, error) {
+	cfg := relay.Config{BaseURL: vp.GetString("networksage-url"), Type: vp.GetString("networksage-type"),
+		Concurrency: vp.GetInt("relay-concurrency")}
+	if path := vp.GetString("networksage-api-key-file"); path != "" {
+		key, err := relay.KeyFromFile(path)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.APIKey = key
+	} else {
+		cfg.APIKey = relay.Secret(strings.TrimSpace(vp.GetString("networksage-api-key")))
+	}
+	if cfg.Concurrency < 1 || cfg.Concurrency > relay.MaxConcurrency {
+		return cfg, fmt.Errorf("--relay-concurrency %d: want 1 to %d", cfg.Concurrency, relay.MaxConcurrency)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
 }
 
 // redactDSN hides a PostgreSQL password in logs.

@@ -3,13 +3,10 @@ package collector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/viper"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -17,31 +14,6 @@ import (
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
-
-// relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,
-// and the key from --networksage-api-key-file, else FLOWFLEET_NETWORKSAGE_API_KEY or
-// networksage-api-key in the config file. There is deliberately no flag that takes the key itself: a
-// command line is visible to every user of the machine.
-func relayConfig(vp *viper.Viper) (relay.Config, error) {
-	cfg := relay.Config{BaseURL: vp.GetString("networksage-url"), Type: vp.GetString("networksage-type"),
-		Concurrency: vp.GetInt("relay-concurrency")}
-	if path := vp.GetString("networksage-api-key-file"); path != "" {
-		key, err := relay.KeyFromFile(path)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.APIKey = key
-	} else {
-		cfg.APIKey = relay.Secret(strings.TrimSpace(vp.GetString("networksage-api-key")))
-	}
-	if cfg.Concurrency < 1 || cfg.Concurrency > relay.MaxConcurrency {
-		return cfg, fmt.Errorf("--relay-concurrency %d: want 1 to %d", cfg.Concurrency, relay.MaxConcurrency)
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
-}
 
 // newRelay starts the relay's worker when there is a key, and says once whether the relay is on.
 func (c *Collector) newRelay(reg prometheus.Registerer) error {

@@ -5,19 +5,17 @@
 package ctl
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/cli"
 	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
 // NewRootCommand builds the flowctl command tree.
 func NewRootCommand() *cobra.Command {
-	vp := newViper()
+	vp := cli.NewViper()
 	root := &cobra.Command{
 		Use:   "flowctl",
 		Short: "Convert captures and flow logs to BayseFlow, and query a FlowFleet collector",
@@ -43,14 +41,6 @@ init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 	return root
 }
 
-func newViper() *viper.Viper {
-	vp := viper.New()
-	vp.SetEnvPrefix("FLOWFLEET")
-	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-	vp.AutomaticEnv()
-	return vp
-}
-
 // loadConfig reads the config file, if any, and binds the command's flags so that a flag given on the
 // command line wins over the environment, which wins over the file.
 func loadConfig(vp *viper.Viper, cmd *cobra.Command) error {
@@ -61,9 +51,5 @@ func loadConfig(vp *viper.Viper, cmd *cobra.Command) error {
 	if err != nil || path == "" {
 		return err
 	}
-	vp.SetConfigFile(path)
-	if err := vp.ReadInConfig(); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
+	return cli.ReadConfigFile(vp, path)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/cli"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/window"
 )
@@ -76,10 +77,7 @@ const example = `  sensor --collector collector.example.net:7443 --interface eth
 // NewCommand builds the sensor command with its own viper instance. run is called with the parsed
 // configuration; nil means RunCommand (capture until SIGTERM/SIGINT).
 func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
-	vp := viper.New()
-	vp.SetEnvPrefix("FLOWFLEET")
-	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-	vp.AutomaticEnv()
+	vp := cli.NewViper()
 	if run == nil {
 		run = RunCommand
 	}
@@ -145,11 +143,8 @@ func configFrom(vp *viper.Viper, fs *pflag.FlagSet) (Config, error) {
 	if err := vp.BindPFlags(fs); err != nil {
 		return Config{}, err
 	}
-	if path := vp.GetString(KeyConfig); path != "" {
-		vp.SetConfigFile(path)
-		if err := vp.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("config file %s: %w", path, err)
-		}
+	if err := cli.ReadConfigFile(vp, vp.GetString(KeyConfig)); err != nil {
+		return Config{}, err
 	}
 	var errs []string
 	dur := func(k string) time.Duration {
