@@ -350,7 +350,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer t.Stop()
 			select {
 			case <-r.Context().Done():
-				return
+				// The client gave up: answer nothing at all. A handler that simply returned would let
+				// net/http send an empty 200, which a client still reading could take for a reply.
+				panic(http.ErrAbortHandler)
 			case <-t.C:
 			}
 			f.write(w, errorReply(http.StatusGatewayTimeout, "fake hang over"))
