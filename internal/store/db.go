@@ -149,7 +149,9 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		if path == "" {
 			return nil, errors.New("store: empty database path")
 		}
-		q := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+		// busy_timeout comes first: the pragmas run in order as each connection opens, and switching a new
+		// file to WAL takes a lock that another process opening it at the same time may hold.
+		q := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q)
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
