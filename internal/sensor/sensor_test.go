@@ -2,7 +2,6 @@ package sensor_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -89,14 +88,7 @@ func TestSensorInProcessLoopback(t *testing.T) {
 	p := sensortest.NewPKI(t)
 	c := sensortest.StartCollector(t, p, "127.0.0.1:0")
 	port := udpSink(t)
-	cfg := sensor.DefaultConfig()
-	cfg.Collectors = []string{c.Addr()}
-	cfg.Interfaces = []string{"lo"}
-	cfg.BPF = fmt.Sprintf("udp port %d", port)
-	cfg.CertFile, cfg.KeyFile, cfg.CAFile = p.Sensor.CertFile, p.Sensor.KeyFile, p.Sensor.CAFile
-	cfg.ServerName = "localhost"
-	cfg.SpoolDir = t.TempDir()
-	cfg.MetricsListen = "127.0.0.1:0"
+	cfg := loopbackConfig(t, p, c, port)
 	s, err := sensor.New(cfg, sensor.Options{Logger: testLogger(t), Backoff: ship.Backoff{Base: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
