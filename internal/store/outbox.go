@@ -18,6 +18,12 @@ const (
 	PhaseUpload OutboxPhase = "upload"
 	// PhasePoll: the sample was uploaded; NetworkSage is asked now and then whether it has processed it.
 	PhasePoll OutboxPhase = "poll"
+	// PhaseEnrich: NetworkSage processed the sample; its enriched flows and aggregated view are to be
+	// fetched and its summary and categorization requested (docs/enrichment.md).
+	PhaseEnrich OutboxPhase = "enrich"
+	// PhaseReport: the summary and categorization were requested; they are asked for now and then until
+	// NetworkSage says generated or failed.
+	PhaseReport OutboxPhase = "report"
 )
 
 // OutboxEntry is a claimed relay outbox entry.
@@ -39,6 +45,9 @@ type OutboxEntry struct {
 	PollUntil time.Time
 	// LastError is the error of the previous attempt, if any.
 	LastError string
+	// PhaseStarted is when the entry entered its phase (zero for entries queued before migration 00008
+	// in the upload and poll phases).
+	PhaseStarted time.Time
 }
 
 // OutboxRetry reschedules a claimed entry after an attempt that may succeed later.
@@ -62,8 +71,20 @@ type OutboxCompletion struct {
 	State      SampleState
 	RemoteID   string
 	RelayError string
-	// PollUntil, when not zero, moves the entry to the poll phase, due at PollAt, instead of removing it.
+	// PollUntil, when not zero, moves the entry to the poll phase (or NextPhase), due at PollAt, instead
+	// of removing it.
 	PollAt, PollUntil time.Time
+	// NextPhase is the phase the entry moves to when PollUntil is set (default PhasePoll); its attempts
+	// start again from 0.
+	NextPhase OutboxPhase
+	// Processed, when not zero, records when NetworkSage was seen to have processed the sample.
+	Processed time.Time
+	// Labels, when not nil, replaces the sample's flow labels: one per flow, in sample order (a zero
+	// FlowLabel for a flow NetworkSage's answer did not match). Destinations are cached (upserted).
+	Labels       []FlowLabel
+	Destinations []Destination
+	// Enrichment, when not nil, replaces what the sample records of NetworkSage's answers.
+	Enrichment *Enrichment
 }
 
 // OutboxStats describes the relay queue.
@@ -74,6 +95,8 @@ type OutboxStats struct {
 	Oldest time.Time
 	// Polling counts uploaded samples whose processing is being watched.
 	Polling int
+	// Enriching counts processed samples whose enrichment is under way (phases enrich and report).
+	Enriching int
 }
 
 // Outbox is the durable relay queue. CloseWindow puts a sample in it (NewSample.Relay) in the
@@ -101,7 +124,7 @@ type Outbox interface {
 }
 
 const outboxCols = `sample_id, file_name, phase, attempts, enqueued_at, next_attempt, ambiguous_since, remote_id,
-	poll_until, last_error`
+	poll_until, last_error, phase_started`
 
 // enqueueTx queues a sample for upload inside a transaction.
 func (s *sqlStore) enqueueTx(ctx context.Context, tx *sql.Tx, id, fileName string, now time.Time) error {
@@ -143,9 +166,9 @@ func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, now time.Time,
 	for rows.Next() {
 		var e OutboxEntry
 		var phase string
-		var enq, due, amb, until int64
+		var enq, due, amb, until, started int64
 		if err := rows.Scan(&e.SampleID, &e.FileName, &phase, &e.Attempts, &enq, &due, &amb, &e.RemoteID,
-			&until, &e.LastError); err != nil {
+			&until, &e.LastError, &started); err != nil {
 			return nil, fmt.Errorf("store: claim outbox: %w", err)
 		}
 		e.Phase = OutboxPhase(phase)
@@ -155,6 +178,9 @@ func (s *sqlStore) ClaimOutbox(ctx context.Context, owner string, now time.Time,
 		}
 		if until > 0 {
 			e.PollUntil = fromMS(until)
+		}
+		if started > 0 {
+			e.PhaseStarted = fromMS(started)
 		}
 		out = append(out, e)
 	}
@@ -214,9 +240,15 @@ func (s *sqlStore) CompleteOutbox(ctx context.Context, c OutboxCompletion) (*Sam
 	if c.PollUntil.IsZero() {
 		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM relay_outbox WHERE sample_id = ? AND claimed_by = ?`), c.SampleID, c.Owner)
 	} else {
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE relay_outbox SET phase = 'poll', remote_id = ?, next_attempt = ?,
-				poll_until = ?, last_error = '', claimed_by = '', claimed_at = 0, claimed_until = 0
-			WHERE sample_id = ? AND claimed_by = ?`), c.RemoteID, ms(c.PollAt), ms(c.PollUntil), c.SampleID, c.Owner)
+		phase := c.NextPhase
+		if phase == "" {
+			phase = PhasePoll
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE relay_outbox SET phase = ?, remote_id = ?, next_attempt = ?,
+				poll_until = ?, phase_started = ?, attempts = 0, last_error = '', claimed_by = '', claimed_at = 0,
+				claimed_until = 0
+			WHERE sample_id = ? AND claimed_by = ?`), string(phase), c.RemoteID, ms(c.PollAt), ms(c.PollUntil), ms(now),
+			c.SampleID, c.Owner)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: complete outbox: %w", err)
@@ -228,6 +260,9 @@ func (s *sqlStore) CompleteOutbox(ctx context.Context, c OutboxCompletion) (*Sam
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, ErrNotFound
+	}
+	if err := s.recordEnrichmentTx(ctx, tx, c, now); err != nil {
+		return nil, fmt.Errorf("store: complete outbox: %w", err)
 	}
 	x, err := scanSample(tx.QueryRowContext(ctx, s.q("SELECT "+sampleCols+" FROM samples WHERE id = ?"), c.SampleID))
 	if err != nil {
@@ -288,8 +323,9 @@ func (s *sqlStore) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT
 			COALESCE(SUM(CASE WHEN phase = 'upload' THEN 1 ELSE 0 END), 0),
 			COALESCE(MIN(CASE WHEN phase = 'upload' THEN enqueued_at END), 0),
-			COALESCE(SUM(CASE WHEN phase = 'poll' THEN 1 ELSE 0 END), 0)
-		FROM relay_outbox`).Scan(&st.Queued, &oldest, &st.Polling)
+			COALESCE(SUM(CASE WHEN phase = 'poll' THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN phase IN ('enrich', 'report') THEN 1 ELSE 0 END), 0)
+		FROM relay_outbox`).Scan(&st.Queued, &oldest, &st.Polling, &st.Enriching)
 	if err != nil {
 		return st, fmt.Errorf("store: outbox stats: %w", err)
 	}

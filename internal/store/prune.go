@@ -221,6 +221,9 @@ func (s *sqlStore) PruneSamples(ctx context.Context, r PruneRequest) (PruneResul
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sample_flow_chunks WHERE sample_id IN (`+in+`)`), ids...); err != nil {
 			return fail(err)
 		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sample_flow_labels WHERE sample_id IN (`+in+`)`), ids...); err != nil {
+			return fail(err)
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM samples WHERE id IN (`+in+`)`), ids...); err != nil {
 			return fail(err)
 		}

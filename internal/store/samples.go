@@ -15,15 +15,22 @@ import (
 )
 
 const sampleCols = `id, host, window_start, window_seconds, revision, flow_count, bytes, state, file_name,
-	remote_id, relay_error, created_at, updated_at, write_error, flows_dropped`
+	remote_id, relay_error, created_at, updated_at, write_error, flows_dropped, processed_at, verdict, confidence,
+	summary, enrich_error, flows_matched, flows_unmatched, remote_unmatched`
 
 func scanSample(sc interface{ Scan(...any) error }) (*Sample, error) {
 	var x Sample
-	var secs, created, updated int64
+	var secs, created, updated, processed int64
 	var state string
+	e := &x.Enrichment
 	if err := sc.Scan(&x.ID, &x.Host, &x.WindowStart, &secs, &x.Revision, &x.FlowCount, &x.Bytes, &state,
-		&x.FileName, &x.RemoteID, &x.RelayError, &created, &updated, &x.WriteError, &x.FlowsDropped); err != nil {
+		&x.FileName, &x.RemoteID, &x.RelayError, &created, &updated, &x.WriteError, &x.FlowsDropped, &processed,
+		&e.Verdict, &e.Confidence, &e.Summary, &e.Error, &e.FlowsMatched, &e.FlowsUnmatched,
+		&e.RemoteUnmatched); err != nil {
 		return nil, err
+	}
+	if processed > 0 {
+		x.Processed = fromMS(processed)
 	}
 	x.WindowSeconds = uint32(secs)
 	x.State = SampleState(state)

@@ -8,7 +8,7 @@
 //
 // The files go by what they store: db.go (open, dialects, migrations, write transactions), batches.go
 // (SaveBatches), windows.go (ending, closing and failing windows), samples.go (reading samples, relay
-// states), hosts.go, seqmarks.go (dedup marks), outbox.go (relay queue), prune.go (retention) and
+// states), hosts.go, seqmarks.go (dedup marks), outbox.go (relay queue), enrichment.go (NetworkSage's answers), prune.go (retention) and
 // integrity.go.
 //
 // Integrity (integrity.go): each sample's content is stored with its SHA-256 and checked when read
@@ -39,6 +39,11 @@ const (
 	// StateWriteFailed marks the placeholder sample of a window whose close failed (FailWindow): it has
 	// no content, WriteError says why, and the sample that a later retry writes replaces it.
 	StateWriteFailed SampleState = "write_failed"
+	// StateEnriched: NetworkSage's answers about a processed sample are stored (docs/enrichment.md).
+	StateEnriched SampleState = "enriched"
+	// StateEnrichmentFailed: fetching NetworkSage's answers failed for good; Sample.Enrichment.Error says
+	// which call failed and how. The sample's flows and file are untouched.
+	StateEnrichmentFailed SampleState = "enrichment_failed"
 )
 
 // Batch is one acknowledged unit of a sensor's stream, split by window.
@@ -182,6 +187,9 @@ type Sample struct {
 	FlowsDropped  int64  // flows the window's bound dropped (WindowLimits)
 	Created       time.Time
 	Updated       time.Time
+	// Processed is when NetworkSage was seen to have processed the sample (zero before).
+	Processed  time.Time
+	Enrichment Enrichment
 }
 
 // SampleFilter selects samples; zero values select everything.
@@ -279,8 +287,10 @@ type Store interface {
 	// CountOpenWindows counts windows not closed yet.
 	CountOpenWindows(ctx context.Context) (int, error)
 
-	// Outbox is the relay queue (outbox.go).
+	// Outbox is the relay queue (outbox.go), enrichment included.
 	Outbox
+	// Enrichments reads what NetworkSage said of samples (enrichment.go).
+	Enrichments
 
 	// Pruner deletes what the retention settings let go (prune.go).
 	Pruner
