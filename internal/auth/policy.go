@@ -30,19 +30,20 @@ const (
 //
 //   - IngestService: sensor, admin
 //   - SampleService and FleetService: reader, admin; SampleService.RelaySample (which re-queues an
-//     upload): admin only
+//     upload) and SampleService.EnrichSample (which re-queues enrichment): admin only
 //   - grpc.health.v1.Health and server reflection (v1 and v1alpha): any authenticated identity
 //
 // Every other method is denied.
 func DefaultPolicy() Policy {
 	return Policy{
-		"/" + IngestServiceName + "/*":           {RoleSensor, RoleAdmin},
-		"/" + SampleServiceName + "/*":           {RoleReader, RoleAdmin},
-		"/" + SampleServiceName + "/RelaySample": {RoleAdmin},
-		"/" + FleetServiceName + "/*":            {RoleReader, RoleAdmin},
-		"/" + healthServiceName + "/*":           {AnyRole},
-		"/" + reflectionV1Name + "/*":            {AnyRole},
-		"/" + reflectionV1AlphaName + "/*":       {AnyRole},
+		"/" + IngestServiceName + "/*":            {RoleSensor, RoleAdmin},
+		"/" + SampleServiceName + "/*":            {RoleReader, RoleAdmin},
+		"/" + SampleServiceName + "/RelaySample":  {RoleAdmin},
+		"/" + SampleServiceName + "/EnrichSample": {RoleAdmin},
+		"/" + FleetServiceName + "/*":             {RoleReader, RoleAdmin},
+		"/" + healthServiceName + "/*":            {AnyRole},
+		"/" + reflectionV1Name + "/*":             {AnyRole},
+		"/" + reflectionV1AlphaName + "/*":        {AnyRole},
 	}
 }
 

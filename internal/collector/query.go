@@ -3,6 +3,8 @@ package collector
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,8 +26,8 @@ type sampleServer struct {
 	st sampleStore
 }
 
-// sampleStore is what the sample service needs of the store: reading samples, and queueing one for the
-// relay again (RelaySample, relay.go).
+// sampleStore is what the sample service needs of the store: reading samples with NetworkSage's answers,
+// and queueing one for the relay or enrichment again (RelaySample, EnrichSample, relay.go).
 type sampleStore interface {
 	ListSamples(ctx context.Context, f store.SampleFilter) (samples []store.Sample, nextToken string, err error)
 	GetSample(ctx context.Context, id string) (*store.Sample, error)
@@ -33,6 +35,7 @@ type sampleStore interface {
 	SampleFlows(ctx context.Context, id string) ([]byte, error)
 	SampleFlowChunks(ctx context.Context, id string, from, to int) ([][]byte, error)
 	EnqueueRelay(ctx context.Context, id string, now time.Time) (*store.Sample, error)
+	store.Enrichments
 }
 
 // toStatus maps store errors to gRPC status errors.
@@ -54,13 +57,15 @@ func toStatus(err error, what string) error {
 }
 
 var stateToProto = map[store.SampleState]flowfleetv1.SampleState{
-	store.StateOpen:        flowfleetv1.SampleState_SAMPLE_STATE_OPEN,
-	store.StateClosed:      flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
-	store.StateWritten:     flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN,
-	store.StateRelayed:     flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
-	store.StateRelayFailed: flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED,
-	store.StateProcessed:   flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
-	store.StateWriteFailed: flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED,
+	store.StateOpen:             flowfleetv1.SampleState_SAMPLE_STATE_OPEN,
+	store.StateClosed:           flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
+	store.StateWritten:          flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN,
+	store.StateRelayed:          flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
+	store.StateRelayFailed:      flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED,
+	store.StateProcessed:        flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
+	store.StateWriteFailed:      flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED,
+	store.StateEnriched:         flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED,
+	store.StateEnrichmentFailed: flowfleetv1.SampleState_SAMPLE_STATE_ENRICHMENT_FAILED,
 }
 
 func stateFromProto(s flowfleetv1.SampleState) store.SampleState {
@@ -74,12 +79,19 @@ func stateFromProto(s flowfleetv1.SampleState) store.SampleState {
 
 // SampleToProto converts a sample's metadata.
 func SampleToProto(s *store.Sample) *flowfleetv1.Sample {
-	return &flowfleetv1.Sample{
+	p := &flowfleetv1.Sample{
 		Id: s.ID, Host: s.Host, WindowStart: s.WindowStart, WindowSeconds: s.WindowSeconds,
 		Revision: uint32(s.Revision), FlowCount: int64(s.FlowCount), Bytes: s.Bytes, State: stateToProto[s.State],
 		FileName: s.FileName, RemoteId: s.RemoteID, RelayError: s.RelayError, WriteError: s.WriteError,
 		FlowsDropped: s.FlowsDropped, CreateTime: timestamppb.New(s.Created), UpdateTime: timestamppb.New(s.Updated),
 	}
+	e := &s.Enrichment
+	p.Verdict, p.Confidence, p.Summary, p.EnrichmentError = e.Verdict, e.Confidence, e.Summary, e.Error
+	p.FlowsMatched, p.FlowsUnmatched, p.RemoteUnmatched = int64(e.FlowsMatched), int64(e.FlowsUnmatched), int64(e.RemoteUnmatched)
+	if !s.Processed.IsZero() {
+		p.ProcessTime = timestamppb.New(s.Processed)
+	}
+	return p
 }
 
 func (s *sampleServer) ListSamples(ctx context.Context, req *flowfleetv1.ListSamplesRequest) (*flowfleetv1.ListSamplesResponse, error) {
@@ -226,7 +238,53 @@ func (s *sampleServer) flowPage(ctx context.Context, id string, off, end int) ([
 	if hi > len(flows) {
 		return nil, status.Errorf(codes.DataLoss, "sample %q: %d flows stored, %d recorded", id, from*k+len(flows), end)
 	}
-	return flows[lo:hi], nil
+	page := flows[lo:hi]
+	if err := s.label(ctx, id, off, page); err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// label sets NetworkSage's answers on flows [off, off+len(page)) of a sample: category, flow id and
+// event id from the sample's stored labels, and the destination's metadata when it is cached and has not
+// expired. A sample that is not enriched has no labels: its flows are left as they are.
+func (s *sampleServer) label(ctx context.Context, id string, off int, page []*flowfleetv1.Flow) error {
+	if len(page) == 0 {
+		return nil
+	}
+	const k = store.FlowChunkFlows
+	from := off / k
+	chunks, err := s.st.SampleFlowLabels(ctx, id, from, (off+len(page)+k-1)/k)
+	if err != nil {
+		return toStatus(err, "sample "+strconv.Quote(id))
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	names := map[string]bool{}
+	keys := make([]string, len(page))
+	for i, f := range page {
+		c, j := (off+i)/k-from, (off+i)%k
+		if c >= len(chunks) || j >= len(chunks[c]) {
+			continue
+		}
+		l := chunks[c][j]
+		f.Category, f.FlowId, f.EventId = l.Category, l.FlowID, l.EventID
+		if l.Destination != "" {
+			names[l.Destination], keys[i] = true, l.Destination
+		}
+	}
+	dests, err := s.st.Destinations(ctx, slices.Collect(maps.Keys(names)), time.Now())
+	if err != nil {
+		return toStatus(err, "destinations")
+	}
+	for i, f := range page {
+		if d, ok := dests[keys[i]]; ok && keys[i] != "" {
+			f.Destination = &flowfleetv1.Destination{Name: d.Name, Title: d.Title, Description: d.Description,
+				Relevance: d.Relevance, Tags: d.Tags}
+		}
+	}
+	return nil
 }
 
 // parseFlowToken reads a ListSampleFlows page token: the decimal offset of a flow, 0 to total, as

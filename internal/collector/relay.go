@@ -83,3 +83,37 @@ func (s *sampleServer) RelaySample(ctx context.Context, req *flowfleetv1.RelaySa
 	}
 	return &flowfleetv1.RelaySampleResponse{Sample: SampleToProto(x)}, nil
 }
+
+// EnrichSample queues one sample, or every sample that can be, for enrichment again (admin only:
+// auth.DefaultPolicy): each is polled until NetworkSage has processed it, then enriched.
+func (s *sampleServer) EnrichSample(ctx context.Context, req *flowfleetv1.EnrichSampleRequest) (*flowfleetv1.EnrichSampleResponse, error) {
+	if s.c.relay == nil {
+		return nil, status.Error(codes.FailedPrecondition, "the relay is off on this collector: it has no NetworkSage API key")
+	}
+	now := time.Now()
+	until := s.c.relay.PollUntil(now)
+	if req.GetAll() {
+		n, err := s.st.EnqueueEnrichAll(ctx, now, until)
+		if err != nil {
+			return nil, toStatus(err, "samples")
+		}
+		s.c.log.Info("samples queued for enrichment again", "samples", n)
+		s.c.relay.Notify()
+		return &flowfleetv1.EnrichSampleResponse{Queued: int64(n)}, nil
+	}
+	what := "sample " + strconv.Quote(req.GetId())
+	x, err := s.st.EnqueueEnrich(ctx, req.GetId(), now, until)
+	switch {
+	case errors.Is(err, store.ErrNotRelayed):
+		return nil, status.Errorf(codes.FailedPrecondition, "%s: NetworkSage does not have it (no remote id): relay it first "+
+			"(flowctl samples relay)", what)
+	case errors.Is(err, store.ErrQueued):
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is in the relay queue already: it is enriched once "+
+			"NetworkSage has processed it", what)
+	case err != nil:
+		return nil, toStatus(err, what)
+	}
+	s.c.log.Info("sample queued for enrichment again", "sample", x.ID, "state", string(x.State))
+	s.c.relay.Notify()
+	return &flowfleetv1.EnrichSampleResponse{Sample: SampleToProto(x), Queued: 1}, nil
+}

@@ -484,3 +484,6 @@ func (w *Worker) poll(ctx context.Context, e store.OutboxEntry) {
 	}
 	w.retry(ctx, e, wait, false, time.Time{}, "")
 }
+
+// PollUntil is when polling a sample queued at now gives up (Config.PollDeadline).
+func (w *Worker) PollUntil(now time.Time) time.Time { return now.Add(w.cfg.PollDeadline) }

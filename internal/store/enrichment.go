@@ -29,6 +29,9 @@ type FlowLabel struct {
 	Category string `json:"c,omitempty"`
 	FlowID   string `json:"f,omitempty"`
 	EventID  string `json:"e,omitempty"`
+	// Destination is the flow's destination as NetworkSage writes it (`name:port`, the .bf's dst): the
+	// key of its metadata (Destinations).
+	Destination string `json:"d,omitempty"`
 }
 
 // Destination is NetworkSage's metadata of a destination (name or address, a colon and the port, as
@@ -127,7 +130,7 @@ func (s *sqlStore) replaceLabelsTx(ctx context.Context, tx *sql.Tx, id string, l
 		clipped := make([]FlowLabel, len(part))
 		for i, l := range part {
 			clipped[i] = FlowLabel{Category: clip(l.Category, MaxLabelField), FlowID: clip(l.FlowID, MaxLabelField),
-				EventID: clip(l.EventID, MaxLabelField)}
+				EventID: clip(l.EventID, MaxLabelField), Destination: clip(l.Destination, MaxLabelField)}
 		}
 		b, err := json.Marshal(clipped)
 		if err != nil {

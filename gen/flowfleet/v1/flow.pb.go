@@ -197,7 +197,18 @@ type Flow struct {
 	LastSeen float64 `protobuf:"fixed64,13,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	// Start of the window this flow belongs to (the window its first packet falls in), Unix seconds, a
 	// multiple of the stream's window length. Not negative.
-	WindowStart   int64 `protobuf:"varint,14,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowStart int64 `protobuf:"varint,14,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	// NetworkSage's answers about this flow, once its sample is ENRICHED (docs/enrichment.md); "" before,
+	// and for a flow NetworkSage's flow list did not match. Set by the collector on ListSampleFlows only:
+	// what a sensor sends here is ignored. Each at most 256 bytes.
+	// The flow's `flowCategory`.
+	Category string `protobuf:"bytes,15,opt,name=category,proto3" json:"category,omitempty"`
+	// The flow's `flowId`: the same flow in other samples has the same id (`flowctl sage count`).
+	FlowId string `protobuf:"bytes,16,opt,name=flow_id,json=flowId,proto3" json:"flow_id,omitempty"`
+	// The flow's `eventId`, when NetworkSage counts the flow as part of an event (`flowctl sage event`).
+	EventId string `protobuf:"bytes,17,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// NetworkSage's metadata of the flow's destination, when cached and not expired; unset otherwise.
+	Destination   *Destination `protobuf:"bytes,18,opt,name=destination,proto3" json:"destination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -330,11 +341,122 @@ func (x *Flow) GetWindowStart() int64 {
 	return 0
 }
 
+func (x *Flow) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Flow) GetFlowId() string {
+	if x != nil {
+		return x.FlowId
+	}
+	return ""
+}
+
+func (x *Flow) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Flow) GetDestination() *Destination {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+// Destination is NetworkSage's metadata of a destination (`name:port` or `address:port`).
+type Destination struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The destination as NetworkSage names it, `name:port`. At most 256 bytes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A short title. At most 1,024 bytes.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// What the destination is. At most 16 KiB.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// How relevant the destination is to security, as NetworkSage words it. At most 256 bytes.
+	Relevance string `protobuf:"bytes,4,opt,name=relevance,proto3" json:"relevance,omitempty"`
+	// Tags; at most 64, each at most 256 bytes.
+	Tags          []string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Destination) Reset() {
+	*x = Destination{}
+	mi := &file_flowfleet_v1_flow_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Destination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Destination) ProtoMessage() {}
+
+func (x *Destination) ProtoReflect() protoreflect.Message {
+	mi := &file_flowfleet_v1_flow_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Destination.ProtoReflect.Descriptor instead.
+func (*Destination) Descriptor() ([]byte, []int) {
+	return file_flowfleet_v1_flow_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Destination) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Destination) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Destination) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Destination) GetRelevance() string {
+	if x != nil {
+		return x.Relevance
+	}
+	return ""
+}
+
+func (x *Destination) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
 var File_flowfleet_v1_flow_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_flow_proto_rawDesc = "" +
 	"\n" +
-	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\xe4\b\n" +
+	"\x17flowfleet/v1/flow.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\"\x8f\n" +
+	"\n" +
 	"\x04Flow\x12&\n" +
 	"\bsrc_addr\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18-p\x01R\asrcAddr\x12\xab\x01\n" +
 	"\bsrc_port\x18\x02 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n" +
@@ -355,9 +477,19 @@ const file_flowfleet_v1_flow_proto_rawDesc = "" +
 	"\n" +
 	"first_seen\x18\f \x01(\x01B\x10\xbaH\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\tfirstSeen\x12-\n" +
 	"\tlast_seen\x18\r \x01(\x01B\x10\xbaH\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\blastSeen\x12*\n" +
-	"\fwindow_start\x18\x0e \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vwindowStart:\xf1\x01\xbaH\xed\x01\x1aw\n" +
+	"\fwindow_start\x18\x0e \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vwindowStart\x12$\n" +
+	"\bcategory\x18\x0f \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\bcategory\x12!\n" +
+	"\aflow_id\x18\x10 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x06flowId\x12#\n" +
+	"\bevent_id\x18\x11 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\aeventId\x12;\n" +
+	"\vdestination\x18\x12 \x01(\v2\x19.flowfleet.v1.DestinationR\vdestination:\xf1\x01\xbaH\xed\x01\x1aw\n" +
 	"\x12flow.icmp_no_ports\x12\x1dan ICMP flow carries no ports\x1aBthis.protocol != 3 || (this.src_port == '' && this.dst_port == '')\x1ar\n" +
-	"$flow.last_seen_not_before_first_seen\x12'last_seen must not be before first_seen\x1a!this.last_seen >= this.first_seen*\x8c\x01\n" +
+	"$flow.last_seen_not_before_first_seen\x12'last_seen must not be before first_seen\x1a!this.last_seen >= this.first_seen\"\xc5\x01\n" +
+	"\vDestination\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04name\x12\x1e\n" +
+	"\x05title\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x05title\x12+\n" +
+	"\vdescription\x18\x03 \x01(\tB\t\xbaH\x06r\x04(\x80\x80\x01R\vdescription\x12&\n" +
+	"\trelevance\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\trelevance\x12#\n" +
+	"\x04tags\x18\x05 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10@\"\x05r\x03(\x80\x02R\x04tags*\x8c\x01\n" +
 	"\n" +
 	"NameSource\x12\x1b\n" +
 	"\x17NAME_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -386,20 +518,22 @@ func file_flowfleet_v1_flow_proto_rawDescGZIP() []byte {
 }
 
 var file_flowfleet_v1_flow_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_flowfleet_v1_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_flowfleet_v1_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_flowfleet_v1_flow_proto_goTypes = []any{
-	(NameSource)(0), // 0: flowfleet.v1.NameSource
-	(Protocol)(0),   // 1: flowfleet.v1.Protocol
-	(*Flow)(nil),    // 2: flowfleet.v1.Flow
+	(NameSource)(0),     // 0: flowfleet.v1.NameSource
+	(Protocol)(0),       // 1: flowfleet.v1.Protocol
+	(*Flow)(nil),        // 2: flowfleet.v1.Flow
+	(*Destination)(nil), // 3: flowfleet.v1.Destination
 }
 var file_flowfleet_v1_flow_proto_depIdxs = []int32{
 	0, // 0: flowfleet.v1.Flow.name_source:type_name -> flowfleet.v1.NameSource
 	1, // 1: flowfleet.v1.Flow.protocol:type_name -> flowfleet.v1.Protocol
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 2: flowfleet.v1.Flow.destination:type_name -> flowfleet.v1.Destination
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_flowfleet_v1_flow_proto_init() }
@@ -413,7 +547,7 @@ func file_flowfleet_v1_flow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowfleet_v1_flow_proto_rawDesc), len(file_flowfleet_v1_flow_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

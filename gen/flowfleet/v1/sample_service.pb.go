@@ -23,8 +23,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SampleState is a sample's life-cycle state: OPEN → CLOSED → WRITTEN → RELAYED | RELAY_FAILED, and
-// RELAYED → PROCESSED. A new revision takes a sample back to CLOSED. A window whose sample cannot be
+// SampleState is a sample's life-cycle state: OPEN → CLOSED → WRITTEN → RELAYED | RELAY_FAILED,
+// RELAYED → PROCESSED, and PROCESSED → ENRICHED | ENRICHMENT_FAILED. A new revision takes a sample back to CLOSED. A window whose sample cannot be
 // written shows as WRITE_FAILED until a retry writes it.
 type SampleState int32
 
@@ -46,6 +46,12 @@ const (
 	// The window closed but its sample could not be written (write_error says why); the collector retries
 	// with backoff and the state becomes WRITTEN when a retry succeeds. Other windows are not held up.
 	SampleState_SAMPLE_STATE_WRITE_FAILED SampleState = 7
+	// NetworkSage's answers are stored: each flow's category, flow id and event id, the sample's verdict,
+	// confidence and summary (docs/enrichment.md).
+	SampleState_SAMPLE_STATE_ENRICHED SampleState = 8
+	// Fetching NetworkSage's answers failed for good; enrichment_error says which call failed and how.
+	// The sample's flows and file are untouched; EnrichSample tries again.
+	SampleState_SAMPLE_STATE_ENRICHMENT_FAILED SampleState = 9
 )
 
 // Enum value maps for SampleState.
@@ -59,16 +65,20 @@ var (
 		5: "SAMPLE_STATE_RELAY_FAILED",
 		6: "SAMPLE_STATE_PROCESSED",
 		7: "SAMPLE_STATE_WRITE_FAILED",
+		8: "SAMPLE_STATE_ENRICHED",
+		9: "SAMPLE_STATE_ENRICHMENT_FAILED",
 	}
 	SampleState_value = map[string]int32{
-		"SAMPLE_STATE_UNSPECIFIED":  0,
-		"SAMPLE_STATE_OPEN":         1,
-		"SAMPLE_STATE_CLOSED":       2,
-		"SAMPLE_STATE_WRITTEN":      3,
-		"SAMPLE_STATE_RELAYED":      4,
-		"SAMPLE_STATE_RELAY_FAILED": 5,
-		"SAMPLE_STATE_PROCESSED":    6,
-		"SAMPLE_STATE_WRITE_FAILED": 7,
+		"SAMPLE_STATE_UNSPECIFIED":       0,
+		"SAMPLE_STATE_OPEN":              1,
+		"SAMPLE_STATE_CLOSED":            2,
+		"SAMPLE_STATE_WRITTEN":           3,
+		"SAMPLE_STATE_RELAYED":           4,
+		"SAMPLE_STATE_RELAY_FAILED":      5,
+		"SAMPLE_STATE_PROCESSED":         6,
+		"SAMPLE_STATE_WRITE_FAILED":      7,
+		"SAMPLE_STATE_ENRICHED":          8,
+		"SAMPLE_STATE_ENRICHMENT_FAILED": 9,
 	}
 )
 
@@ -139,7 +149,26 @@ type Sample struct {
 	WriteError string `protobuf:"bytes,14,opt,name=write_error,json=writeError,proto3" json:"write_error,omitempty"`
 	// Flows of the window dropped because the window reached the collector's per-window bound (flows or
 	// encoded bytes, docs/limits.md); 0 when nothing was dropped. The sample holds the flows that came first.
-	FlowsDropped  int64 `protobuf:"varint,15,opt,name=flows_dropped,json=flowsDropped,proto3" json:"flows_dropped,omitempty"`
+	FlowsDropped int64 `protobuf:"varint,15,opt,name=flows_dropped,json=flowsDropped,proto3" json:"flows_dropped,omitempty"`
+	// NetworkSage's verdict on the sample (from its summary, else its categorization), once ENRICHED;
+	// "" before. At most 256 bytes.
+	Verdict string `protobuf:"bytes,16,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// How confident NetworkSage is of the verdict, as it words it. At most 256 bytes.
+	Confidence string `protobuf:"bytes,17,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// NetworkSage's summary of the sample. At most 64 KiB.
+	Summary string `protobuf:"bytes,18,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Why enrichment failed (ENRICHMENT_FAILED: which NetworkSage call, and how), or what of it did not
+	// come back (ENRICHED, e.g. a summary NetworkSage could not generate); "" otherwise. At most 1,024 bytes.
+	EnrichmentError string `protobuf:"bytes,19,opt,name=enrichment_error,json=enrichmentError,proto3" json:"enrichment_error,omitempty"`
+	// How NetworkSage's flow list matched the sample's flows (docs/enrichment.md), once ENRICHED: the
+	// sample's flows that got NetworkSage's answers. flows_matched + flows_unmatched = flow_count.
+	FlowsMatched int64 `protobuf:"varint,20,opt,name=flows_matched,json=flowsMatched,proto3" json:"flows_matched,omitempty"`
+	// The sample's flows that NetworkSage's flow list did not match: they have no category. Never guessed.
+	FlowsUnmatched int64 `protobuf:"varint,21,opt,name=flows_unmatched,json=flowsUnmatched,proto3" json:"flows_unmatched,omitempty"`
+	// NetworkSage's flows that matched none of the sample's.
+	RemoteUnmatched int64 `protobuf:"varint,22,opt,name=remote_unmatched,json=remoteUnmatched,proto3" json:"remote_unmatched,omitempty"`
+	// When the collector saw that NetworkSage had processed the sample; unset before.
+	ProcessTime   *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=process_time,json=processTime,proto3" json:"process_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -277,6 +306,62 @@ func (x *Sample) GetFlowsDropped() int64 {
 		return x.FlowsDropped
 	}
 	return 0
+}
+
+func (x *Sample) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *Sample) GetConfidence() string {
+	if x != nil {
+		return x.Confidence
+	}
+	return ""
+}
+
+func (x *Sample) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *Sample) GetEnrichmentError() string {
+	if x != nil {
+		return x.EnrichmentError
+	}
+	return ""
+}
+
+func (x *Sample) GetFlowsMatched() int64 {
+	if x != nil {
+		return x.FlowsMatched
+	}
+	return 0
+}
+
+func (x *Sample) GetFlowsUnmatched() int64 {
+	if x != nil {
+		return x.FlowsUnmatched
+	}
+	return 0
+}
+
+func (x *Sample) GetRemoteUnmatched() int64 {
+	if x != nil {
+		return x.RemoteUnmatched
+	}
+	return 0
+}
+
+func (x *Sample) GetProcessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProcessTime
+	}
+	return nil
 }
 
 // ListSamplesRequest filters and pages samples.
@@ -1103,11 +1188,121 @@ func (x *RelaySampleResponse) GetSample() *Sample {
 	return nil
 }
 
+// EnrichSampleRequest names the sample to enrich again, or asks for every sample that can be.
+type EnrichSampleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample's id, as Sample.id: 1–300 characters of [A-Za-z0-9._-].
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Every sample NetworkSage has that is RELAYED, PROCESSED or ENRICHMENT_FAILED and not queued.
+	All           bool `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrichSampleRequest) Reset() {
+	*x = EnrichSampleRequest{}
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrichSampleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrichSampleRequest) ProtoMessage() {}
+
+func (x *EnrichSampleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrichSampleRequest.ProtoReflect.Descriptor instead.
+func (*EnrichSampleRequest) Descriptor() ([]byte, []int) {
+	return file_flowfleet_v1_sample_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *EnrichSampleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnrichSampleRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+// EnrichSampleResponse says what was queued.
+type EnrichSampleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample as queued (with `id`).
+	Sample *Sample `protobuf:"bytes,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	// How many samples were queued.
+	Queued        int64 `protobuf:"varint,2,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrichSampleResponse) Reset() {
+	*x = EnrichSampleResponse{}
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrichSampleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrichSampleResponse) ProtoMessage() {}
+
+func (x *EnrichSampleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flowfleet_v1_sample_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrichSampleResponse.ProtoReflect.Descriptor instead.
+func (*EnrichSampleResponse) Descriptor() ([]byte, []int) {
+	return file_flowfleet_v1_sample_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EnrichSampleResponse) GetSample() *Sample {
+	if x != nil {
+		return x.Sample
+	}
+	return nil
+}
+
+func (x *EnrichSampleResponse) GetQueued() int64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
 var File_flowfleet_v1_sample_service_proto protoreflect.FileDescriptor
 
 const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\n" +
-	"!flowfleet/v1/sample_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17flowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n" +
+	"!flowfleet/v1/sample_service.proto\x12\fflowfleet.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17flowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x06\n" +
 	"\x06Sample\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12!\n" +
@@ -1129,7 +1324,17 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"updateTime\x12\x1f\n" +
 	"\vwrite_error\x18\x0e \x01(\tR\n" +
 	"writeError\x12#\n" +
-	"\rflows_dropped\x18\x0f \x01(\x03R\fflowsDropped\"\xe8\x03\n" +
+	"\rflows_dropped\x18\x0f \x01(\x03R\fflowsDropped\x12\x18\n" +
+	"\averdict\x18\x10 \x01(\tR\averdict\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x11 \x01(\tR\n" +
+	"confidence\x12\x18\n" +
+	"\asummary\x18\x12 \x01(\tR\asummary\x12)\n" +
+	"\x10enrichment_error\x18\x13 \x01(\tR\x0fenrichmentError\x12#\n" +
+	"\rflows_matched\x18\x14 \x01(\x03R\fflowsMatched\x12'\n" +
+	"\x0fflows_unmatched\x18\x15 \x01(\x03R\x0eflowsUnmatched\x12)\n" +
+	"\x10remote_unmatched\x18\x16 \x01(\x03R\x0fremoteUnmatched\x12=\n" +
+	"\fprocess_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\vprocessTime\"\xe8\x03\n" +
 	"\x12ListSamplesRequest\x12/\n" +
 	"\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x012\x11^[A-Za-z0-9._-]*$R\x04host\x12N\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\a\b\xff\x82\xd1\xff\xaf\a2\v\b\x80\x92\xb8Ø\xfe\xff\xff\xff\x01R\x05since\x12N\n" +
@@ -1180,7 +1385,15 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x12RelaySampleRequest\x12-\n" +
 	"\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\"C\n" +
 	"\x13RelaySampleResponse\x12,\n" +
-	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample*\xe9\x01\n" +
+	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample\"f\n" +
+	"\x13EnrichSampleRequest\x12+\n" +
+	"\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xac\x022\x11^[A-Za-z0-9._-]+$R\x02id\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all:\x10\xbaH\r\"\v\n" +
+	"\x02id\n" +
+	"\x03all\x10\x01\"\\\n" +
+	"\x14EnrichSampleResponse\x12,\n" +
+	"\x06sample\x18\x01 \x01(\v2\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n" +
+	"\x06queued\x18\x02 \x01(\x03R\x06queued*\xa8\x02\n" +
 	"\vSampleState\x12\x1c\n" +
 	"\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n" +
@@ -1189,14 +1402,17 @@ const file_flowfleet_v1_sample_service_proto_rawDesc = "" +
 	"\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n" +
 	"\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n" +
 	"\x16SAMPLE_STATE_PROCESSED\x10\x06\x12\x1d\n" +
-	"\x19SAMPLE_STATE_WRITE_FAILED\x10\a2\xc1\x04\n" +
+	"\x19SAMPLE_STATE_WRITE_FAILED\x10\a\x12\x19\n" +
+	"\x15SAMPLE_STATE_ENRICHED\x10\b\x12\"\n" +
+	"\x1eSAMPLE_STATE_ENRICHMENT_FAILED\x10\t2\x9d\x05\n" +
 	"\rSampleService\x12W\n" +
 	"\vListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n" +
 	"\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n" +
 	"\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x010\x01\x12c\n" +
 	"\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x010\x01\x12W\n" +
-	"\vRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02B\xb4\x01\n" +
+	"\vRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02\x12Z\n" +
+	"\fEnrichSample\x12!.flowfleet.v1.EnrichSampleRequest\x1a\".flowfleet.v1.EnrichSampleResponse\"\x03\x90\x02\x02B\xb4\x01\n" +
 	"\x10com.flowfleet.v1B\x12SampleServiceProtoP\x01Z;github.com/flowfleet/flowfleet/gen/flowfleet/v1;flowfleetv1\xa2\x02\x03FXX\xaa\x02\fFlowfleet.V1\xca\x02\fFlowfleet\\V1\xe2\x02\x18Flowfleet\\V1\\GPBMetadata\xea\x02\rFlowfleet::V1b\x06proto3"
 
 var (
@@ -1212,7 +1428,7 @@ func file_flowfleet_v1_sample_service_proto_rawDescGZIP() []byte {
 }
 
 var file_flowfleet_v1_sample_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flowfleet_v1_sample_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_flowfleet_v1_sample_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_flowfleet_v1_sample_service_proto_goTypes = []any{
 	(SampleState)(0),                 // 0: flowfleet.v1.SampleState
 	(*Sample)(nil),                   // 1: flowfleet.v1.Sample
@@ -1230,45 +1446,51 @@ var file_flowfleet_v1_sample_service_proto_goTypes = []any{
 	(*EventsLost)(nil),               // 13: flowfleet.v1.EventsLost
 	(*RelaySampleRequest)(nil),       // 14: flowfleet.v1.RelaySampleRequest
 	(*RelaySampleResponse)(nil),      // 15: flowfleet.v1.RelaySampleResponse
-	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
-	(*Flow)(nil),                     // 17: flowfleet.v1.Flow
+	(*EnrichSampleRequest)(nil),      // 16: flowfleet.v1.EnrichSampleRequest
+	(*EnrichSampleResponse)(nil),     // 17: flowfleet.v1.EnrichSampleResponse
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*Flow)(nil),                     // 19: flowfleet.v1.Flow
 }
 var file_flowfleet_v1_sample_service_proto_depIdxs = []int32{
 	0,  // 0: flowfleet.v1.Sample.state:type_name -> flowfleet.v1.SampleState
-	16, // 1: flowfleet.v1.Sample.create_time:type_name -> google.protobuf.Timestamp
-	16, // 2: flowfleet.v1.Sample.update_time:type_name -> google.protobuf.Timestamp
-	16, // 3: flowfleet.v1.ListSamplesRequest.since:type_name -> google.protobuf.Timestamp
-	16, // 4: flowfleet.v1.ListSamplesRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 5: flowfleet.v1.ListSamplesRequest.state:type_name -> flowfleet.v1.SampleState
-	1,  // 6: flowfleet.v1.ListSamplesResponse.samples:type_name -> flowfleet.v1.Sample
-	1,  // 7: flowfleet.v1.GetSampleResponse.sample:type_name -> flowfleet.v1.Sample
-	1,  // 8: flowfleet.v1.GetSampleContentResponse.sample:type_name -> flowfleet.v1.Sample
-	17, // 9: flowfleet.v1.ListSampleFlowsResponse.flows:type_name -> flowfleet.v1.Flow
-	12, // 10: flowfleet.v1.WatchSamplesResponse.event:type_name -> flowfleet.v1.SampleEvent
-	13, // 11: flowfleet.v1.WatchSamplesResponse.events_lost:type_name -> flowfleet.v1.EventsLost
-	1,  // 12: flowfleet.v1.SampleEvent.sample:type_name -> flowfleet.v1.Sample
-	0,  // 13: flowfleet.v1.SampleEvent.previous_state:type_name -> flowfleet.v1.SampleState
-	16, // 14: flowfleet.v1.SampleEvent.time:type_name -> google.protobuf.Timestamp
-	16, // 15: flowfleet.v1.EventsLost.first_time:type_name -> google.protobuf.Timestamp
-	16, // 16: flowfleet.v1.EventsLost.last_time:type_name -> google.protobuf.Timestamp
-	1,  // 17: flowfleet.v1.RelaySampleResponse.sample:type_name -> flowfleet.v1.Sample
-	2,  // 18: flowfleet.v1.SampleService.ListSamples:input_type -> flowfleet.v1.ListSamplesRequest
-	4,  // 19: flowfleet.v1.SampleService.GetSample:input_type -> flowfleet.v1.GetSampleRequest
-	6,  // 20: flowfleet.v1.SampleService.GetSampleContent:input_type -> flowfleet.v1.GetSampleContentRequest
-	8,  // 21: flowfleet.v1.SampleService.ListSampleFlows:input_type -> flowfleet.v1.ListSampleFlowsRequest
-	10, // 22: flowfleet.v1.SampleService.WatchSamples:input_type -> flowfleet.v1.WatchSamplesRequest
-	14, // 23: flowfleet.v1.SampleService.RelaySample:input_type -> flowfleet.v1.RelaySampleRequest
-	3,  // 24: flowfleet.v1.SampleService.ListSamples:output_type -> flowfleet.v1.ListSamplesResponse
-	5,  // 25: flowfleet.v1.SampleService.GetSample:output_type -> flowfleet.v1.GetSampleResponse
-	7,  // 26: flowfleet.v1.SampleService.GetSampleContent:output_type -> flowfleet.v1.GetSampleContentResponse
-	9,  // 27: flowfleet.v1.SampleService.ListSampleFlows:output_type -> flowfleet.v1.ListSampleFlowsResponse
-	11, // 28: flowfleet.v1.SampleService.WatchSamples:output_type -> flowfleet.v1.WatchSamplesResponse
-	15, // 29: flowfleet.v1.SampleService.RelaySample:output_type -> flowfleet.v1.RelaySampleResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 1: flowfleet.v1.Sample.create_time:type_name -> google.protobuf.Timestamp
+	18, // 2: flowfleet.v1.Sample.update_time:type_name -> google.protobuf.Timestamp
+	18, // 3: flowfleet.v1.Sample.process_time:type_name -> google.protobuf.Timestamp
+	18, // 4: flowfleet.v1.ListSamplesRequest.since:type_name -> google.protobuf.Timestamp
+	18, // 5: flowfleet.v1.ListSamplesRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 6: flowfleet.v1.ListSamplesRequest.state:type_name -> flowfleet.v1.SampleState
+	1,  // 7: flowfleet.v1.ListSamplesResponse.samples:type_name -> flowfleet.v1.Sample
+	1,  // 8: flowfleet.v1.GetSampleResponse.sample:type_name -> flowfleet.v1.Sample
+	1,  // 9: flowfleet.v1.GetSampleContentResponse.sample:type_name -> flowfleet.v1.Sample
+	19, // 10: flowfleet.v1.ListSampleFlowsResponse.flows:type_name -> flowfleet.v1.Flow
+	12, // 11: flowfleet.v1.WatchSamplesResponse.event:type_name -> flowfleet.v1.SampleEvent
+	13, // 12: flowfleet.v1.WatchSamplesResponse.events_lost:type_name -> flowfleet.v1.EventsLost
+	1,  // 13: flowfleet.v1.SampleEvent.sample:type_name -> flowfleet.v1.Sample
+	0,  // 14: flowfleet.v1.SampleEvent.previous_state:type_name -> flowfleet.v1.SampleState
+	18, // 15: flowfleet.v1.SampleEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 16: flowfleet.v1.EventsLost.first_time:type_name -> google.protobuf.Timestamp
+	18, // 17: flowfleet.v1.EventsLost.last_time:type_name -> google.protobuf.Timestamp
+	1,  // 18: flowfleet.v1.RelaySampleResponse.sample:type_name -> flowfleet.v1.Sample
+	1,  // 19: flowfleet.v1.EnrichSampleResponse.sample:type_name -> flowfleet.v1.Sample
+	2,  // 20: flowfleet.v1.SampleService.ListSamples:input_type -> flowfleet.v1.ListSamplesRequest
+	4,  // 21: flowfleet.v1.SampleService.GetSample:input_type -> flowfleet.v1.GetSampleRequest
+	6,  // 22: flowfleet.v1.SampleService.GetSampleContent:input_type -> flowfleet.v1.GetSampleContentRequest
+	8,  // 23: flowfleet.v1.SampleService.ListSampleFlows:input_type -> flowfleet.v1.ListSampleFlowsRequest
+	10, // 24: flowfleet.v1.SampleService.WatchSamples:input_type -> flowfleet.v1.WatchSamplesRequest
+	14, // 25: flowfleet.v1.SampleService.RelaySample:input_type -> flowfleet.v1.RelaySampleRequest
+	16, // 26: flowfleet.v1.SampleService.EnrichSample:input_type -> flowfleet.v1.EnrichSampleRequest
+	3,  // 27: flowfleet.v1.SampleService.ListSamples:output_type -> flowfleet.v1.ListSamplesResponse
+	5,  // 28: flowfleet.v1.SampleService.GetSample:output_type -> flowfleet.v1.GetSampleResponse
+	7,  // 29: flowfleet.v1.SampleService.GetSampleContent:output_type -> flowfleet.v1.GetSampleContentResponse
+	9,  // 30: flowfleet.v1.SampleService.ListSampleFlows:output_type -> flowfleet.v1.ListSampleFlowsResponse
+	11, // 31: flowfleet.v1.SampleService.WatchSamples:output_type -> flowfleet.v1.WatchSamplesResponse
+	15, // 32: flowfleet.v1.SampleService.RelaySample:output_type -> flowfleet.v1.RelaySampleResponse
+	17, // 33: flowfleet.v1.SampleService.EnrichSample:output_type -> flowfleet.v1.EnrichSampleResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_flowfleet_v1_sample_service_proto_init() }
@@ -1287,7 +1509,7 @@ func file_flowfleet_v1_sample_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowfleet_v1_sample_service_proto_rawDesc), len(file_flowfleet_v1_sample_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	SampleService_ListSampleFlows_FullMethodName  = "/flowfleet.v1.SampleService/ListSampleFlows"
 	SampleService_WatchSamples_FullMethodName     = "/flowfleet.v1.SampleService/WatchSamples"
 	SampleService_RelaySample_FullMethodName      = "/flowfleet.v1.SampleService/RelaySample"
+	SampleService_EnrichSample_FullMethodName     = "/flowfleet.v1.SampleService/EnrichSample"
 )
 
 // SampleServiceClient is the client API for SampleService service.
@@ -33,7 +34,7 @@ const (
 //
 // SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
 // relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
-// RelaySample is read-only; RelaySample needs the `admin` role.
+// RelaySample and EnrichSample is read-only; those two need the `admin` role.
 type SampleServiceClient interface {
 	// ListSamples lists samples newest first (by window start, then host), filtered by host, window
 	// start range and state, one page at a time.
@@ -59,6 +60,13 @@ type SampleServiceClient interface {
 	// more. Needs the `admin` role. NOT_FOUND if there is no such sample, FAILED_PRECONDITION if the relay
 	// is off on this collector (it has no NetworkSage API key).
 	RelaySample(ctx context.Context, in *RelaySampleRequest, opts ...grpc.CallOption) (*RelaySampleResponse, error)
+	// EnrichSample fetches NetworkSage's answers about a sample again (or about every sample NetworkSage
+	// has that is RELAYED, PROCESSED or ENRICHMENT_FAILED, with `all`): the collector asks whether
+	// NetworkSage has processed it, then enriches it as it enriches a new sample. Use it for samples
+	// relayed before enrichment existed, or after fixing what made enrichment fail. Needs the `admin`
+	// role. NOT_FOUND if there is no such sample; FAILED_PRECONDITION if the relay is off, if NetworkSage
+	// does not have the sample (no remote_id), or if the sample is in the relay queue already.
+	EnrichSample(ctx context.Context, in *EnrichSampleRequest, opts ...grpc.CallOption) (*EnrichSampleResponse, error)
 }
 
 type sampleServiceClient struct {
@@ -147,13 +155,23 @@ func (c *sampleServiceClient) RelaySample(ctx context.Context, in *RelaySampleRe
 	return out, nil
 }
 
+func (c *sampleServiceClient) EnrichSample(ctx context.Context, in *EnrichSampleRequest, opts ...grpc.CallOption) (*EnrichSampleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrichSampleResponse)
+	err := c.cc.Invoke(ctx, SampleService_EnrichSample_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SampleServiceServer is the server API for SampleService service.
 // All implementations must embed UnimplementedSampleServiceServer
 // for forward compatibility.
 //
 // SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
 // relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
-// RelaySample is read-only; RelaySample needs the `admin` role.
+// RelaySample and EnrichSample is read-only; those two need the `admin` role.
 type SampleServiceServer interface {
 	// ListSamples lists samples newest first (by window start, then host), filtered by host, window
 	// start range and state, one page at a time.
@@ -179,6 +197,13 @@ type SampleServiceServer interface {
 	// more. Needs the `admin` role. NOT_FOUND if there is no such sample, FAILED_PRECONDITION if the relay
 	// is off on this collector (it has no NetworkSage API key).
 	RelaySample(context.Context, *RelaySampleRequest) (*RelaySampleResponse, error)
+	// EnrichSample fetches NetworkSage's answers about a sample again (or about every sample NetworkSage
+	// has that is RELAYED, PROCESSED or ENRICHMENT_FAILED, with `all`): the collector asks whether
+	// NetworkSage has processed it, then enriches it as it enriches a new sample. Use it for samples
+	// relayed before enrichment existed, or after fixing what made enrichment fail. Needs the `admin`
+	// role. NOT_FOUND if there is no such sample; FAILED_PRECONDITION if the relay is off, if NetworkSage
+	// does not have the sample (no remote_id), or if the sample is in the relay queue already.
+	EnrichSample(context.Context, *EnrichSampleRequest) (*EnrichSampleResponse, error)
 	mustEmbedUnimplementedSampleServiceServer()
 }
 
@@ -206,6 +231,9 @@ func (UnimplementedSampleServiceServer) WatchSamples(*WatchSamplesRequest, grpc.
 }
 func (UnimplementedSampleServiceServer) RelaySample(context.Context, *RelaySampleRequest) (*RelaySampleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RelaySample not implemented")
+}
+func (UnimplementedSampleServiceServer) EnrichSample(context.Context, *EnrichSampleRequest) (*EnrichSampleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnrichSample not implemented")
 }
 func (UnimplementedSampleServiceServer) mustEmbedUnimplementedSampleServiceServer() {}
 func (UnimplementedSampleServiceServer) testEmbeddedByValue()                       {}
@@ -322,6 +350,24 @@ func _SampleService_RelaySample_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SampleService_EnrichSample_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrichSampleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SampleServiceServer).EnrichSample(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SampleService_EnrichSample_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SampleServiceServer).EnrichSample(ctx, req.(*EnrichSampleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SampleService_ServiceDesc is the grpc.ServiceDesc for SampleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,6 +390,10 @@ var SampleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RelaySample",
 			Handler:    _SampleService_RelaySample_Handler,
+		},
+		{
+			MethodName: "EnrichSample",
+			Handler:    _SampleService_EnrichSample_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

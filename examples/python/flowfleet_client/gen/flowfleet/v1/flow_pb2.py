@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowfleet/v1/flow.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\"\xe4\x08\n\x04\x46low\x12&\n\x08src_addr\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18-p\x01R\x07srcAddr\x12\xab\x01\n\x08src_port\x18\x02 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n\x0f\x66low.port_range\x12\x1c\x61 port must be at most 65535\x1a\x42this == \'\' || (this.matches(\'^[0-9]{1,5}$\') && int(this) <= 65535)r\x13\x18\x05\x32\x0f^([0-9]{1,5})?$R\x07srcPort\x12&\n\x08\x64st_addr\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18-p\x01R\x07\x64stAddr\x12\xab\x01\n\x08\x64st_port\x18\x04 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n\x0f\x66low.port_range\x12\x1c\x61 port must be at most 65535\x1a\x42this == \'\' || (this.matches(\'^[0-9]{1,5}$\') && int(this) <= 65535)r\x13\x18\x05\x32\x0f^([0-9]{1,5})?$R\x07\x64stPort\x12%\n\x08\x64st_name\x18\x05 \x01(\tB\n\xbaH\x07r\x05\x10\x01(\x80\x08R\x07\x64stName\x12\x46\n\x0bname_source\x18\x06 \x01(\x0e\x32\x18.flowfleet.v1.NameSourceB\x0b\xbaH\x08\xc8\x01\x01\x82\x01\x02\x10\x01R\nnameSource\x12?\n\x08protocol\x18\x07 \x01(\x0e\x32\x16.flowfleet.v1.ProtocolB\x0b\xbaH\x08\xc8\x01\x01\x82\x01\x02\x10\x01R\x08protocol\x12\"\n\x08src_pkts\x18\x08 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x07srcPkts\x12\x1b\n\tsrc_bytes\x18\t \x01(\x03R\x08srcBytes\x12\"\n\x08\x64st_pkts\x18\n \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x07\x64stPkts\x12\x1b\n\tdst_bytes\x18\x0b \x01(\x03R\x08\x64stBytes\x12/\n\nfirst_seen\x18\x0c \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\tfirstSeen\x12-\n\tlast_seen\x18\r \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x08lastSeen\x12*\n\x0cwindow_start\x18\x0e \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x0bwindowStart:\xf1\x01\xbaH\xed\x01\x1aw\n\x12\x66low.icmp_no_ports\x12\x1d\x61n ICMP flow carries no ports\x1a\x42this.protocol != 3 || (this.src_port == \'\' && this.dst_port == \'\')\x1ar\n$flow.last_seen_not_before_first_seen\x12\'last_seen must not be before first_seen\x1a!this.last_seen >= this.first_seen*\x8c\x01\n\nNameSource\x12\x1b\n\x17NAME_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14NAME_SOURCE_ORIGINAL\x10\x01\x12\x17\n\x13NAME_SOURCE_PASSIVE\x10\x02\x12\x15\n\x11NAME_SOURCE_CACHE\x10\x03\x12\x17\n\x13NAME_SOURCE_SESSION\x10\x04*o\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n\x0cPROTOCOL_TCP\x10\x01\x12\x10\n\x0cPROTOCOL_UDP\x10\x02\x12\x11\n\rPROTOCOL_ICMP\x10\x03\x12\x12\n\x0ePROTOCOL_OTHER\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowfleet/v1/flow.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\"\x8f\n\n\x04\x46low\x12&\n\x08src_addr\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18-p\x01R\x07srcAddr\x12\xab\x01\n\x08src_port\x18\x02 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n\x0f\x66low.port_range\x12\x1c\x61 port must be at most 65535\x1a\x42this == \'\' || (this.matches(\'^[0-9]{1,5}$\') && int(this) <= 65535)r\x13\x18\x05\x32\x0f^([0-9]{1,5})?$R\x07srcPort\x12&\n\x08\x64st_addr\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18-p\x01R\x07\x64stAddr\x12\xab\x01\n\x08\x64st_port\x18\x04 \x01(\tB\x8f\x01\xbaH\x8b\x01\xba\x01s\n\x0f\x66low.port_range\x12\x1c\x61 port must be at most 65535\x1a\x42this == \'\' || (this.matches(\'^[0-9]{1,5}$\') && int(this) <= 65535)r\x13\x18\x05\x32\x0f^([0-9]{1,5})?$R\x07\x64stPort\x12%\n\x08\x64st_name\x18\x05 \x01(\tB\n\xbaH\x07r\x05\x10\x01(\x80\x08R\x07\x64stName\x12\x46\n\x0bname_source\x18\x06 \x01(\x0e\x32\x18.flowfleet.v1.NameSourceB\x0b\xbaH\x08\xc8\x01\x01\x82\x01\x02\x10\x01R\nnameSource\x12?\n\x08protocol\x18\x07 \x01(\x0e\x32\x16.flowfleet.v1.ProtocolB\x0b\xbaH\x08\xc8\x01\x01\x82\x01\x02\x10\x01R\x08protocol\x12\"\n\x08src_pkts\x18\x08 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x07srcPkts\x12\x1b\n\tsrc_bytes\x18\t \x01(\x03R\x08srcBytes\x12\"\n\x08\x64st_pkts\x18\n \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x07\x64stPkts\x12\x1b\n\tdst_bytes\x18\x0b \x01(\x03R\x08\x64stBytes\x12/\n\nfirst_seen\x18\x0c \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\tfirstSeen\x12-\n\tlast_seen\x18\r \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x08lastSeen\x12*\n\x0cwindow_start\x18\x0e \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x0bwindowStart\x12$\n\x08\x63\x61tegory\x18\x0f \x01(\tB\x08\xbaH\x05r\x03(\x80\x02R\x08\x63\x61tegory\x12!\n\x07\x66low_id\x18\x10 \x01(\tB\x08\xbaH\x05r\x03(\x80\x02R\x06\x66lowId\x12#\n\x08\x65vent_id\x18\x11 \x01(\tB\x08\xbaH\x05r\x03(\x80\x02R\x07\x65ventId\x12;\n\x0b\x64\x65stination\x18\x12 \x01(\x0b\x32\x19.flowfleet.v1.DestinationR\x0b\x64\x65stination:\xf1\x01\xbaH\xed\x01\x1aw\n\x12\x66low.icmp_no_ports\x12\x1d\x61n ICMP flow carries no ports\x1a\x42this.protocol != 3 || (this.src_port == \'\' && this.dst_port == \'\')\x1ar\n$flow.last_seen_not_before_first_seen\x12\'last_seen must not be before first_seen\x1a!this.last_seen >= this.first_seen\"\xc5\x01\n\x0b\x44\x65stination\x12\x1c\n\x04name\x18\x01 \x01(\tB\x08\xbaH\x05r\x03(\x80\x02R\x04name\x12\x1e\n\x05title\x18\x02 \x01(\tB\x08\xbaH\x05r\x03(\x80\x08R\x05title\x12+\n\x0b\x64\x65scription\x18\x03 \x01(\tB\t\xbaH\x06r\x04(\x80\x80\x01R\x0b\x64\x65scription\x12&\n\trelevance\x18\x04 \x01(\tB\x08\xbaH\x05r\x03(\x80\x02R\trelevance\x12#\n\x04tags\x18\x05 \x03(\tB\x0f\xbaH\x0c\x92\x01\t\x10@\"\x05r\x03(\x80\x02R\x04tags*\x8c\x01\n\nNameSource\x12\x1b\n\x17NAME_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14NAME_SOURCE_ORIGINAL\x10\x01\x12\x17\n\x13NAME_SOURCE_PASSIVE\x10\x02\x12\x15\n\x11NAME_SOURCE_CACHE\x10\x03\x12\x17\n\x13NAME_SOURCE_SESSION\x10\x04*o\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n\x0cPROTOCOL_TCP\x10\x01\x12\x10\n\x0cPROTOCOL_UDP\x10\x02\x12\x11\n\rPROTOCOL_ICMP\x10\x03\x12\x12\n\x0ePROTOCOL_OTHER\x10\x04\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowfleet.v1.flow_pb2', globals())
@@ -45,12 +45,30 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _FLOW.fields_by_name['last_seen']._serialized_options = b'\272H\r\022\013@\001)\000\000\000\000\000\000\000\000'
   _FLOW.fields_by_name['window_start']._options = None
   _FLOW.fields_by_name['window_start']._serialized_options = b'\272H\004\"\002(\000'
+  _FLOW.fields_by_name['category']._options = None
+  _FLOW.fields_by_name['category']._serialized_options = b'\272H\005r\003(\200\002'
+  _FLOW.fields_by_name['flow_id']._options = None
+  _FLOW.fields_by_name['flow_id']._serialized_options = b'\272H\005r\003(\200\002'
+  _FLOW.fields_by_name['event_id']._options = None
+  _FLOW.fields_by_name['event_id']._serialized_options = b'\272H\005r\003(\200\002'
   _FLOW._options = None
   _FLOW._serialized_options = b'\272H\355\001\032w\n\022flow.icmp_no_ports\022\035an ICMP flow carries no ports\032Bthis.protocol != 3 || (this.src_port == \'\' && this.dst_port == \'\')\032r\n$flow.last_seen_not_before_first_seen\022\'last_seen must not be before first_seen\032!this.last_seen >= this.first_seen'
-  _NAMESOURCE._serialized_start=1198
-  _NAMESOURCE._serialized_end=1338
-  _PROTOCOL._serialized_start=1340
-  _PROTOCOL._serialized_end=1451
+  _DESTINATION.fields_by_name['name']._options = None
+  _DESTINATION.fields_by_name['name']._serialized_options = b'\272H\005r\003(\200\002'
+  _DESTINATION.fields_by_name['title']._options = None
+  _DESTINATION.fields_by_name['title']._serialized_options = b'\272H\005r\003(\200\010'
+  _DESTINATION.fields_by_name['description']._options = None
+  _DESTINATION.fields_by_name['description']._serialized_options = b'\272H\006r\004(\200\200\001'
+  _DESTINATION.fields_by_name['relevance']._options = None
+  _DESTINATION.fields_by_name['relevance']._serialized_options = b'\272H\005r\003(\200\002'
+  _DESTINATION.fields_by_name['tags']._options = None
+  _DESTINATION.fields_by_name['tags']._serialized_options = b'\272H\014\222\001\t\020@\"\005r\003(\200\002'
+  _NAMESOURCE._serialized_start=1569
+  _NAMESOURCE._serialized_end=1709
+  _PROTOCOL._serialized_start=1711
+  _PROTOCOL._serialized_end=1822
   _FLOW._serialized_start=71
-  _FLOW._serialized_end=1195
+  _FLOW._serialized_end=1366
+  _DESTINATION._serialized_start=1369
+  _DESTINATION._serialized_end=1566
 # @@protoc_insertion_point(module_scope)

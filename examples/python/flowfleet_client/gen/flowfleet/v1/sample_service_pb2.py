@@ -16,7 +16,7 @@ from flowfleet.v1 import flow_pb2 as flowfleet_dot_v1_dot_flow__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/sample_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\x06Sample\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04host\x18\x02 \x01(\tR\x04host\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12%\n\x0ewindow_seconds\x18\x04 \x01(\rR\rwindowSeconds\x12\x1a\n\x08revision\x18\x05 \x01(\rR\x08revision\x12\x1d\n\nflow_count\x18\x06 \x01(\x03R\tflowCount\x12\x14\n\x05\x62ytes\x18\x07 \x01(\x03R\x05\x62ytes\x12/\n\x05state\x18\x08 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\x05state\x12\x1b\n\tfile_name\x18\t \x01(\tR\x08\x66ileName\x12\x1b\n\tremote_id\x18\n \x01(\tR\x08remoteId\x12\x1f\n\x0brelay_error\x18\x0b \x01(\tR\nrelayError\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x1f\n\x0bwrite_error\x18\x0e \x01(\tR\nwriteError\x12#\n\rflows_dropped\x18\x0f \x01(\x03R\x0c\x66lowsDropped\"\xe8\x03\n\x12ListSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\x12N\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x0b\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01R\x05since\x12N\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x0b\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01R\x05until\x12\x39\n\x05state\x18\x04 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12%\n\tpage_size\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken:v\xbaHs\x1aq\n\x12list_samples.range\x12\x1asince must be before until\x1a?!has(this.since) || !has(this.until) || this.since < this.until\"m\n\x13ListSamplesResponse\x12.\n\x07samples\x18\x01 \x03(\x0b\x32\x14.flowfleet.v1.SampleR\x07samples\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n\x10GetSampleRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"A\n\x11GetSampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\"H\n\x17GetSampleContentRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"\x81\x01\n\x18GetSampleContentResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n\x05\x63hunk\x18\x03 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05\x63hunk\"\x97\x01\n\x16ListSampleFlowsRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\x12%\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n\x17ListSampleFlowsResponse\x12(\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.FlowR\x05\x66lows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x13WatchSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\"\x91\x01\n\x14WatchSamplesResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.flowfleet.v1.SampleEventH\x00R\x05\x65vent\x12;\n\x0b\x65vents_lost\x18\x02 \x01(\x0b\x32\x18.flowfleet.v1.EventsLostH\x00R\neventsLostB\t\n\x07message\"\xad\x01\n\x0bSampleEvent\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12@\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\rpreviousState\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x96\x01\n\nEventsLost\x12\x14\n\x05\x63ount\x18\x01 \x01(\x04R\x05\x63ount\x12\x39\n\nfirst_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfirstTime\x12\x37\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08lastTime\"C\n\x12RelaySampleRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"C\n\x13RelaySampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample*\xe9\x01\n\x0bSampleState\x12\x1c\n\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n\x13SAMPLE_STATE_CLOSED\x10\x02\x12\x18\n\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n\x16SAMPLE_STATE_PROCESSED\x10\x06\x12\x1d\n\x19SAMPLE_STATE_WRITE_FAILED\x10\x07\x32\xc1\x04\n\rSampleService\x12W\n\x0bListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x01\x30\x01\x12\x63\n\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n\x0cWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x01\x30\x01\x12W\n\x0bRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/sample_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x06\n\x06Sample\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04host\x18\x02 \x01(\tR\x04host\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12%\n\x0ewindow_seconds\x18\x04 \x01(\rR\rwindowSeconds\x12\x1a\n\x08revision\x18\x05 \x01(\rR\x08revision\x12\x1d\n\nflow_count\x18\x06 \x01(\x03R\tflowCount\x12\x14\n\x05\x62ytes\x18\x07 \x01(\x03R\x05\x62ytes\x12/\n\x05state\x18\x08 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\x05state\x12\x1b\n\tfile_name\x18\t \x01(\tR\x08\x66ileName\x12\x1b\n\tremote_id\x18\n \x01(\tR\x08remoteId\x12\x1f\n\x0brelay_error\x18\x0b \x01(\tR\nrelayError\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x1f\n\x0bwrite_error\x18\x0e \x01(\tR\nwriteError\x12#\n\rflows_dropped\x18\x0f \x01(\x03R\x0c\x66lowsDropped\x12\x18\n\x07verdict\x18\x10 \x01(\tR\x07verdict\x12\x1e\n\nconfidence\x18\x11 \x01(\tR\nconfidence\x12\x18\n\x07summary\x18\x12 \x01(\tR\x07summary\x12)\n\x10\x65nrichment_error\x18\x13 \x01(\tR\x0f\x65nrichmentError\x12#\n\rflows_matched\x18\x14 \x01(\x03R\x0c\x66lowsMatched\x12\'\n\x0f\x66lows_unmatched\x18\x15 \x01(\x03R\x0e\x66lowsUnmatched\x12)\n\x10remote_unmatched\x18\x16 \x01(\x03R\x0fremoteUnmatched\x12=\n\x0cprocess_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bprocessTime\"\xe8\x03\n\x12ListSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\x12N\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x0b\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01R\x05since\x12N\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x1c\xbaH\x19\xb2\x01\x16\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x0b\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01R\x05until\x12\x39\n\x05state\x18\x04 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12%\n\tpage_size\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07R\x08pageSize\x12\'\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken:v\xbaHs\x1aq\n\x12list_samples.range\x12\x1asince must be before until\x1a?!has(this.since) || !has(this.until) || this.since < this.until\"m\n\x13ListSamplesResponse\x12.\n\x07samples\x18\x01 \x03(\x0b\x32\x14.flowfleet.v1.SampleR\x07samples\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n\x10GetSampleRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"A\n\x11GetSampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\"H\n\x17GetSampleContentRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"\x81\x01\n\x18GetSampleContentResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n\x05\x63hunk\x18\x03 \x01(\x0c\x42\t\xbaH\x06z\x04\x18\x80\x80\x04R\x05\x63hunk\"\x97\x01\n\x16ListSampleFlowsRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\x12%\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n\x17ListSampleFlowsResponse\x12(\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x12.flowfleet.v1.FlowR\x05\x66lows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x13WatchSamplesRequest\x12/\n\x04host\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xfd\x01\x32\x11^[A-Za-z0-9._-]*$R\x04host\"\x91\x01\n\x14WatchSamplesResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.flowfleet.v1.SampleEventH\x00R\x05\x65vent\x12;\n\x0b\x65vents_lost\x18\x02 \x01(\x0b\x32\x18.flowfleet.v1.EventsLostH\x00R\neventsLostB\t\n\x07message\"\xad\x01\n\x0bSampleEvent\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12@\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x19.flowfleet.v1.SampleStateR\rpreviousState\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x96\x01\n\nEventsLost\x12\x14\n\x05\x63ount\x18\x01 \x01(\x04R\x05\x63ount\x12\x39\n\nfirst_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfirstTime\x12\x37\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08lastTime\"C\n\x12RelaySampleRequest\x12-\n\x02id\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\"C\n\x13RelaySampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\"f\n\x13\x45nrichSampleRequest\x12+\n\x02id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18\xac\x02\x32\x11^[A-Za-z0-9._-]+$R\x02id\x12\x10\n\x03\x61ll\x18\x02 \x01(\x08R\x03\x61ll:\x10\xbaH\r\"\x0b\n\x02id\n\x03\x61ll\x10\x01\"\\\n\x14\x45nrichSampleResponse\x12,\n\x06sample\x18\x01 \x01(\x0b\x32\x14.flowfleet.v1.SampleR\x06sample\x12\x16\n\x06queued\x18\x02 \x01(\x03R\x06queued*\xa8\x02\n\x0bSampleState\x12\x1c\n\x18SAMPLE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_STATE_OPEN\x10\x01\x12\x17\n\x13SAMPLE_STATE_CLOSED\x10\x02\x12\x18\n\x14SAMPLE_STATE_WRITTEN\x10\x03\x12\x18\n\x14SAMPLE_STATE_RELAYED\x10\x04\x12\x1d\n\x19SAMPLE_STATE_RELAY_FAILED\x10\x05\x12\x1a\n\x16SAMPLE_STATE_PROCESSED\x10\x06\x12\x1d\n\x19SAMPLE_STATE_WRITE_FAILED\x10\x07\x12\x19\n\x15SAMPLE_STATE_ENRICHED\x10\x08\x12\"\n\x1eSAMPLE_STATE_ENRICHMENT_FAILED\x10\t2\x9d\x05\n\rSampleService\x12W\n\x0bListSamples\x12 .flowfleet.v1.ListSamplesRequest\x1a!.flowfleet.v1.ListSamplesResponse\"\x03\x90\x02\x01\x12Q\n\tGetSample\x12\x1e.flowfleet.v1.GetSampleRequest\x1a\x1f.flowfleet.v1.GetSampleResponse\"\x03\x90\x02\x01\x12h\n\x10GetSampleContent\x12%.flowfleet.v1.GetSampleContentRequest\x1a&.flowfleet.v1.GetSampleContentResponse\"\x03\x90\x02\x01\x30\x01\x12\x63\n\x0fListSampleFlows\x12$.flowfleet.v1.ListSampleFlowsRequest\x1a%.flowfleet.v1.ListSampleFlowsResponse\"\x03\x90\x02\x01\x12\\\n\x0cWatchSamples\x12!.flowfleet.v1.WatchSamplesRequest\x1a\".flowfleet.v1.WatchSamplesResponse\"\x03\x90\x02\x01\x30\x01\x12W\n\x0bRelaySample\x12 .flowfleet.v1.RelaySampleRequest\x1a!.flowfleet.v1.RelaySampleResponse\"\x03\x90\x02\x02\x12Z\n\x0c\x45nrichSample\x12!.flowfleet.v1.EnrichSampleRequest\x1a\".flowfleet.v1.EnrichSampleResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowfleet.v1.sample_service_pb2', globals())
@@ -53,6 +53,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WATCHSAMPLESREQUEST.fields_by_name['host']._serialized_options = b'\272H\030r\026\030\375\0012\021^[A-Za-z0-9._-]*$'
   _RELAYSAMPLEREQUEST.fields_by_name['id']._options = None
   _RELAYSAMPLEREQUEST.fields_by_name['id']._serialized_options = b'\272H\032r\030\020\001\030\254\0022\021^[A-Za-z0-9._-]+$'
+  _ENRICHSAMPLEREQUEST.fields_by_name['id']._options = None
+  _ENRICHSAMPLEREQUEST.fields_by_name['id']._serialized_options = b'\272H\030r\026\030\254\0022\021^[A-Za-z0-9._-]+$'
+  _ENRICHSAMPLEREQUEST._options = None
+  _ENRICHSAMPLEREQUEST._serialized_options = b'\272H\r\"\013\n\002id\n\003all\020\001'
   _SAMPLESERVICE.methods_by_name['ListSamples']._options = None
   _SAMPLESERVICE.methods_by_name['ListSamples']._serialized_options = b'\220\002\001'
   _SAMPLESERVICE.methods_by_name['GetSample']._options = None
@@ -65,38 +69,44 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _SAMPLESERVICE.methods_by_name['WatchSamples']._serialized_options = b'\220\002\001'
   _SAMPLESERVICE.methods_by_name['RelaySample']._options = None
   _SAMPLESERVICE.methods_by_name['RelaySample']._serialized_options = b'\220\002\002'
-  _SAMPLESTATE._serialized_start=2565
-  _SAMPLESTATE._serialized_end=2798
+  _SAMPLESERVICE.methods_by_name['EnrichSample']._options = None
+  _SAMPLESERVICE.methods_by_name['EnrichSample']._serialized_options = b'\220\002\002'
+  _SAMPLESTATE._serialized_start=3074
+  _SAMPLESTATE._serialized_end=3370
   _SAMPLE._serialized_start=139
-  _SAMPLE._serialized_end=670
-  _LISTSAMPLESREQUEST._serialized_start=673
-  _LISTSAMPLESREQUEST._serialized_end=1161
-  _LISTSAMPLESRESPONSE._serialized_start=1163
-  _LISTSAMPLESRESPONSE._serialized_end=1272
-  _GETSAMPLEREQUEST._serialized_start=1274
-  _GETSAMPLEREQUEST._serialized_end=1339
-  _GETSAMPLERESPONSE._serialized_start=1341
-  _GETSAMPLERESPONSE._serialized_end=1406
-  _GETSAMPLECONTENTREQUEST._serialized_start=1408
-  _GETSAMPLECONTENTREQUEST._serialized_end=1480
-  _GETSAMPLECONTENTRESPONSE._serialized_start=1483
-  _GETSAMPLECONTENTRESPONSE._serialized_end=1612
-  _LISTSAMPLEFLOWSREQUEST._serialized_start=1615
-  _LISTSAMPLEFLOWSREQUEST._serialized_end=1766
-  _LISTSAMPLEFLOWSRESPONSE._serialized_start=1768
-  _LISTSAMPLEFLOWSRESPONSE._serialized_end=1875
-  _WATCHSAMPLESREQUEST._serialized_start=1877
-  _WATCHSAMPLESREQUEST._serialized_end=1947
-  _WATCHSAMPLESRESPONSE._serialized_start=1950
-  _WATCHSAMPLESRESPONSE._serialized_end=2095
-  _SAMPLEEVENT._serialized_start=2098
-  _SAMPLEEVENT._serialized_end=2271
-  _EVENTSLOST._serialized_start=2274
-  _EVENTSLOST._serialized_end=2424
-  _RELAYSAMPLEREQUEST._serialized_start=2426
-  _RELAYSAMPLEREQUEST._serialized_end=2493
-  _RELAYSAMPLERESPONSE._serialized_start=2495
-  _RELAYSAMPLERESPONSE._serialized_end=2562
-  _SAMPLESERVICE._serialized_start=2801
-  _SAMPLESERVICE._serialized_end=3378
+  _SAMPLE._serialized_end=981
+  _LISTSAMPLESREQUEST._serialized_start=984
+  _LISTSAMPLESREQUEST._serialized_end=1472
+  _LISTSAMPLESRESPONSE._serialized_start=1474
+  _LISTSAMPLESRESPONSE._serialized_end=1583
+  _GETSAMPLEREQUEST._serialized_start=1585
+  _GETSAMPLEREQUEST._serialized_end=1650
+  _GETSAMPLERESPONSE._serialized_start=1652
+  _GETSAMPLERESPONSE._serialized_end=1717
+  _GETSAMPLECONTENTREQUEST._serialized_start=1719
+  _GETSAMPLECONTENTREQUEST._serialized_end=1791
+  _GETSAMPLECONTENTRESPONSE._serialized_start=1794
+  _GETSAMPLECONTENTRESPONSE._serialized_end=1923
+  _LISTSAMPLEFLOWSREQUEST._serialized_start=1926
+  _LISTSAMPLEFLOWSREQUEST._serialized_end=2077
+  _LISTSAMPLEFLOWSRESPONSE._serialized_start=2079
+  _LISTSAMPLEFLOWSRESPONSE._serialized_end=2186
+  _WATCHSAMPLESREQUEST._serialized_start=2188
+  _WATCHSAMPLESREQUEST._serialized_end=2258
+  _WATCHSAMPLESRESPONSE._serialized_start=2261
+  _WATCHSAMPLESRESPONSE._serialized_end=2406
+  _SAMPLEEVENT._serialized_start=2409
+  _SAMPLEEVENT._serialized_end=2582
+  _EVENTSLOST._serialized_start=2585
+  _EVENTSLOST._serialized_end=2735
+  _RELAYSAMPLEREQUEST._serialized_start=2737
+  _RELAYSAMPLEREQUEST._serialized_end=2804
+  _RELAYSAMPLERESPONSE._serialized_start=2806
+  _RELAYSAMPLERESPONSE._serialized_end=2873
+  _ENRICHSAMPLEREQUEST._serialized_start=2875
+  _ENRICHSAMPLEREQUEST._serialized_end=2977
+  _ENRICHSAMPLERESPONSE._serialized_start=2979
+  _ENRICHSAMPLERESPONSE._serialized_end=3071
+  _SAMPLESERVICE._serialized_start=3373
+  _SAMPLESERVICE._serialized_end=4042
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,8 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 SAMPLE_STATE_CLOSED: SampleState
+SAMPLE_STATE_ENRICHED: SampleState
+SAMPLE_STATE_ENRICHMENT_FAILED: SampleState
 SAMPLE_STATE_OPEN: SampleState
 SAMPLE_STATE_PROCESSED: SampleState
 SAMPLE_STATE_RELAYED: SampleState
@@ -16,6 +18,22 @@ SAMPLE_STATE_RELAY_FAILED: SampleState
 SAMPLE_STATE_UNSPECIFIED: SampleState
 SAMPLE_STATE_WRITE_FAILED: SampleState
 SAMPLE_STATE_WRITTEN: SampleState
+
+class EnrichSampleRequest(_message.Message):
+    __slots__ = ["all", "id"]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    id: str
+    def __init__(self, id: _Optional[str] = ..., all: bool = ...) -> None: ...
+
+class EnrichSampleResponse(_message.Message):
+    __slots__ = ["queued", "sample"]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    queued: int
+    sample: Sample
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class EventsLost(_message.Message):
     __slots__ = ["count", "first_time", "last_time"]
@@ -110,38 +128,54 @@ class RelaySampleResponse(_message.Message):
     def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ...) -> None: ...
 
 class Sample(_message.Message):
-    __slots__ = ["bytes", "create_time", "file_name", "flow_count", "flows_dropped", "host", "id", "relay_error", "remote_id", "revision", "state", "update_time", "window_seconds", "window_start", "write_error"]
+    __slots__ = ["bytes", "confidence", "create_time", "enrichment_error", "file_name", "flow_count", "flows_dropped", "flows_matched", "flows_unmatched", "host", "id", "process_time", "relay_error", "remote_id", "remote_unmatched", "revision", "state", "summary", "update_time", "verdict", "window_seconds", "window_start", "write_error"]
     BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ENRICHMENT_ERROR_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     FLOWS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_UNMATCHED_FIELD_NUMBER: _ClassVar[int]
     FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_TIME_FIELD_NUMBER: _ClassVar[int]
     RELAY_ERROR_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_UNMATCHED_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_START_FIELD_NUMBER: _ClassVar[int]
     WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
     bytes: int
+    confidence: str
     create_time: _timestamp_pb2.Timestamp
+    enrichment_error: str
     file_name: str
     flow_count: int
     flows_dropped: int
+    flows_matched: int
+    flows_unmatched: int
     host: str
     id: str
+    process_time: _timestamp_pb2.Timestamp
     relay_error: str
     remote_id: str
+    remote_unmatched: int
     revision: int
     state: SampleState
+    summary: str
     update_time: _timestamp_pb2.Timestamp
+    verdict: str
     window_seconds: int
     window_start: int
     write_error: str
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., window_start: _Optional[int] = ..., window_seconds: _Optional[int] = ..., revision: _Optional[int] = ..., flow_count: _Optional[int] = ..., bytes: _Optional[int] = ..., state: _Optional[_Union[SampleState, str]] = ..., file_name: _Optional[str] = ..., remote_id: _Optional[str] = ..., relay_error: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., write_error: _Optional[str] = ..., flows_dropped: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., window_start: _Optional[int] = ..., window_seconds: _Optional[int] = ..., revision: _Optional[int] = ..., flow_count: _Optional[int] = ..., bytes: _Optional[int] = ..., state: _Optional[_Union[SampleState, str]] = ..., file_name: _Optional[str] = ..., remote_id: _Optional[str] = ..., relay_error: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., write_error: _Optional[str] = ..., flows_dropped: _Optional[int] = ..., verdict: _Optional[str] = ..., confidence: _Optional[str] = ..., summary: _Optional[str] = ..., enrichment_error: _Optional[str] = ..., flows_matched: _Optional[int] = ..., flows_unmatched: _Optional[int] = ..., remote_unmatched: _Optional[int] = ..., process_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SampleEvent(_message.Message):
     __slots__ = ["previous_state", "sample", "time"]

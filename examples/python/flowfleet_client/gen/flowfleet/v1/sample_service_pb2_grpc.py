@@ -8,7 +8,7 @@ from flowfleet.v1 import sample_service_pb2 as flowfleet_dot_v1_dot_sample__serv
 class SampleServiceStub(object):
     """SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
     relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
-    RelaySample is read-only; RelaySample needs the `admin` role.
+    RelaySample and EnrichSample is read-only; those two need the `admin` role.
     """
 
     def __init__(self, channel):
@@ -47,12 +47,17 @@ class SampleServiceStub(object):
                 request_serializer=flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleRequest.SerializeToString,
                 response_deserializer=flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleResponse.FromString,
                 )
+        self.EnrichSample = channel.unary_unary(
+                '/flowfleet.v1.SampleService/EnrichSample',
+                request_serializer=flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleRequest.SerializeToString,
+                response_deserializer=flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleResponse.FromString,
+                )
 
 
 class SampleServiceServicer(object):
     """SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
     relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
-    RelaySample is read-only; RelaySample needs the `admin` role.
+    RelaySample and EnrichSample is read-only; those two need the `admin` role.
     """
 
     def ListSamples(self, request, context):
@@ -109,6 +114,18 @@ class SampleServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrichSample(self, request, context):
+        """EnrichSample fetches NetworkSage's answers about a sample again (or about every sample NetworkSage
+        has that is RELAYED, PROCESSED or ENRICHMENT_FAILED, with `all`): the collector asks whether
+        NetworkSage has processed it, then enriches it as it enriches a new sample. Use it for samples
+        relayed before enrichment existed, or after fixing what made enrichment fail. Needs the `admin`
+        role. NOT_FOUND if there is no such sample; FAILED_PRECONDITION if the relay is off, if NetworkSage
+        does not have the sample (no remote_id), or if the sample is in the relay queue already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SampleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +159,11 @@ def add_SampleServiceServicer_to_server(servicer, server):
                     request_deserializer=flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleRequest.FromString,
                     response_serializer=flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleResponse.SerializeToString,
             ),
+            'EnrichSample': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrichSample,
+                    request_deserializer=flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleRequest.FromString,
+                    response_serializer=flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'flowfleet.v1.SampleService', rpc_method_handlers)
@@ -152,7 +174,7 @@ def add_SampleServiceServicer_to_server(servicer, server):
 class SampleService(object):
     """SampleService reads samples: one host × one window of flows, written as a BayseFlow .bf file and
     relayed to NetworkSage. Callers need a certificate with the `reader` or `admin` role. Every RPC but
-    RelaySample is read-only; RelaySample needs the `admin` role.
+    RelaySample and EnrichSample is read-only; those two need the `admin` role.
     """
 
     @staticmethod
@@ -254,5 +276,22 @@ class SampleService(object):
         return grpc.experimental.unary_unary(request, target, '/flowfleet.v1.SampleService/RelaySample',
             flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleRequest.SerializeToString,
             flowfleet_dot_v1_dot_sample__service__pb2.RelaySampleResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def EnrichSample(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/flowfleet.v1.SampleService/EnrichSample',
+            flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleRequest.SerializeToString,
+            flowfleet_dot_v1_dot_sample__service__pb2.EnrichSampleResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
