@@ -160,9 +160,14 @@ type envelope struct {
 	Body  json.RawMessage `json:"body"`
 }
 
-// do sends one request and returns the envelope's body on HTTP 200 with error false; anything else is
-// an *Error.
+// do sends one request with the apikey header and returns the envelope's body on HTTP 200 with error
+// false; anything else is an *Error.
 func (c *Client) do(ctx context.Context, op, method, urlStr, contentType string, body []byte, timeout time.Duration, limit int64) (json.RawMessage, error) {
+	return c.send(ctx, op, method, urlStr, contentType, body, timeout, limit, true)
+}
+
+// send is do, with the apikey header only when withKey (the public view takes none).
+func (c *Client) send(ctx context.Context, op, method, urlStr, contentType string, body []byte, timeout time.Duration, limit int64, withKey bool) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var sent atomic.Bool
@@ -181,7 +186,9 @@ func (c *Client) do(ctx context.Context, op, method, urlStr, contentType string,
 	if err != nil {
 		return nil, &Error{Op: op, Reason: ReasonRejected, Message: cleanMessage(c.key, err.Error()), err: err}
 	}
-	req.Header.Set("apikey", c.key.Reveal())
+	if withKey {
+		req.Header.Set("apikey", c.key.Reveal())
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
 	if contentType != "" {
@@ -356,7 +363,7 @@ func uploadBody(fileName string, content []byte, typ string) ([]byte, string, er
 	return buf.Bytes(), mw.FormDataContentType(), nil
 }
 
-// Upload is one entry of the account's uploads list (API doc §4.2).
+// Upload is one entry of the account's uploads list (API doc §4.2). Its fields are cut to MaxText bytes.
 type Upload struct {
 	FileName       string `json:"fileName"`
 	Processed      bool   `json:"-"`
@@ -379,6 +386,9 @@ func (u *Upload) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*u = Upload(x.plain)
+	for _, p := range []*string{&u.FileName, &u.FullS3FilePath, &u.DateCreated, &u.DateProcessed, &u.FileType, &u.UUID} {
+		*p = clip(*p, MaxText)
+	}
 	switch p := x.Processed.(type) {
 	case bool:
 		u.Processed = p
@@ -419,11 +429,8 @@ func (c *Client) ListUploads(ctx context.Context) ([]Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Upload
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
+	out, err := decodeList[Upload](raw, MaxListItems)
+	if err != nil {
 		return nil, &Error{Op: "list uploads", Reason: ReasonBadResponse, Status: 200, Sent: true,
 			Message: cleanMessage(c.key, "body is not a list of uploads: "+err.Error())}
 	}
@@ -497,7 +504,7 @@ func (c *Client) Sample(ctx context.Context, sampleID string) (*SampleInfo, erro
 				s = strings.Trim(string(v), `"`)
 			}
 		}
-		return s
+		return clip(s, MaxText)
 	}
 	info.ID, info.Hash, info.FileName = str("id"), str("hash"), str("fileName")
 	info.DateCreated, info.TrafficDate = str("dateCreated"), str("trafficDate")
@@ -548,11 +555,8 @@ func (c *Client) SampleFlows(ctx context.Context, sampleID string) ([]Secflow, e
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var out []Secflow
-	if err := json.Unmarshal(raw, &out); err != nil {
+	out, err := DecodeSecflows(raw)
+	if err != nil {
 		return nil, &Error{Op: "sample flows", Reason: ReasonBadResponse, Status: 200, Sent: true,
 			Message: cleanMessage(c.key, "body is not a list of flows: "+err.Error())}
 	}

@@ -42,7 +42,9 @@ const (
 
 // Error is a failed NetworkSage request. Its text never contains the API key.
 type Error struct {
-	// Op is the operation: "upload", "list uploads", "sample" or "sample flows".
+	// Op is the operation: "upload", "list uploads", "sample", "sample flows", "aggregated", "public
+	// aggregated", "summary", "categorization", "request summary", "request categorization", "flow
+	// count", "destination", "behavior" or "event".
 	Op string
 	// Reason classifies the failure.
 	Reason Reason

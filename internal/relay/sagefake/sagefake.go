@@ -5,10 +5,36 @@
 //
 // What it does: the apikey header check (403 with the {error, body} envelope), multipart validation of
 // uploads (400), a size cap (413), a new 32-hex sampleId for every accepted upload (no idempotency, so
-// duplicates show), the uploads list and sample endpoints with a configurable processing delay, and a
-// sample's flows. Faults can be injected per route: a status (429 with Retry-After, 5xx), 200 with
-// error true, a hang past the client's timeout, and a connection cut after the body was read; each can
-// first accept the request (an upload is then stored although the client sees a failure).
+// duplicates show), the uploads list and sample endpoints with a configurable processing delay, and
+// every enrichment endpoint of API doc §4.4: a sample's flows (/list) and aggregated view, its summary
+// and categorization (POST requests one, GET reads it), a flow's global count, a destination's
+// metadata, behaviours, events, and the public aggregated view (no key). Faults can be injected per
+// route: a status (429 with Retry-After, 5xx), 200 with error true, malformed JSON, a hang past the
+// client's timeout, and a connection cut after the body was read; each can first accept the request (an
+// upload is then stored although the client sees a failure). SetMismatchFlows makes /list disagree with
+// the uploaded flows.
+//
+// # The rule
+//
+// Every enrichment value is computed from the uploaded flows by exported functions, so tests can
+// predict it exactly:
+//
+//   - a flow's flowCategory is Category(dst): fake-malicious for a name ending in .bad.example, else by
+//     port: fake-dns (53), fake-web-tls (443, 8443), fake-web (80, 8080), fake-mail (25, 465, 587, 993,
+//     995), fake-other;
+//   - its flowId is FlowID(src, dst, protocolInformation), its eventId EventID(category, flowId) (only
+//     fake-malicious flows have one), its global count Count(flowId);
+//   - a destination's metadata is Destination(name:port), a behaviour Behavior(flowId), an event
+//     Event(eventId);
+//   - a report's verdict and confidence are Verdict(categories of all flows), its summary text
+//     ReportText(kind, categories), its details ReportDetails(categories).
+//
+// Reports: a GET before any POST answers status "failed" (none exists); a POST starts generation,
+// which ends Options.ReportDelay later (counted from when the sample is processed, if that is later):
+// until then GET answers status "pending", then "generated" with the document (verdict, confidence,
+// summary, details) encoded as a string in body.summary (body.categorization) — or "failed" when
+// SetFailReports (Options.FailReports) was on at the POST. A POST while one is pending or generated
+// changes nothing; a POST after a failure starts again.
 //
 // Every request is recorded (headers, parts, bytes, status) for assertions. A Fake is an http.Handler:
 // serve it with httptest.NewTLSServer, or with Serve on a listener. It is safe for concurrent use.
@@ -17,7 +43,6 @@ package sagefake
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -30,6 +55,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +77,20 @@ const (
 	RouteSample  Route = "sample"  // GET /sec/v1.0/samples/{id}
 	RouteFlows   Route = "flows"   // GET /sec/v1.0/samples/{id}/list
 	RouteUnknown Route = "unknown" // anything else
+
+	RouteAggregated     Route = "aggregated"     // GET /sec/v1.0/samples/{id}/aggregated
+	RouteSummary        Route = "summary"        // GET, POST /sec/v1.0/samples/{id}/summary
+	RouteCategorization Route = "categorization" // GET, POST /sec/v1.0/samples/{id}/categorization
+	RouteCount          Route = "count"          // GET /sec/v1.0/secflows/{flowId}/count
+	RouteDestination    Route = "destination"    // GET /sec/v1.0/destinations/{name:port}
+	RouteBehavior       Route = "behavior"       // GET /sec/v1.0/behaviors/{flowId}
+	RouteEvent          Route = "event"          // GET /sec/v1.0/events/{eventId}
+	RoutePublic         Route = "public"         // GET /public/v1.0/secflows/{publicUuid}/list/aggregated, no key
 )
+
+// Routes are all the routes of the API, in the order above.
+var Routes = []Route{RouteUpload, RouteList, RouteSample, RouteFlows, RouteAggregated, RouteSummary,
+	RouteCategorization, RouteCount, RouteDestination, RouteBehavior, RouteEvent, RoutePublic}
 
 // Options configures a Fake.
 type Options struct {
@@ -62,6 +101,12 @@ type Options struct {
 	// ProcessingDelay is how long after its upload a sample becomes processed (default 0: at once;
 	// the real service takes 30–90 s).
 	ProcessingDelay time.Duration
+	// ReportDelay is how long a requested summary or categorization takes to generate (default 0).
+	ReportDelay time.Duration
+	// FailReports makes report generation end "failed" (SetFailReports switches it later).
+	FailReports bool
+	// MismatchFlows makes /list disagree with the uploaded flows (SetMismatchFlows switches it later).
+	MismatchFlows bool
 	// Private makes uploads private: no public uuid.
 	Private bool
 	// RejectWith200 answers bad requests with 200 and error true instead of 400.
@@ -86,6 +131,8 @@ const (
 	FaultHang
 	// FaultCut reads the request and then closes the connection without an answer.
 	FaultCut
+	// FaultMalformed answers 200 with Fault.Raw (default: a cut-off envelope), which is not JSON.
+	FaultMalformed
 )
 
 func (k FaultKind) String() string {
@@ -98,6 +145,8 @@ func (k FaultKind) String() string {
 		return "hang"
 	case FaultCut:
 		return "cut"
+	case FaultMalformed:
+		return "malformed"
 	}
 	return "none"
 }
@@ -116,7 +165,12 @@ type Fault struct {
 	Accept bool
 	// HangFor bounds FaultHang (default 1 min).
 	HangFor time.Duration
+	// Raw is the body FaultMalformed sends (default DefaultMalformed).
+	Raw string
 }
+
+// DefaultMalformed is the body FaultMalformed sends by default: an envelope cut off mid-way.
+const DefaultMalformed = `{"error": false, "body": [{"sourceData": "10.`
 
 // Part is one part of a recorded multipart body.
 type Part struct {
@@ -166,6 +220,7 @@ type Upload struct {
 	Uploaded    time.Time
 	TrafficDate string
 	flows       []map[string]any
+	reports     map[Route]*report // summary, categorization
 }
 
 // Fake is the fake service.
@@ -179,6 +234,8 @@ type Fake struct {
 	requests []Request
 	faults   map[Route][]Fault
 	counts   map[string]int
+	// failReports and mismatch are the switches of Options.FailReports and Options.MismatchFlows.
+	failReports, mismatch bool
 }
 
 // New returns a fake. It panics without a key (a programming error in a test).
@@ -197,7 +254,7 @@ func New(o Options) *Fake {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Fake{o: o, log: log.With("fake", "sagefake"), byID: map[string]*Upload{}, accounts: map[string]string{},
-		faults: map[Route][]Fault{}, counts: map[string]int{}}
+		faults: map[Route][]Fault{}, counts: map[string]int{}, failReports: o.FailReports, mismatch: o.MismatchFlows}
 	for _, k := range o.Keys {
 		f.accounts[k] = newUUID()
 	}
@@ -262,21 +319,56 @@ type reply struct {
 
 func errorReply(status int, msg string) reply { return reply{status: status, body: msg, isError: true} }
 
+// route names a request's route, the id its path carries (path-unescaped, so a public id's "/" may be
+// sent as %2F), and whether the method is the route's.
 func (f *Fake) route(r *http.Request) (Route, string, bool) {
-	p := r.URL.Path
-	switch {
-	case p == "/upload/v1.0/uploader":
+	get := r.Method == http.MethodGet
+	switch r.URL.Path {
+	case "/upload/v1.0/uploader":
 		return RouteUpload, "", r.Method == http.MethodPost
-	case p == "/upload/v1.0/uploads/list":
-		return RouteList, "", r.Method == http.MethodGet
-	case strings.HasPrefix(p, "/sec/v1.0/samples/"):
-		rest := strings.TrimPrefix(p, "/sec/v1.0/samples/")
-		if id, ok := strings.CutSuffix(rest, "/list"); ok && id != "" && !strings.Contains(id, "/") {
-			return RouteFlows, id, r.Method == http.MethodGet
+	case "/upload/v1.0/uploads/list":
+		return RouteList, "", get
+	}
+	seg := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	for i, s := range seg {
+		u, err := url.PathUnescape(s)
+		if err != nil || u == "" {
+			return RouteUnknown, "", true
 		}
-		if rest != "" && !strings.Contains(rest, "/") {
-			return RouteSample, rest, r.Method == http.MethodGet
+		seg[i] = u
+	}
+	at := func(prefix ...string) bool {
+		for i, p := range prefix {
+			if p != "*" && seg[i] != p {
+				return false
+			}
 		}
+		return true
+	}
+	switch n := len(seg); {
+	case n == 4 && at("sec", "v1.0", "samples"):
+		return RouteSample, seg[3], get
+	case n == 5 && at("sec", "v1.0", "samples"):
+		switch seg[4] {
+		case "list":
+			return RouteFlows, seg[3], get
+		case "aggregated":
+			return RouteAggregated, seg[3], get
+		case "summary":
+			return RouteSummary, seg[3], get || r.Method == http.MethodPost
+		case "categorization":
+			return RouteCategorization, seg[3], get || r.Method == http.MethodPost
+		}
+	case n == 5 && at("sec", "v1.0", "secflows", "*", "count"):
+		return RouteCount, seg[3], get
+	case n == 4 && at("sec", "v1.0", "destinations"):
+		return RouteDestination, seg[3], get
+	case n == 4 && at("sec", "v1.0", "behaviors"):
+		return RouteBehavior, seg[3], get
+	case n == 4 && at("sec", "v1.0", "events"):
+		return RouteEvent, seg[3], get
+	case n == 6 && at("public", "v1.0", "secflows", "*", "list", "aggregated"):
+		return RoutePublic, seg[3], get
 	}
 	return RouteUnknown, "", true
 }
@@ -360,6 +452,16 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case FaultCut:
 			f.finish(rec, 0, rep.sampleID)
 			panic(http.ErrAbortHandler) // closes the connection (HTTP/1) or resets the stream (HTTP/2)
+		case FaultMalformed:
+			raw := fault.Raw
+			if raw == "" {
+				raw = DefaultMalformed
+			}
+			f.finish(rec, http.StatusOK, rep.sampleID)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, raw)
+			return
 		}
 	}
 	f.finish(rec, rep.status, rep.sampleID)
@@ -416,6 +518,9 @@ func (f *Fake) handle(route Route, id string, methodOK bool, key string, r *http
 	if !methodOK {
 		return errorReply(http.StatusMethodNotAllowed, "method not allowed")
 	}
+	if route == RoutePublic {
+		return f.public(id) // the public view takes no key
+	}
 	if !f.authorized(key) {
 		return errorReply(http.StatusForbidden, "Request unauthorized: 403")
 	}
@@ -431,6 +536,22 @@ func (f *Fake) handle(route Route, id string, methodOK bool, key string, r *http
 		return f.sample(key, id)
 	case RouteFlows:
 		return f.flows(key, id)
+	case RouteAggregated:
+		return f.aggregated(key, id)
+	case RouteSummary, RouteCategorization:
+		return f.report(key, id, route, r.Method == http.MethodPost)
+	case RouteCount:
+		return reply{status: http.StatusOK, body: Count(id)}
+	case RouteDestination:
+		return f.destination(id)
+	case RouteBehavior:
+		return reply{status: http.StatusOK, body: Behavior(id)}
+	case RouteEvent:
+		doc, ok := Event(id)
+		if !ok {
+			return errorReply(http.StatusNotFound, "event not found")
+		}
+		return reply{status: http.StatusOK, body: doc}
 	}
 	return errorReply(http.StatusNotFound, "not found")
 }
@@ -607,33 +728,15 @@ func (f *Fake) flows(key, id string) reply {
 	if u == nil {
 		return errorReply(http.StatusNotFound, "sample not found")
 	}
-	out := []map[string]any{}
 	if done, _ := f.processed(u); !done {
-		return reply{status: http.StatusOK, body: out}
+		return reply{status: http.StatusOK, body: []map[string]any{}}
 	}
-	str := func(m map[string]any, k string) string {
-		switch v := m[k].(type) {
-		case string:
-			return v
-		case json.Number:
-			return v.String()
-		case nil:
-			return ""
-		default:
-			b, _ := json.Marshal(v)
-			return string(b)
-		}
-	}
-	for _, fl := range u.flows {
-		src, dst := str(fl, "src"), str(fl, "dst")
-		sum := sha1.Sum([]byte(src + "|" + dst + "|" + str(fl, "protocolInformation")))
-		out = append(out, map[string]any{
-			"sourceData": src, "destinationData": dst, "destinationNameSource": str(fl, "destinationNameSource"),
-			"sourcePackets": str(fl, "srcPkts"), "sourceBytes": str(fl, "srcBytes"),
-			"destinationPackets": str(fl, "dstPkts"), "destinationBytes": str(fl, "dstBytes"),
-			"relativeStart": str(fl, "relativeStart"), "duration": str(fl, "duration"),
-			"flowCategory": "fake-uncategorized", "flowId": hex.EncodeToString(sum[:16]),
-		})
+	out := enriched(u)
+	f.mu.Lock()
+	mismatch := f.mismatch
+	f.mu.Unlock()
+	if mismatch {
+		out = mismatched(out)
 	}
 	return reply{status: http.StatusOK, body: out}
 }

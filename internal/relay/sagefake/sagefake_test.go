@@ -313,7 +313,7 @@ func TestUploadListSample(t *testing.T) {
 	r = get(t, srv, key, "/sec/v1.0/samples/"+ids[0]+"/list")
 	var flows []map[string]string
 	if err := json.Unmarshal(r.body, &flows); err != nil || len(flows) != 1 || flows[0]["sourceData"] != "10.0.0.5:40000" ||
-		flows[0]["destinationBytes"] != "1000" || flows[0]["duration"] != "1.5" || flows[0]["flowCategory"] == "" {
+		flows[0]["destinationBytes"] != "1000" || flows[0]["duration"] != "1.5" || flows[0]["flowCategory"] != sagefake.CategoryWebTLS {
 		t.Errorf("flows %s", r.body)
 	}
 	// Another key's sample, an unknown sample, an unknown path, a wrong method.
