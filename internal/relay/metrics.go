@@ -15,6 +15,12 @@ type Metrics struct {
 	queueLength   prometheus.Gauge
 	oldestAge     prometheus.Gauge
 	polling       prometheus.Gauge
+
+	enrichAttempts prometheus.Counter
+	enrichFailures *prometheus.CounterVec
+	enriched       prometheus.Counter
+	enriching      prometheus.Gauge
+	enrichLatency  prometheus.Histogram
 }
 
 var allReasons = []Reason{ReasonAuth, ReasonRejected, ReasonTooLarge, ReasonRateLimited, ReasonUnavailable,
@@ -45,13 +51,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Age of the oldest sample waiting for an upload (0 when none is)."}),
 		polling: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_relay_polling_samples",
 			Help: "Uploaded samples whose processing by NetworkSage is being watched."}),
+		enrichAttempts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_relay_enrich_attempts_total",
+			Help: "Attempts to fetch a processed sample's enriched flows and aggregated view from NetworkSage."}),
+		enrichFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_relay_enrich_failures_total",
+			Help: "Samples marked enrichment_failed, by the step that failed (content, flows, aggregated, request_report, report, deadline, store)."},
+			[]string{"step"}),
+		enriched: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_relay_samples_enriched_total",
+			Help: "Samples enriched with NetworkSage's answers."}),
+		enriching: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowfleet_relay_enriching_samples",
+			Help: "Processed samples waiting for their enrichment to finish."}),
+		enrichLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowfleet_relay_enrich_latency_seconds",
+			Help:    "Time from NetworkSage having processed a sample to the sample being enriched.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
 	}
 	for _, r := range allReasons {
 		m.failed.WithLabelValues(string(r))
 	}
+	for _, op := range enrichOps {
+		m.enrichFailures.WithLabelValues(op)
+	}
 	if reg != nil {
 		reg.MustRegister(m.attempted, m.succeeded, m.failed, m.samplesFailed, m.recovered, m.processed, m.duration,
-			m.queueLength, m.oldestAge, m.polling)
+			m.queueLength, m.oldestAge, m.polling, m.enrichAttempts, m.enrichFailures, m.enriched, m.enriching,
+			m.enrichLatency)
 	}
 	return m
 }

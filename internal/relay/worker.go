@@ -54,6 +54,14 @@ type Config struct {
 	// PollDeadline is how long after the upload polling gives up (default 30 min); the sample stays
 	// relayed.
 	PollDeadline time.Duration
+	// ReportDeadline is how long after asking for a processed sample's summary and categorization the
+	// relay waits for them before the sample is marked enrichment_failed (default 30 min).
+	ReportDeadline time.Duration
+	// ReportGrace is how long after asking for a report a status "failed" is taken to mean "not begun
+	// yet" (default 2 min, as SeclarityIO's own Siemplify client does).
+	ReportGrace time.Duration
+	// DestinationTTL is how long a destination's metadata is kept (default 24 h).
+	DestinationTTL time.Duration
 	// Owner names this worker's claims in the store; it must be stable across restarts so that a
 	// restart can release its own claims at once (default: the host name).
 	Owner string
@@ -105,6 +113,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollDeadline <= 0 {
 		c.PollDeadline = 30 * time.Minute
+	}
+	if c.ReportDeadline <= 0 {
+		c.ReportDeadline = 30 * time.Minute
+	}
+	if c.ReportGrace <= 0 {
+		c.ReportGrace = 2 * time.Minute
+	}
+	if c.DestinationTTL <= 0 {
+		c.DestinationTTL = 24 * time.Hour
 	}
 	if c.Owner == "" {
 		c.Owner, _ = os.Hostname()
@@ -244,6 +261,7 @@ func (w *Worker) updateStats(ctx context.Context) {
 	}
 	w.metrics.queueLength.Set(float64(st.Queued))
 	w.metrics.polling.Set(float64(st.Polling))
+	w.metrics.enriching.Set(float64(st.Enriching))
 	age := 0.0
 	if !st.Oldest.IsZero() {
 		age = max(time.Since(st.Oldest).Seconds(), 0)
@@ -257,11 +275,16 @@ func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func (w *Worker) process(ctx context.Context, e store.OutboxEntry) {
-	if e.Phase == store.PhasePoll {
+	switch e.Phase {
+	case store.PhasePoll:
 		w.poll(ctx, e)
-		return
+	case store.PhaseEnrich:
+		w.enrich(ctx, e)
+	case store.PhaseReport:
+		w.report(ctx, e)
+	default:
+		w.upload(ctx, e)
 	}
-	w.upload(ctx, e)
 }
 
 // backoff returns the wait before retry number attempts (1 for the first retry): equal jitter, between
@@ -449,12 +472,15 @@ func (w *Worker) poll(ctx context.Context, e store.OutboxEntry) {
 	switch {
 	case err == nil && info.Processed:
 		w.metrics.processed.Inc()
+		// On to enrichment (enrich.go), due now.
 		if _, err := w.complete(ctx, store.OutboxCompletion{SampleID: e.SampleID, State: store.StateProcessed,
-			RemoteID: e.RemoteID}, store.StateRelayed); err != nil {
+			RemoteID: e.RemoteID, NextPhase: store.PhaseEnrich, PollAt: now, PollUntil: now.Add(w.cfg.ReportDeadline),
+			Processed: now}, store.StateRelayed); err != nil {
 			log.Error("recording the processed state", "err", err)
 			return
 		}
-		log.Info("NetworkSage processed the sample")
+		log.Info("NetworkSage processed the sample; fetching its answers")
+		w.Notify()
 		return
 	case err != nil && ctx.Err() != nil:
 		w.retry(ctx, e, 0, false, time.Time{}, "")
