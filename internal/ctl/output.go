@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 )
 
@@ -290,6 +292,15 @@ type sampleJSON struct {
 	FlowsDropped     int64  `json:"flowsDropped"`
 	CreateTime       string `json:"createTime"`
 	UpdateTime       string `json:"updateTime"`
+	// NetworkSage's answers (docs/enrichment.md).
+	Verdict         string `json:"verdict"`
+	Confidence      string `json:"confidence"`
+	Summary         string `json:"summary"`
+	EnrichmentError string `json:"enrichmentError"`
+	FlowsMatched    int64  `json:"flowsMatched"`
+	FlowsUnmatched  int64  `json:"flowsUnmatched"`
+	RemoteUnmatched int64  `json:"remoteUnmatched"`
+	ProcessTime     string `json:"processTime"` // "" until NetworkSage processed the sample
 }
 
 func sampleToJSON(s *flowfleetv1.Sample) any {
@@ -298,7 +309,17 @@ func sampleToJSON(s *flowfleetv1.Sample) any {
 		FlowCount: s.GetFlowCount(), Bytes: s.GetBytes(), State: stateName(s.GetState()), FileName: s.GetFileName(),
 		RemoteID: s.GetRemoteId(), RelayError: s.GetRelayError(), WriteError: s.GetWriteError(),
 		FlowsDropped: s.GetFlowsDropped(), CreateTime: rfc3339(s.GetCreateTime().AsTime()),
-		UpdateTime: rfc3339(s.GetUpdateTime().AsTime())}
+		UpdateTime: rfc3339(s.GetUpdateTime().AsTime()), Verdict: s.GetVerdict(), Confidence: s.GetConfidence(),
+		Summary: s.GetSummary(), EnrichmentError: s.GetEnrichmentError(), FlowsMatched: s.GetFlowsMatched(),
+		FlowsUnmatched: s.GetFlowsUnmatched(), RemoteUnmatched: s.GetRemoteUnmatched(), ProcessTime: optTime(s.GetProcessTime())}
+}
+
+// optTime is the JSON form of an optional time: "" when unset.
+func optTime(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return ""
+	}
+	return rfc3339(t.AsTime())
 }
 
 func sampleColumns(c clock) []column[*flowfleetv1.Sample] {
@@ -314,9 +335,33 @@ func sampleColumns(c clock) []column[*flowfleetv1.Sample] {
 		{head: "DROPPED", wide: true, cell: func(s S) string { return strconv.FormatInt(s.GetFlowsDropped(), 10) }},
 		{head: "STATE", cell: func(s S) string { return stateName(s.GetState()) }},
 		{head: "REMOTE ID", cell: func(s S) string { return dash(s.GetRemoteId()) }},
+		{head: "VERDICT", cell: func(s S) string { return dash(sanitize(verdictText(s))) }},
+		{head: "MATCHED", wide: true, cell: func(s S) string { return matchedText(s) }},
 		{head: "UPDATED", wide: true, cell: func(s S) string { return c.in(s.GetUpdateTime().AsTime()).Format(time.RFC3339) }},
 		{head: "ERROR", wide: true, cell: func(s S) string { return dash(sanitize(sampleError(s))) }},
 	}
+}
+
+// verdictText is a sample's verdict with its confidence: "malicious (high)".
+func verdictText(s *flowfleetv1.Sample) string {
+	if s.GetVerdict() == "" || s.GetConfidence() == "" {
+		return s.GetVerdict()
+	}
+	return s.GetVerdict() + " (" + s.GetConfidence() + ")"
+}
+
+// matchedText says how NetworkSage's flows matched an enriched sample's: "98/100 +2" (matched of the
+// sample's flows, and NetworkSage's flows that matched none).
+func matchedText(s *flowfleetv1.Sample) string {
+	st := s.GetState()
+	if st != flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED && s.GetFlowsMatched() == 0 && s.GetFlowsUnmatched() == 0 {
+		return "-"
+	}
+	t := strconv.FormatInt(s.GetFlowsMatched(), 10) + "/" + strconv.FormatInt(s.GetFlowsMatched()+s.GetFlowsUnmatched(), 10)
+	if n := s.GetRemoteUnmatched(); n > 0 {
+		t += " +" + strconv.FormatInt(n, 10)
+	}
+	return t
 }
 
 // --- flows ---
@@ -338,6 +383,21 @@ type flowJSON struct {
 	LastSeen    float64 `json:"lastSeen"`
 	Duration    float64 `json:"duration"` // seconds
 	WindowStart int64   `json:"windowStart"`
+	// NetworkSage's answers ("" before enrichment), and the destination's metadata (null when none).
+	Category    string           `json:"category"`
+	FlowID      string           `json:"flowId"`
+	EventID     string           `json:"eventId"`
+	Destination *destinationJSON `json:"destination"`
+	// GlobalCount is how many samples NetworkSage has that hold the flow (--global-count only).
+	GlobalCount *int64 `json:"globalCount,omitempty"`
+}
+
+type destinationJSON struct {
+	Name        string   `json:"name"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Relevance   string   `json:"relevance"`
+	Tags        []string `json:"tags"`
 }
 
 func portNumber(s string) *int {
@@ -349,12 +409,17 @@ func portNumber(s string) *int {
 }
 
 func flowToJSON(f *flowfleetv1.Flow) any {
-	return flowJSON{SrcAddr: f.GetSrcAddr(), SrcPort: portNumber(f.GetSrcPort()), DstAddr: f.GetDstAddr(),
+	j := flowJSON{SrcAddr: f.GetSrcAddr(), SrcPort: portNumber(f.GetSrcPort()), DstAddr: f.GetDstAddr(),
 		DstPort: portNumber(f.GetDstPort()), DstName: f.GetDstName(), NameSource: nameSourceName(f.GetNameSource()),
 		Protocol: protocolName(f.GetProtocol()), SrcPkts: f.GetSrcPkts(), SrcBytes: f.GetSrcBytes(),
 		DstPkts: f.GetDstPkts(), DstBytes: f.GetDstBytes(), Start: rfc3339(epochTime(f.GetFirstSeen())),
 		FirstSeen: f.GetFirstSeen(), LastSeen: f.GetLastSeen(), Duration: f.GetLastSeen() - f.GetFirstSeen(),
-		WindowStart: f.GetWindowStart()}
+		WindowStart: f.GetWindowStart(), Category: f.GetCategory(), FlowID: f.GetFlowId(), EventID: f.GetEventId()}
+	if d := f.GetDestination(); d != nil {
+		j.Destination = &destinationJSON{Name: d.GetName(), Title: d.GetTitle(), Description: d.GetDescription(),
+			Relevance: d.GetRelevance(), Tags: append([]string{}, d.GetTags()...)}
+	}
+	return j
 }
 
 func nameSourceName(n flowfleetv1.NameSource) string {
@@ -385,6 +450,10 @@ func flowColumns(c clock) []column[*flowfleetv1.Flow] {
 		{head: "DST BYTES", cell: func(f F) string { return strconv.FormatInt(f.GetDstBytes(), 10) }},
 		{head: "START", cell: func(f F) string { return c.micro(f.GetFirstSeen()) }},
 		{head: "DURATION", cell: func(f F) string { return strconv.FormatFloat(f.GetLastSeen()-f.GetFirstSeen(), 'f', 6, 64) + "s" }},
+		{head: "CATEGORY", cell: func(f F) string { return dash(sanitize(f.GetCategory())) }},
+		{head: "FLOW ID", wide: true, cell: func(f F) string { return dash(sanitize(f.GetFlowId())) }},
+		{head: "EVENT ID", wide: true, cell: func(f F) string { return dash(sanitize(f.GetEventId())) }},
+		{head: "DST TITLE", wide: true, cell: func(f F) string { return dash(sanitize(f.GetDestination().GetTitle())) }},
 	}
 }
 

@@ -50,12 +50,20 @@ var (
 		{Id: "db.example_1764064800_r2", Host: "db.example", WindowStart: t0.Unix(), WindowSeconds: 300, Revision: 2,
 			FlowCount: 0, State: flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED, RelayError: "refused:\x1b[31m key",
 			RemoteId: "", FlowsDropped: 7, CreateTime: timestamppb.New(t0), UpdateTime: timestamppb.New(t0.Add(time.Hour))},
+		{Id: "web02_1764064800", Host: "web02", WindowStart: t0.Unix(), WindowSeconds: 300, Revision: 1, FlowCount: 100,
+			Bytes: 4096, State: flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED, FileName: "web02_1764064800.bf",
+			RemoteId: "00dc397c3f85472b9c7f4203c408e4fb", Verdict: "malicious", Confidence: "high",
+			Summary: "2 flows went to a known C2\x1b[2J", EnrichmentError: "networksage categorization: status failed",
+			FlowsMatched: 98, FlowsUnmatched: 2, RemoteUnmatched: 1, ProcessTime: timestamppb.New(t0.Add(7 * time.Minute)),
+			CreateTime: timestamppb.New(t0.Add(6 * time.Minute)), UpdateTime: timestamppb.New(t0.Add(9 * time.Minute))},
 	}
 	testFlows = []*flowfleetv1.Flow{
 		{SrcAddr: "10.0.0.5", SrcPort: "51000", DstAddr: "93.184.216.34", DstPort: "443", DstName: "example.com",
 			NameSource: flowfleetv1.NameSource_NAME_SOURCE_SESSION, Protocol: flowfleetv1.Protocol_PROTOCOL_TCP,
 			SrcPkts: 10, SrcBytes: 1200, DstPkts: 8, DstBytes: 64000, FirstSeen: float64(t0.Unix()) + 1.25,
-			LastSeen: float64(t0.Unix()) + 3.5, WindowStart: t0.Unix()},
+			LastSeen: float64(t0.Unix()) + 3.5, WindowStart: t0.Unix(), Category: "fake-web-tls",
+			FlowId: "1b2c3d4e5f60718293a4b5c6d7e8f901", Destination: &flowfleetv1.Destination{Name: "example.com:443",
+				Title: "Example <b>domain</b>", Description: "IANA example", Relevance: "low", Tags: []string{"example", "iana"}}},
 		{SrcAddr: "10.0.0.5", DstAddr: "10.0.0.1", DstName: "10.0.0.1", NameSource: flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL,
 			Protocol: flowfleetv1.Protocol_PROTOCOL_ICMP, SrcPkts: 3, SrcBytes: 252, FirstSeen: float64(t0.Unix()) + 60,
 			LastSeen: float64(t0.Unix()) + 62, WindowStart: t0.Unix()},
@@ -90,17 +98,18 @@ func TestOutputFormatsGolden(t *testing.T) {
 // checkParses reads the machine formats back: JSON arrays and lines, and CSV with a header row.
 func checkParses(t *testing.T, name, format string, out []byte) {
 	t.Helper()
+	n := map[string]int{"samples": len(testSamples), "flows": len(testFlows), "hosts": len(testHosts)}[name]
 	switch format {
 	case outJSON:
 		var rows []map[string]any
-		if err := json.Unmarshal(out, &rows); err != nil || len(rows) != 2 {
+		if err := json.Unmarshal(out, &rows); err != nil || len(rows) != n {
 			t.Fatalf("%s -o json: %d rows, %v", name, len(rows), err)
 		}
 		checkJSONRow(t, name, rows[0])
 	case outJSONL:
 		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-		if len(lines) != 2 {
-			t.Fatalf("%s -o jsonl: %d lines, want 2", name, len(lines))
+		if len(lines) != n {
+			t.Fatalf("%s -o jsonl: %d lines, want %d", name, len(lines), n)
 		}
 		for _, l := range lines {
 			var row map[string]any
@@ -110,7 +119,7 @@ func checkParses(t *testing.T, name, format string, out []byte) {
 		}
 	case outCSV:
 		recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-		if err != nil || len(recs) != 3 {
+		if err != nil || len(recs) != n+1 {
 			t.Fatalf("%s -o csv: %d records, %v", name, len(recs), err)
 		}
 	}

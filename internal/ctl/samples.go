@@ -1,6 +1,8 @@
 package ctl
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
 func newSamplesCommand(vp *viper.Viper) *cobra.Command {
@@ -36,7 +39,7 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	list.Flags().String("host", "", "only this host's samples")
 	list.Flags().String("since", "", "only windows starting at or after this time (RFC 3339, or a duration ago such as 2h)")
 	list.Flags().String("until", "", "only windows starting before this time (RFC 3339, or a duration ago)")
-	list.Flags().String("state", "", "only samples in this state: open, closed, written, relayed, relay_failed, processed, write_failed")
+	list.Flags().String("state", "", "only samples in this state: "+stateList)
 	addOutputFlag(list)
 	list.Flags().Int("limit", 0, "stop after this many samples (0: all)")
 
@@ -44,21 +47,26 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 		Use:   "get ID",
 		Short: "Download a sample's BayseFlow file",
 		Example: `  flowctl samples get web01_1700000000 -f web01.bf
-  flowctl samples get web01_1700000000 > web01.bf`,
+  flowctl samples get web01_1700000000 > web01.bf
+  flowctl samples get web01_1700000000 --labeled -f web01.labeled.bf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSamplesGet(cmd, vp, args[0]) },
 	}
 	addConnFlags(get)
 	get.Flags().StringP("output-file", "f", "", "write the file here instead of standard output")
+	get.Flags().Bool("labeled", false, "set each flow's label to its NetworkSage category (an enriched sample; a flow NetworkSage did not match gets none)")
 
 	flows := &cobra.Command{
 		Use:   "flows ID",
-		Short: "Print a sample's flows",
-		Args:  cobra.ExactArgs(1),
-		RunE:  func(cmd *cobra.Command, args []string) error { return runSamplesFlows(cmd, vp, args[0]) },
+		Short: "Print a sample's flows, with NetworkSage's category once the sample is enriched",
+		Example: `  flowctl samples flows web01_1700000000
+  flowctl samples flows web01_1700000000 --category fake-malicious -o wide`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runSamplesFlows(cmd, vp, args[0]) },
 	}
 	addConnFlags(flows)
 	addOutputFlag(flows)
+	flows.Flags().String("category", "", "only flows NetworkSage put in this category (an enriched sample)")
 
 	watch := &cobra.Command{
 		Use:   "watch",
@@ -82,7 +90,22 @@ relay is on (it has a NetworkSage API key).`,
 		RunE:    func(cmd *cobra.Command, args []string) error { return runSamplesRelay(cmd, vp, args[0]) },
 	}
 	addConnFlags(relayCmd)
-	cmd.AddCommand(list, get, flows, watch, relayCmd)
+	enrich := &cobra.Command{
+		Use:   "enrich ID | --all",
+		Short: "Fetch NetworkSage's answers about a sample again (admin)",
+		Long: `Fetch NetworkSage's answers about a sample again: the collector asks whether NetworkSage has processed
+it, then stores each flow's category and the sample's verdict and summary (docs/enrichment.md). Use it for
+samples relayed before enrichment existed, or after fixing what made enrichment fail (state
+enrichment_failed). --all queues every sample NetworkSage has that is relayed, processed or
+enrichment_failed. Needs a certificate with role admin, and a collector whose relay is on.`,
+		Example: `  flowctl samples enrich web01_1700000000
+  flowctl samples enrich --all`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runSamplesEnrich(cmd, vp, args) },
+	}
+	addConnFlags(enrich)
+	enrich.Flags().Bool("all", false, "every sample NetworkSage has that is relayed, processed or enrichment_failed")
+	cmd.AddCommand(list, get, flows, watch, relayCmd, enrich)
 	return cmd
 }
 
@@ -106,6 +129,38 @@ func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
 	return nil
 }
 
+func runSamplesEnrich(cmd *cobra.Command, vp *viper.Viper, args []string) error {
+	all := vp.GetBool("all")
+	if all == (len(args) == 1) {
+		return errors.New("give a sample ID or --all, not both")
+	}
+	req := &flowfleetv1.EnrichSampleRequest{All: all}
+	if !all {
+		req.Id = args[0]
+	}
+	conn, addr, err := dial(vp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := timeoutCtx(cmd.Context(), vp)
+	defer cancel()
+	resp, err := flowfleetv1.NewSampleServiceClient(conn).EnrichSample(ctx, req)
+	if status.Code(err) == codes.PermissionDenied {
+		return fmt.Errorf("permission denied: enriching a sample again needs a certificate with role admin (%s)", status.Convert(err).Message())
+	}
+	if err != nil {
+		return friendly(err, addr)
+	}
+	if all {
+		fmt.Fprintf(cmd.OutOrStdout(), "%d samples queued for enrichment\n", resp.GetQueued())
+		return nil
+	}
+	s := resp.GetSample()
+	fmt.Fprintf(cmd.OutOrStdout(), "%s queued for enrichment (state %s)\n", s.GetId(), stateName(s.GetState()))
+	return nil
+}
+
 // parseWhen reads an RFC 3339 time or a duration before now.
 func parseWhen(s string) (*timestamppb.Timestamp, error) {
 	if s == "" {
@@ -125,15 +180,23 @@ var stateNames = map[string]flowfleetv1.SampleState{
 	"open": flowfleetv1.SampleState_SAMPLE_STATE_OPEN, "closed": flowfleetv1.SampleState_SAMPLE_STATE_CLOSED,
 	"written": flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN, "relayed": flowfleetv1.SampleState_SAMPLE_STATE_RELAYED,
 	"relay_failed": flowfleetv1.SampleState_SAMPLE_STATE_RELAY_FAILED, "processed": flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED,
-	"write_failed": flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED,
+	"write_failed": flowfleetv1.SampleState_SAMPLE_STATE_WRITE_FAILED, "enriched": flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED,
+	"enrichment_failed": flowfleetv1.SampleState_SAMPLE_STATE_ENRICHMENT_FAILED,
 }
 
-// sampleError is the error a sample shows: why it could not be written, or why its relay failed.
+// stateList is the states a --state flag takes, in life-cycle order.
+const stateList = "open, closed, written, relayed, relay_failed, processed, enriched, enrichment_failed, write_failed"
+
+// sampleError is the error a sample shows: why it could not be written, why its relay failed, or why
+// its enrichment failed (or what of it did not come back).
 func sampleError(s *flowfleetv1.Sample) string {
 	if s.GetWriteError() != "" {
 		return s.GetWriteError()
 	}
-	return s.GetRelayError()
+	if s.GetRelayError() != "" {
+		return s.GetRelayError()
+	}
+	return s.GetEnrichmentError()
 }
 
 func stateName(s flowfleetv1.SampleState) string {
@@ -157,7 +220,7 @@ func runSamplesList(cmd *cobra.Command, vp *viper.Viper) error {
 	if s := vp.GetString("state"); s != "" {
 		st, ok := stateNames[s]
 		if !ok {
-			return fmt.Errorf("--state %q: want one of open, closed, written, relayed, relay_failed, processed, write_failed", s)
+			return fmt.Errorf("--state %q: want one of %s", s, stateList)
 		}
 		req.State = st
 	}
@@ -213,7 +276,8 @@ func runSamplesGet(cmd *cobra.Command, vp *viper.Viper, id string) error {
 	defer conn.Close()
 	ctx, cancel := timeoutCtx(cmd.Context(), vp)
 	defer cancel()
-	stream, err := flowfleetv1.NewSampleServiceClient(conn).GetSampleContent(ctx, &flowfleetv1.GetSampleContentRequest{Id: id})
+	client := flowfleetv1.NewSampleServiceClient(conn)
+	stream, err := client.GetSampleContent(ctx, &flowfleetv1.GetSampleContentRequest{Id: id})
 	if err != nil {
 		return friendly(err, addr)
 	}
@@ -227,6 +291,11 @@ func runSamplesGet(cmd *cobra.Command, vp *viper.Viper, id string) error {
 			return friendly(err, addr)
 		}
 		content = append(content, resp.GetChunk()...)
+	}
+	if vp.GetBool("labeled") {
+		if content, err = labelContent(cmd, client, vp, addr, id, content); err != nil {
+			return err
+		}
 	}
 	if path := vp.GetString("output-file"); path != "" {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
@@ -250,6 +319,7 @@ func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 	}
 	defer conn.Close()
 	client := flowfleetv1.NewSampleServiceClient(conn)
+	category := vp.GetString("category")
 	req := &flowfleetv1.ListSampleFlowsRequest{Id: id, PageSize: 1000}
 	var flows []*flowfleetv1.Flow
 	for {
@@ -259,7 +329,11 @@ func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		if err != nil {
 			return friendly(err, addr)
 		}
-		flows = append(flows, resp.GetFlows()...)
+		for _, f := range resp.GetFlows() {
+			if category == "" || f.GetCategory() == category {
+				flows = append(flows, f)
+			}
+		}
 		if resp.GetNextPageToken() == "" {
 			break
 		}
@@ -355,4 +429,48 @@ received, packets dropped (PKT DROPS: Host.drops_reported) and flows dropped (FL
 	list.Flags().Bool("connected", false, "only hosts with an open ingest stream")
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// labelContent sets each flow of a sample's .bf to its NetworkSage category, read from the collector
+// (ListSampleFlows lists the flows in file order). A flow NetworkSage did not match gets no label.
+func labelContent(cmd *cobra.Command, client flowfleetv1.SampleServiceClient, vp *viper.Viper, addr, id string, content []byte) ([]byte, error) {
+	file, err := bayseflow.Decode(content)
+	if err != nil {
+		return nil, fmt.Errorf("sample %s: %w", id, err)
+	}
+	req := &flowfleetv1.ListSampleFlowsRequest{Id: id, PageSize: 1000}
+	var cats []string
+	for {
+		ctx, cancel := timeoutCtx(cmd.Context(), vp)
+		resp, err := client.ListSampleFlows(ctx, req)
+		cancel()
+		if err != nil {
+			return nil, friendly(err, addr)
+		}
+		for _, f := range resp.GetFlows() {
+			cats = append(cats, f.GetCategory())
+		}
+		if resp.GetNextPageToken() == "" || len(cats) > len(file.Flows) {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if len(cats) != len(file.Flows) {
+		return nil, fmt.Errorf("sample %s: the file has %d flows and the collector lists %d; not labelling", id, len(file.Flows), len(cats))
+	}
+	labelled := 0
+	for i, c := range cats {
+		file.Flows[i].Label = c
+		if c != "" {
+			labelled++
+		}
+	}
+	if labelled == 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: sample %s has no NetworkSage categories (is it enriched? flowctl samples get %s shows its state); no flow is labelled\n", id, id)
+	}
+	var b bytes.Buffer
+	if err := bayseflow.EncodeFile(&b, file); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

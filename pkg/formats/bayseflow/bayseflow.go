@@ -285,6 +285,9 @@ type Row struct {
 	ProtocolInformation   string      `json:"protocolInformation"`
 	Identifier            string      `json:"identifier"`
 	Duration              json.Number `json:"duration"`
+	// Label is the optional member a labeling step adds to a flow (R-LAB-1; flowctl samples get
+	// --labeled sets it to the flow's NetworkSage category); "" when absent, and then not written.
+	Label string `json:"label,omitempty"`
 }
 
 // Decode parses a BayseFlow file.
@@ -296,4 +299,15 @@ func Decode(data []byte) (*File, error) {
 		return nil, fmt.Errorf("bayseflow: %w", err)
 	}
 	return &f, nil
+}
+
+// EncodeFile writes a decoded file back as JSON (labels included), numbers as they were written and
+// strings escaped as JSON requires (HTML characters are not escaped).
+func EncodeFile(w io.Writer, f *File) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
+		return fmt.Errorf("bayseflow: %w", err)
+	}
+	return nil
 }
