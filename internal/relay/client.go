@@ -429,7 +429,7 @@ func (c *Client) ListUploads(ctx context.Context) ([]Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := decodeList[Upload](raw, MaxListItems)
+	out, err := DecodeUploads(raw)
 	if err != nil {
 		return nil, &Error{Op: "list uploads", Reason: ReasonBadResponse, Status: 200, Sent: true,
 			Message: cleanMessage(c.key, "body is not a list of uploads: "+err.Error())}
@@ -515,7 +515,7 @@ func (c *Client) Sample(ctx context.Context, sampleID string) (*SampleInfo, erro
 // Text is a string field that the service may also send as a number.
 type Text string
 
-// UnmarshalJSON accepts a string, a number, a boolean or null.
+// UnmarshalJSON accepts a string, a number, a boolean or null (as ""); an object or a list is an error.
 func (t *Text) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
@@ -525,6 +525,9 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*t = ""
 		return nil
+	}
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] == '{' || b[0] == '[' {
+		return fmt.Errorf("want a string or a number, got %.20s", b)
 	}
 	*t = Text(strings.TrimSpace(string(b)))
 	return nil
