@@ -80,6 +80,15 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.APIKey == "" {
 		return nil, errors.New("networksage: no API key")
 	}
+	return newClient(o)
+}
+
+// NewPublicClient returns a client that may have no API key, for the public view
+// (PublicAggregated), which takes none. Without a key every other call fails with ReasonAuth before
+// anything is sent.
+func NewPublicClient(o ClientOptions) (*Client, error) { return newClient(o) }
+
+func newClient(o ClientOptions) (*Client, error) {
 	if strings.ContainsAny(o.APIKey.Reveal(), "\r\n\x00") {
 		return nil, errors.New("networksage: the API key contains a line break or NUL (check the key file)")
 	}
@@ -168,6 +177,9 @@ func (c *Client) do(ctx context.Context, op, method, urlStr, contentType string,
 
 // send is do, with the apikey header only when withKey (the public view takes none).
 func (c *Client) send(ctx context.Context, op, method, urlStr, contentType string, body []byte, timeout time.Duration, limit int64, withKey bool) (json.RawMessage, error) {
+	if withKey && c.key == "" {
+		return nil, &Error{Op: op, Reason: ReasonAuth, Message: "no API key"}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var sent atomic.Bool
