@@ -302,3 +302,33 @@ func TestDecodeCountAndLists(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// A client without a key reads the public view, sends no key, and refuses every keyed call before
+// sending it.
+func TestPublicClientWithoutKey(t *testing.T) {
+	e := newEnv(t, sagefake.Options{})
+	ctx := context.Background()
+	res, err := newClient(t, e).Upload(ctx, "a.bf", enrichContent("a.bf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := relay.NewPublicClient(relay.ClientOptions{BaseURL: e.srv.URL, HTTPClient: e.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := pc.PublicAggregated(ctx, res.UUID)
+	if err != nil || len(agg) != 3 {
+		t.Fatalf("public view without a key: %d %v", len(agg), err)
+	}
+	before := len(e.fake.Requests())
+	var ae *relay.Error
+	if _, err := pc.Aggregated(ctx, res.SampleID); !errors.As(err, &ae) || ae.Reason != relay.ReasonAuth || ae.Sent {
+		t.Errorf("keyed call without a key: %v", err)
+	}
+	if n := len(e.fake.Requests()); n != before {
+		t.Errorf("%d requests sent without a key", n-before)
+	}
+	if _, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL}); err == nil {
+		t.Error("NewClient without a key")
+	}
+}
