@@ -29,11 +29,13 @@ in a process list or a shell history.`
 func newSageCommand(vp *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sage",
-		Short: "Talk to NetworkSage directly: upload a file, list uploads, read a sample and its flows",
+		Short: "Talk to NetworkSage directly: every endpoint of its API, and a fake of it",
 		Long: `Call the NetworkSage API (https://api.seclarity.io) as the collector's relay does, with this
-machine's API key: upload a BayseFlow file, list the account's uploads, read a sample's metadata and its
-enriched flows. "flowctl sage fake" runs a FAKE of the API for trying these commands and the relay
-without an account.
+machine's API key: upload a BayseFlow file, list the account's uploads, read a sample's metadata, wait
+until it is processed, read its enriched flows, its aggregated view, its summary and categorization
+(and request them), a flow's global count, a destination's metadata, behaviours and events, and a public
+sample's aggregated view (no key). "flowctl sage fake" runs a FAKE of the API for trying these commands
+and the relay without an account.
 
 ` + sageKeyHelp,
 	}
@@ -86,9 +88,13 @@ without an account.
 		Use:   "fake",
 		Short: "Run a FAKE NetworkSage API for tests (it analyses nothing)",
 		Long: `Run sagefake, a fake of the documented NetworkSage API, until interrupted. It checks the apikey
-header, validates uploads, gives each accepted upload a new sampleId, lists uploads, and reports a sample
-processed after --processing-delay. It is for trying flowctl sage and the collector's relay without an
-account; it is NOT NetworkSage and analyses nothing.
+header, validates uploads, gives each accepted upload a new sampleId, lists uploads, reports a sample
+processed after --processing-delay, and serves every enrichment endpoint with values from a fixed,
+documented rule (docs/relay.md): a flow's category from its destination's name and port (names ending in
+.bad.example are malicious), deterministic flow ids, global counts, destination metadata, and a verdict
+from the categories; a requested summary or categorization is generated after --report-delay. It is for
+trying flowctl sage and the collector's relay without an account; it is NOT NetworkSage and analyses
+nothing.
 
 It accepts the one API key given as for the other sage commands. Without --tls-cert it serves plain
 http, which clients accept only on a loopback address.
@@ -103,11 +109,15 @@ http, which clients accept only on a loopback address.
 	fake.Flags().String("tls-cert", "", "serve https with this certificate (PEM)")
 	fake.Flags().String("tls-key", "", "private key of --tls-cert (PEM)")
 	fake.Flags().Duration("processing-delay", 5*time.Second, "how long after its upload a sample becomes processed")
+	fake.Flags().Duration("report-delay", 0, "how long a requested summary or categorization takes to generate")
+	fake.Flags().Bool("fail-reports", false, `end every requested summary and categorization "failed"`)
+	fake.Flags().Bool("mismatch-flows", false, "make a sample's flow list disagree with the upload (one flow's bytes changed, one flow added)")
 	fake.Flags().Int64("max-upload-size", sagefake.DefaultMaxUploadSize, "largest upload accepted, in bytes (larger: 413)")
 	fake.Flags().Bool("private", false, "behave as a private account: uploads get no public uuid")
 	fake.Flags().String("log-format", "text", "log format: text or json")
 
 	cmd.AddCommand(upload, list, sample, flows, fake)
+	cmd.AddCommand(newSageEnrichCommands(vp)...)
 	return cmd
 }
 
@@ -256,10 +266,14 @@ func runSageSample(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		case <-time.After(interval):
 		}
 	}
+	return printSampleInfo(cmd.OutOrStdout(), out, id, info)
+}
+
+// printSampleInfo shows a sample's metadata (flowctl sage sample, wait).
+func printSampleInfo(w io.Writer, out, id string, info *relay.SampleInfo) error {
 	if out == "json" {
-		return printJSON(cmd.OutOrStdout(), info)
+		return printJSON(w, info)
 	}
-	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "sample:       %s\n", sanitize(id))
 	fmt.Fprintf(w, "processed:    %v\n", info.Processed)
 	if info.Processed {
@@ -287,18 +301,20 @@ func runSageFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		return explainSage(err)
 	}
 	if out == "json" {
-		if flows == nil {
-			flows = []relay.Secflow{}
+		js := make([]secflowJSON, len(flows))
+		for i, f := range flows {
+			js[i] = secflowToJSON(f)
 		}
-		return printJSON(cmd.OutOrStdout(), flows)
+		return printJSON(cmd.OutOrStdout(), js)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tNAME SOURCE\tSRC PKTS\tSRC BYTES\tDST PKTS\tDST BYTES\tSTART\tDURATION\tCATEGORY")
+	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tNAME SOURCE\tSRC PKTS\tSRC BYTES\tDST PKTS\tDST BYTES\tSTART\tDURATION\tCATEGORY\tFLOW ID\tEVENT")
 	for _, f := range flows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sanitize(string(f.SourceData)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sanitize(string(f.SourceData)),
 			sanitize(string(f.DestinationData)), sanitize(string(f.DestinationNameSource)), sanitize(string(f.SourcePackets)),
 			sanitize(string(f.SourceBytes)), sanitize(string(f.DestinationPackets)), sanitize(string(f.DestinationBytes)),
-			sanitize(string(f.RelativeStart)), sanitize(string(f.Duration)), sanitize(string(f.FlowCategory)))
+			sanitize(string(f.RelativeStart)), sanitize(string(f.Duration)), dash(sanitize(string(f.FlowCategory))),
+			dash(sanitize(string(f.FlowID))), dash(sanitize(string(f.EventID))))
 	}
 	if len(flows) == 0 {
 		fmt.Fprintln(cmd.ErrOrStderr(), "no flows (is the sample processed yet? flowctl sage sample ID)")
@@ -341,7 +357,8 @@ func runSageFake(cmd *cobra.Command, vp *viper.Viper) error {
 		return fmt.Errorf("--log-format %q: want text or json", vp.GetString("log-format"))
 	}
 	fake := sagefake.New(sagefake.Options{Keys: []string{key.Reveal()}, MaxUploadSize: vp.GetInt64("max-upload-size"),
-		ProcessingDelay: vp.GetDuration("processing-delay"), Private: vp.GetBool("private"), Log: log})
+		ProcessingDelay: vp.GetDuration("processing-delay"), ReportDelay: vp.GetDuration("report-delay"),
+		FailReports: vp.GetBool("fail-reports"), MismatchFlows: vp.GetBool("mismatch-flows"), Private: vp.GetBool("private"), Log: log})
 	lis, err := net.Listen("tcp", vp.GetString("listen"))
 	if err != nil {
 		return err

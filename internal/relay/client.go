@@ -80,6 +80,15 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.APIKey == "" {
 		return nil, errors.New("networksage: no API key")
 	}
+	return newClient(o)
+}
+
+// NewPublicClient returns a client that may have no API key, for the public view
+// (PublicAggregated), which takes none. Without a key every other call fails with ReasonAuth before
+// anything is sent.
+func NewPublicClient(o ClientOptions) (*Client, error) { return newClient(o) }
+
+func newClient(o ClientOptions) (*Client, error) {
 	if strings.ContainsAny(o.APIKey.Reveal(), "\r\n\x00") {
 		return nil, errors.New("networksage: the API key contains a line break or NUL (check the key file)")
 	}
@@ -168,6 +177,9 @@ func (c *Client) do(ctx context.Context, op, method, urlStr, contentType string,
 
 // send is do, with the apikey header only when withKey (the public view takes none).
 func (c *Client) send(ctx context.Context, op, method, urlStr, contentType string, body []byte, timeout time.Duration, limit int64, withKey bool) (json.RawMessage, error) {
+	if withKey && c.key == "" {
+		return nil, &Error{Op: op, Reason: ReasonAuth, Message: "no API key"}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var sent atomic.Bool
@@ -429,7 +441,7 @@ func (c *Client) ListUploads(ctx context.Context) ([]Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := decodeList[Upload](raw, MaxListItems)
+	out, err := DecodeUploads(raw)
 	if err != nil {
 		return nil, &Error{Op: "list uploads", Reason: ReasonBadResponse, Status: 200, Sent: true,
 			Message: cleanMessage(c.key, "body is not a list of uploads: "+err.Error())}
@@ -515,7 +527,7 @@ func (c *Client) Sample(ctx context.Context, sampleID string) (*SampleInfo, erro
 // Text is a string field that the service may also send as a number.
 type Text string
 
-// UnmarshalJSON accepts a string, a number, a boolean or null.
+// UnmarshalJSON accepts a string, a number, a boolean or null (as ""); an object or a list is an error.
 func (t *Text) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
@@ -525,6 +537,9 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*t = ""
 		return nil
+	}
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] == '{' || b[0] == '[' {
+		return fmt.Errorf("want a string or a number, got %.20s", b)
 	}
 	*t = Text(strings.TrimSpace(string(b)))
 	return nil

@@ -6,7 +6,11 @@
 //     (docs/networksage-api.md): the key goes in a header named apikey, replies are a JSON
 //     envelope {"error": bool, "body": …}, and only HTTP 200 with error false is success. It uploads a
 //     .bf file (POST /upload/v1.0/uploader), lists the account's uploads, and reads a sample's metadata
-//     and enriched flows.
+//     and enriched flows — and every other documented endpoint (endpoints.go): the aggregated view,
+//     the summary and categorization (requested with POST), a flow's global count, a destination's
+//     metadata, behaviours, events, and the public aggregated view, which is asked without the key.
+//     Every reply is decoded defensively and bounded (see the constants in endpoints.go): the service
+//     is outside the fleet's trust.
 //   - Worker drains the store's durable outbox (store.Outbox): a sample is queued in the transaction
 //     that records it, so a restart loses nothing. A bounded number of uploads run at once, each with
 //     its own deadline; failures that may pass are retried with exponential backoff and jitter (or after

@@ -231,7 +231,19 @@ func document(v json.RawMessage) (json.RawMessage, error) {
 	if len(v) > MaxDocument {
 		return nil, fmt.Errorf("document of %d bytes, more than %d", len(v), MaxDocument)
 	}
+	if !json.Valid(v) {
+		return nil, errors.New("document is not JSON")
+	}
 	return append(json.RawMessage(nil), v...), nil
+}
+
+// DecodeDocument decodes the body of a behaviour or event reply: any JSON value, kept as is, at most
+// MaxDocument bytes; nil for null.
+func DecodeDocument(body json.RawMessage) (json.RawMessage, error) { return document(body) }
+
+// DecodeUploads decodes the body of GET /upload/v1.0/uploads/list.
+func DecodeUploads(body json.RawMessage) ([]Upload, error) {
+	return decodeList[Upload](body, MaxListItems)
 }
 
 // clip cuts s to at most n bytes at a UTF-8 boundary.
@@ -275,7 +287,7 @@ func decodeList[T any](body json.RawMessage, limit int) ([]T, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return nil, errors.New("data after the list")
 	}
 	return out, nil
@@ -530,7 +542,7 @@ func (c *Client) metadata(ctx context.Context, op, what, prefix, id string) (jso
 	if err != nil {
 		return nil, err
 	}
-	doc, derr := document(raw)
+	doc, derr := DecodeDocument(raw)
 	if derr != nil {
 		return nil, c.badResponse(op, "%v", derr)
 	}

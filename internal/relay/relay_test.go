@@ -515,7 +515,7 @@ func TestClientEndpoints(t *testing.T) {
 	}
 	flows, err := client.SampleFlows(ctx, res.SampleID)
 	if err != nil || len(flows) != 1 || flows[0].SourceData != "10.0.0.5:40000" || flows[0].DestinationData != "example.com:443" ||
-		flows[0].SourceBytes != "100" || flows[0].FlowCategory == "" {
+		flows[0].SourceBytes != "100" || flows[0].FlowCategory != sagefake.CategoryWebTLS {
 		t.Fatalf("flows %+v %v", flows, err)
 	}
 	found, err := client.FindUpload(ctx, name, time.Now())
