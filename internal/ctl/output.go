@@ -392,13 +392,6 @@ type flowJSON struct {
 	GlobalCount *int64 `json:"globalCount,omitempty"`
 }
 
-type destinationJSON struct {
-	Name        string   `json:"name"`
-	Title       string   `json:"title"`
-	Description string   `json:"description"`
-	Relevance   string   `json:"relevance"`
-	Tags        []string `json:"tags"`
-}
 
 func portNumber(s string) *int {
 	n, err := strconv.Atoi(s)

@@ -23,7 +23,7 @@ var enrichFlows = []struct{ src, dst, proto string }{
 	{"10.0.0.5", "192.0.2.7", "ICMP"},
 }
 
-func enrichContent(name string) []byte {
+func enrichSampleContent(name string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `{"hash": "5f0c6a8e2d3b4c1a9e8f7d6c5b4a3928", "trafficDate": "1700000100.5", "fileName": %q, "BayseFlows": [`, name)
 	for i, f := range enrichFlows {
@@ -50,7 +50,7 @@ func (e *env) addEnrichSample(host string, ws int64) string {
 	id := fmt.Sprintf("%s_%d", host, ws)
 	if _, err := e.st.CloseWindow(ctx, store.WindowRef{Host: host, WindowStart: ws, WindowSeconds: 60},
 		func(store.WindowContent) (store.NewSample, error) {
-			c := enrichContent(id + ".bf")
+			c := enrichSampleContent(id + ".bf")
 			return store.NewSample{ID: id, FileName: id + ".bf", FlowCount: len(enrichFlows), Bytes: int64(len(c)),
 				State: store.StateWritten, Content: c, Flows: []byte("f"), Relay: true}, nil
 		}); err != nil {
@@ -222,7 +222,7 @@ func TestEnrichFailures(t *testing.T) {
 				}
 			}
 			content, err := e.st.SampleContent(context.Background(), id)
-			if err != nil || string(content) != string(enrichContent(id+".bf")) || x.FlowCount != len(enrichFlows) {
+			if err != nil || string(content) != string(enrichSampleContent(id+".bf")) || x.FlowCount != len(enrichFlows) {
 				t.Errorf("the sample's content changed: %v", err)
 			}
 			e.stop()
