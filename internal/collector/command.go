@@ -86,7 +86,9 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL the relay uploads samples to")
 	f.String("networksage-api-key-file", "", "file holding the NetworkSage API key (else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config); with no key the relay is off")
 	f.String("networksage-type", relay.DefaultType, "upload type sent with each sample: secflow, pcap, pcapng, zeek or interflow")
-	f.Int("relay-concurrency", relay.DefaultConcurrency, "NetworkSage uploads in flight at once")
+	f.Int("relay-concurrency", relay.DefaultConcurrency, "NetworkSage requests in flight at once (uploads, polls and enrichment)")
+	f.Duration("networksage-poll-interval", relay.DefaultPollInterval, "how often NetworkSage is asked whether an uploaded sample is processed, and whether its summary and categorization are generated (at least 1s; below 15s only for tests)")
+	f.Duration("networksage-report-deadline", relay.DefaultReportDeadline, "how long to wait for a processed sample's summary and categorization before marking it enrichment_failed")
 	f.Int("max-streams-per-host", DefaultMaxStreamsPerHost, "ingest streams one host (certificate) may hold open at once on this collector")
 	f.Bool("one-stream-per-host", false, "refuse a host's ingest stream while another with a different stream id is open (two sensors sharing one certificate); without it they are logged and counted")
 	f.Duration("stream-idle-timeout", 0, "close an ingest stream that sends nothing for this long (default: the longer of 15m and 2 windows + grace)")
@@ -276,12 +278,20 @@ func unboundedIfZero(d time.Duration) time.Duration {
 }
 
 // relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,
+// --networksage-poll-interval, --networksage-report-deadline,
 // and the key from --networksage-api-key-file, else FLOWFLEET_NETWORKSAGE_API_KEY or
 // networksage-api-key in the config file. There is deliberately no flag that takes the key itself: a
 // command line is visible to every user of the machine.
 func relayConfig(vp *viper.Viper) (relay.Config, error) {
 	cfg := relay.Config{BaseURL: vp.GetString("networksage-url"), Type: vp.GetString("networksage-type"),
-		Concurrency: vp.GetInt("relay-concurrency")}
+		Concurrency: vp.GetInt("relay-concurrency"), PollInterval: vp.GetDuration("networksage-poll-interval"),
+		ReportDeadline: vp.GetDuration("networksage-report-deadline")}
+	if cfg.PollInterval < time.Second {
+		return cfg, fmt.Errorf("--networksage-poll-interval %s: want at least 1s", cfg.PollInterval)
+	}
+	if cfg.ReportDeadline < cfg.PollInterval {
+		return cfg, fmt.Errorf("--networksage-report-deadline %s: want at least the poll interval (%s)", cfg.ReportDeadline, cfg.PollInterval)
+	}
 	if path := vp.GetString("networksage-api-key-file"); path != "" {
 		key, err := relay.KeyFromFile(path)
 		if err != nil {

@@ -181,6 +181,8 @@ func TestRelayConfigAndHelp(t *testing.T) {
 	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	vp.AutomaticEnv()
 	vp.Set("relay-concurrency", 4)
+	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
+	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
 	cfg, err := relayConfig(vp)
 	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
 		t.Fatalf("key from the environment: %v", err)
@@ -191,6 +193,15 @@ func TestRelayConfigAndHelp(t *testing.T) {
 	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
 		t.Fatalf("key from the file: %v", err)
 	}
+	for _, bad := range [][2]time.Duration{{500 * time.Millisecond, time.Hour}, {time.Minute, time.Second}} {
+		vp.Set("networksage-poll-interval", bad[0])
+		vp.Set("networksage-report-deadline", bad[1])
+		if _, err = relayConfig(vp); err == nil {
+			t.Errorf("poll interval %s and report deadline %s accepted", bad[0], bad[1])
+		}
+	}
+	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
+	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
 	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
 	if _, err = relayConfig(vp); err == nil {
 		t.Fatal("a missing key file was accepted")

@@ -70,6 +70,12 @@ type Config struct {
 // Enabled reports whether the relay is on (there is an API key).
 func (c *Config) Enabled() bool { return c.APIKey != "" }
 
+// The defaults of Config.PollInterval (NetworkSage's own clients' interval) and Config.ReportDeadline.
+const (
+	DefaultPollInterval   = 15 * time.Second
+	DefaultReportDeadline = 30 * time.Minute
+)
+
 // The bounds of Config.Concurrency, the uploads in flight (--relay-concurrency).
 const (
 	DefaultConcurrency = 4
@@ -109,13 +115,13 @@ func (c *Config) setDefaults() {
 	}
 	c.Lease = max(c.Lease, 3*c.Timeout)
 	if c.PollInterval == 0 {
-		c.PollInterval = 15 * time.Second
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.PollDeadline <= 0 {
 		c.PollDeadline = 30 * time.Minute
 	}
 	if c.ReportDeadline <= 0 {
-		c.ReportDeadline = 30 * time.Minute
+		c.ReportDeadline = DefaultReportDeadline
 	}
 	if c.ReportGrace <= 0 {
 		c.ReportGrace = 2 * time.Minute
