@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
@@ -67,6 +69,11 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	addConnFlags(flows)
 	addOutputFlag(flows)
 	flows.Flags().String("category", "", "only flows NetworkSage put in this category (an enriched sample)")
+	flows.Flags().Bool("global-count", false, "ask NetworkSage how many samples globally hold each flow (one request per distinct flow id, rate-limited; needs this machine's API key)")
+	flows.Flags().Float64("global-count-rate", 5, "most --global-count requests a second")
+	flows.Flags().Int("global-count-max", 500, "most distinct flow ids --global-count asks about; a sample with more is refused")
+	flows.Flags().String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL (--global-count)")
+	flows.Flags().String("networksage-api-key-file", "", "file holding the NetworkSage API key (--global-count; else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config)")
 
 	watch := &cobra.Command{
 		Use:   "watch",
@@ -339,7 +346,73 @@ func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	return printAll(cmd.OutOrStdout(), out, flowColumns(clockOf(vp)), flowToJSON, flows)
+	cols, toJSON := flowColumns(clockOf(vp)), flowToJSON
+	if vp.GetBool("global-count") {
+		counts, err := globalCounts(cmd, vp, flows)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, column[*flowfleetv1.Flow]{head: "GLOBAL", cell: func(f *flowfleetv1.Flow) string {
+			if c, ok := counts[f.GetFlowId()]; ok {
+				return strconv.FormatInt(c, 10)
+			}
+			return "-"
+		}})
+		toJSON = func(f *flowfleetv1.Flow) any {
+			j := flowToJSON(f).(flowJSON)
+			if c, ok := counts[f.GetFlowId()]; ok {
+				j.GlobalCount = &c
+			}
+			return j
+		}
+	}
+	return printAll(cmd.OutOrStdout(), out, cols, toJSON, flows)
+}
+
+// globalCounts asks NetworkSage for the global count of each distinct flow id of flows (an enriched
+// sample's), at most --global-count-rate requests a second and --global-count-max ids in all, so that a
+// large sample does not turn into a flood of requests.
+func globalCounts(cmd *cobra.Command, vp *viper.Viper, flows []*flowfleetv1.Flow) (map[string]int64, error) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, f := range flows {
+		if id := f.GetFlowId(); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("--global-count: the sample's flows have no NetworkSage flow ids (is it enriched? flowctl samples list shows its state)")
+	}
+	if m := vp.GetInt("global-count-max"); len(ids) > m {
+		return nil, fmt.Errorf("--global-count: %d distinct flow ids, more than --global-count-max %d; narrow with --category or raise the bound", len(ids), m)
+	}
+	rate := vp.GetFloat64("global-count-rate")
+	if rate <= 0 || rate > 100 {
+		return nil, fmt.Errorf("--global-count-rate %v: want more than 0 and at most 100", rate)
+	}
+	client, err := sageClient(vp)
+	if err != nil {
+		return nil, err
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	counts := make(map[string]int64, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			select {
+			case <-tick.C:
+			case <-cmd.Context().Done():
+				return nil, cmd.Context().Err()
+			}
+		}
+		n, err := client.FlowCount(cmd.Context(), id)
+		if err != nil {
+			return nil, fmt.Errorf("--global-count: flow %s: %w", id, err)
+		}
+		counts[id] = n
+	}
+	return counts, nil
 }
 
 func runSamplesWatch(cmd *cobra.Command, vp *viper.Viper) error {
