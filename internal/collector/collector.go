@@ -11,14 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/backoff"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -177,23 +178,14 @@ func (c *Config) windowLimits() store.WindowLimits {
 	return store.WindowLimits{MaxFlows: max(c.MaxWindowFlows, 0), MaxBytes: max(c.MaxWindowBytes, 0)}
 }
 
-// closeBackoff is the wait after a window's attempt-th failed close.
-func (c *Config) closeBackoff(attempt int) time.Duration {
-	d := c.CloseRetryMin
-	for i := 1; i < attempt && d < c.CloseRetryMax; i++ {
-		d *= 2
-	}
-	return min(d, c.CloseRetryMax)
-}
-
 // Collector holds the collector's services and background work.
 type Collector struct {
 	cfg Config
 	// store is the whole store, for what holds no narrower view: the readiness probe (health.go), the
 	// pruner (retention.go) and the relay worker. The stages below hold only what they use.
 	store   store.Store
-	saver   batchSaver   // the commit loop (ingest.go)
-	closer  windowCloser // the window closer (closeDue)
+	saver   batchSaver     // the commit loop (ingest.go)
+	closer  *closer.Closer // due windows → samples → .bf files (internal/collector/closer)
 	log     *slog.Logger
 	metrics *metrics
 	commits chan *commitReq
@@ -203,7 +195,6 @@ type Collector struct {
 	health  *healthState  // readiness (health.go)
 	conns   *connGuard    // connection limits (conns.go)
 
-	building *byteBudget                                      // bounds the bytes of the windows being built at once (closeWindow)
 	logLimit *logx.Limiter                                    // rate-limits ingest refusal logs
 	encode   func([]*flowfleetv1.Flow) ([]byte, []int, error) // encodes a batch part; nil means flowpb.EncodeEnds (tests fail it)
 
@@ -251,15 +242,16 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	m := newMetrics(reg)
 	watched := commitWatch{Store: st, h: hs}
 	c := &Collector{
-		cfg: cfg, store: watched, saver: watched, closer: watched, log: log, metrics: m,
+		cfg: cfg, store: watched, saver: watched, log: log, metrics: m,
 		commits: make(chan *commitReq, 4096), events: newHub(), streams: newStreamSet(), logLimit: logx.NewLimiter(logEvery),
 		draining: make(chan struct{}), stopCommits: make(chan struct{}),
 		health: hs, conns: newConnGuard(log, m, cfg.MaxConnections),
-		building: newByteBudget(cfg.MaxWindowBytes),
 	}
 	if err := c.newRelay(reg); err != nil {
 		return nil, err
 	}
+	c.closer = closer.New(watched, c.closerConfig(), log, closer.Metrics{OpenWindows: m.openWindows,
+		StoreErrors: m.storeErrors, CloseFailures: m.closeFailures, SamplesWritten: m.samplesWritten}, c.sampleWritten)
 	c.logRetention()
 	return c, nil
 }
@@ -293,6 +285,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		defer close(c.stopCommits)
+		if err := c.closer.Recover(context.WithoutCancel(gctx)); err != nil {
+			c.log.Error("writing the files of samples a previous run committed but did not write; retried with backoff", "err", err)
+		}
 		t := time.NewTicker(c.cfg.CloseInterval)
 		defer t.Stop()
 		for {
@@ -300,7 +295,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case now := <-t.C:
-				c.closeDue(context.WithoutCancel(gctx), now)
+				c.closer.CloseDue(context.WithoutCancel(gctx), now)
 			}
 		}
 	})
@@ -369,150 +364,19 @@ func isOrphanTemp(name string) bool {
 	return true
 }
 
-// byteBudget is a weighted semaphore over bytes. Windows close closeParallel at a time, and building a
-// sample takes about three times its window's encoded flows: without a budget, four windows at the
-// per-window bound would need four times the memory of one. With it, the windows being built at once
-// hold at most the budget (one window's bound) between them; a larger window waits for the others and
-// then builds alone. Small windows, the usual case, still build in parallel.
-type byteBudget struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	total int64
-	free  int64
+// closerConfig is the window closer's part of the configuration.
+func (c *Collector) closerConfig() closer.Config {
+	budget := c.cfg.MaxWindowBytes
+	if budget <= 0 {
+		budget = DefaultMaxWindowBytes
+	}
+	return closer.Config{Dir: c.SampleDir(), Grace: c.cfg.Grace, Relay: c.relay != nil, Budget: budget,
+		Retry: backoff.Policy{Base: c.cfg.CloseRetryMin, Max: c.cfg.CloseRetryMax}}
 }
 
-// newByteBudget makes a budget of the per-window byte bound (DefaultMaxWindowBytes when unbounded).
-func newByteBudget(maxWindowBytes int64) *byteBudget {
-	if maxWindowBytes <= 0 {
-		maxWindowBytes = DefaultMaxWindowBytes
-	}
-	b := &byteBudget{total: maxWindowBytes, free: maxWindowBytes}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// acquire waits until n bytes (at most the whole budget) are free and takes them; it returns the
-// release.
-func (b *byteBudget) acquire(n int64) func() {
-	n = min(max(n, 0), b.total)
-	b.mu.Lock()
-	for b.free < n {
-		b.cond.Wait()
-	}
-	b.free -= n
-	b.mu.Unlock()
-	return func() {
-		b.mu.Lock()
-		b.free += n
-		b.mu.Unlock()
-		b.cond.Broadcast()
-	}
-}
-
-// windowCloser is what the window closer (closeDue, closeWindow) needs of the store.
-type windowCloser interface {
-	CountOpenWindows(ctx context.Context) (int, error)
-	DueWindows(ctx context.Context, now time.Time, grace time.Duration, limit int) ([]store.WindowRef, error)
-	CloseWindow(ctx context.Context, w store.WindowRef, build func(store.WindowContent) (store.NewSample, error)) (*store.Sample, error)
-	FailWindow(ctx context.Context, f store.WindowFailure) (attempts int, err error)
-}
-
-// closeParallel bounds the windows closed at once.
-const closeParallel = 4
-
-// closeDue closes every window that is due. A window whose close fails is isolated: the failure is
-// recorded in the store (FailWindow: backoff, error, a write_failed placeholder sample), DueWindows
-// skips it until its next attempt, and the other windows go on closing. It is logged at its first
-// failure and when a retry succeeds, not at every retry.
-func (c *Collector) closeDue(ctx context.Context, now time.Time) {
-	open, err := c.closer.CountOpenWindows(ctx)
-	if err != nil {
-		c.metrics.storeErrors.Inc()
-		c.log.Error("counting open windows", "err", err)
-	} else {
-		c.metrics.openWindows.Set(float64(open))
-	}
-	for {
-		due, err := c.closer.DueWindows(ctx, now, c.cfg.Grace, 64)
-		if err != nil {
-			c.metrics.storeErrors.Inc()
-			c.log.Error("looking for windows to close", "err", err)
-			return
-		}
-		if len(due) == 0 {
-			return
-		}
-		// Several windows close at once: building a sample (decode, order, encode, write and sync its file)
-		// takes milliseconds, and a fleet's windows all end together.
-		var wg sync.WaitGroup
-		var progress atomic.Int64 // windows closed, or whose failure is recorded (so not due again now)
-		sem := make(chan struct{}, closeParallel)
-		for _, w := range due {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if c.closeWindow(ctx, w) {
-					progress.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		// A full list again only if this round moved on: windows another collector holds (PostgreSQL
-		// SKIP LOCKED) or failures the store could not record would come back the same.
-		if len(due) < 64 || progress.Load() < int64(len(due)) {
-			return
-		}
-	}
-}
-
-// closeWindow closes one window; it reports whether the window is no longer due (closed, or its
-// failure recorded).
-func (c *Collector) closeWindow(ctx context.Context, w store.WindowRef) bool {
-	// The recorded sample is built by the last call of the callback (SQLite may build again).
-	var built builtFrom
-	var attempts int
-	s, err := c.closer.CloseWindow(ctx, w, func(wc store.WindowContent) (store.NewSample, error) {
-		built = builtFrom{pruned: wc.Pruned, base: wc.BaseRevision, batches: len(wc.Batches)}
-		attempts = wc.CloseAttempts
-		var size int64
-		for _, b := range wc.Batches {
-			size += int64(len(b))
-		}
-		defer c.building.acquire(size)()
-		return c.buildSampleForStore(wc)
-	})
-	if err != nil {
-		c.metrics.closeFailures.Inc()
-		n, ferr := c.closer.FailWindow(ctx, store.WindowFailure{WindowRef: w, Error: err.Error(), At: time.Now(),
-			Backoff: c.cfg.closeBackoff, Name: func(rev int) (string, string) { return SampleName(w.Host, w.WindowStart, rev) }})
-		if ferr != nil {
-			c.metrics.storeErrors.Inc()
-			c.log.Error("closing window", "host", w.Host, "window_start", w.WindowStart, "err", err)
-			c.log.Error("recording a failed window close", "host", w.Host, "window_start", w.WindowStart, "err", ferr)
-			return false
-		}
-		level := slog.LevelDebug // logged once per window: at its first failure
-		if n == 1 {
-			level = slog.LevelError
-		}
-		c.log.Log(ctx, level, "window close failed; it is retried with backoff while other windows close",
-			"host", w.Host, "window_start", w.WindowStart, "attempts", n, "next_attempt_in", c.cfg.closeBackoff(n), "err", err)
-		return true
-	}
-	if s == nil {
-		return false
-	}
-	if attempts > 0 {
-		c.log.Info("window written after failed closes", "sample", s.ID, "failed_attempts", attempts)
-	}
-	c.metrics.samplesWritten.Inc()
-	c.log.Info("sample written", "sample", s.ID, "host", s.Host, "window_start", s.WindowStart,
-		"revision", s.Revision, "flows", s.FlowCount, "flows_dropped", s.FlowsDropped,
-		"file", filepath.Join(c.SampleDir(), s.FileName))
-	c.noteRetention(s, built)
+// sampleWritten is called once a new sample's file is written: retention notes, the watchers, the relay.
+func (c *Collector) sampleWritten(s *store.Sample, b closer.Built) {
+	c.noteRetention(s, b)
 	c.events.publish(*s, "") // a new sample (or revision): no previous state
 	c.notifyRelay()
-	return true
 }

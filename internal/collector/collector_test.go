@@ -18,6 +18,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -282,11 +283,11 @@ func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 		}
 	}
 	s.endWindow(ws, 60, float64(ws)+0.5)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	var got *store.Sample
-	waitFor(t, "the sample", func() bool {
+	waitFor(t, "the sample and its file", func() bool {
 		got, _ = tc.st.GetSample(context.Background(), id)
-		return got != nil
+		return got != nil && got.State != store.StateClosed
 	})
 	if got.FlowCount != 5 || got.State != store.StateWritten || got.FileName != fileName {
 		t.Fatalf("sample %+v", got)
@@ -297,7 +298,7 @@ func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 	}
 	// The file must be what the BayseFlow writer gives for the same flows and start (compared as the
 	// conformance test compares: everything but the hash).
-	want := bayseflow.Encode(BuildSample(append(b1, b2...), float64(ws)+0.5), fileName, "x")
+	want := bayseflow.Encode(closer.BuildSample(append(b1, b2...), float64(ws)+0.5), fileName, "x")
 	gotF, err := bayseflow.Decode(file)
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +343,7 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 		t.Fatalf("batch 2: seq %d dup %v", seq, dup)
 	}
 	s2.endWindow(ws, 60, 0)
-	id, _ := SampleName("db01", ws, 1)
+	id, _ := closer.SampleName("db01", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	x, _ := tc.st.GetSample(context.Background(), id)
 	if x.FlowCount != 5 {
@@ -361,12 +362,12 @@ func TestLateBatchMakesNewRevision(t *testing.T) {
 	s.send(1, testFlows(ws, 2, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id1, _ := SampleName("late01", ws, 1)
+	id1, _ := closer.SampleName("late01", ws, 1)
 	waitFor(t, "revision 1", func() bool { x, _ := tc.st.GetSample(context.Background(), id1); return x != nil })
 	s.send(2, testFlows(ws, 1, 5))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id2, name2 := SampleName("late01", ws, 2)
+	id2, name2 := closer.SampleName("late01", ws, 2)
 	waitFor(t, "revision 2", func() bool { x, _ := tc.st.GetSample(context.Background(), id2); return x != nil })
 	x, _ := tc.st.GetSample(context.Background(), id2)
 	if x.FlowCount != 3 || x.Revision != 2 || name2 != "late01_1700000040_r2.bf" {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -119,7 +120,7 @@ func TestAckedFlowsSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("resent batch %d: ack %d dup %v, want a duplicate", batches, seq, dup)
 	}
 	s2.endWindow(ws, 60, 0)
-	id, _ := SampleName("crash01", ws, 1)
+	id, _ := closer.SampleName("crash01", ws, 1)
 	waitFor(t, "the sample after restart", func() bool {
 		st, err := store.Open(context.Background(), filepath.Join(dataDir, "flowfleet.db"))
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/sensor/ship"
@@ -85,7 +86,7 @@ func TestLongDottedHostSampleIDs(t *testing.T) {
 		t.Fatalf("test host name of %d characters: %v", len(longest), auth.ValidateName(longest))
 	}
 	for _, rev := range []int{1, 2, 4294967295} {
-		id, _ := SampleName(longest, math.MaxInt64/60*60, rev)
+		id, _ := closer.SampleName(longest, math.MaxInt64/60*60, rev)
 		calls := map[string]func() error{
 			"GetSample": func() error { _, err := reader.GetSample(ctx, &flowfleetv1.GetSampleRequest{Id: id}); return err },
 			"GetSampleContent": func() error {
@@ -120,14 +121,14 @@ func TestLongDottedHostSampleIDs(t *testing.T) {
 		t.Fatalf("ack %d %v", seq, dup)
 	}
 	s.endWindow(ws, 60, 0)
-	id1, _ := SampleName(host, ws, 1)
+	id1, _ := closer.SampleName(host, ws, 1)
 	waitFor(t, "the first revision", func() bool { x, _ := tc.st.GetSample(context.Background(), id1); return x != nil })
 	s.send(2, testFlows(ws, 1, 10))
 	if seq, dup := s.ack(); seq != 2 || dup {
 		t.Fatalf("ack %d %v", seq, dup)
 	}
 	s.endWindow(ws, 60, 0)
-	id2, _ := SampleName(host, ws, 2)
+	id2, _ := closer.SampleName(host, ws, 2)
 	waitFor(t, "the second revision", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id2)
 		return x != nil && x.State == store.StateWritten
@@ -474,7 +475,7 @@ func TestRequestBounds(t *testing.T) {
 		t.Fatal(seq)
 	}
 	s.endWindow(ws, 60, 0)
-	id, _ := SampleName("web", ws, 1)
+	id, _ := closer.SampleName("web", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	bad := testFlows(ws, 1, 0)
 	bad[0].DstPort = "99999"

@@ -154,6 +154,10 @@ func TestMultiCollectorFailover(t *testing.T) {
 		return err == nil && n == 0
 	})
 	t.Logf("every window closed %s after the kill", time.Since(killedAt).Round(time.Millisecond))
+	waitForLong(t, 30*time.Second, "every sample's file written", func() bool {
+		left, _, err := st.ListSamples(ctx, store.SampleFilter{State: store.StateClosed})
+		return err == nil && len(left) == 0
+	})
 
 	// Every sample, grouped by window.
 	type winKey struct {

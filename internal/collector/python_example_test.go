@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -85,7 +86,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		}
 	}
 	s.endWindow(ws, 60, float64(ws)+0.5)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	waitFor(t, "the sample to be written", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id)
 		return x != nil && x.State == store.StateWritten
@@ -146,7 +147,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		t.Fatalf("ack of batch 3: seq %d dup %v", seq, dup)
 	}
 	s.endWindow(ws2, 60, 0)
-	id2, fileName2 := SampleName("web01", ws2, 1)
+	id2, fileName2 := closer.SampleName("web01", ws2, 1)
 	waitFor(t, "the second sample to be written", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id2)
 		return x != nil && x.State == store.StateWritten

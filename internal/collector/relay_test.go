@@ -20,6 +20,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
@@ -82,7 +83,7 @@ func TestRelayEndToEnd(t *testing.T) {
 	s.send(1, testFlows(ws, 3, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	var got *store.Sample
 	waitFor(t, "the sample to be relayed", func() bool {
 		got, _ = tc.st.GetSample(context.Background(), id)
@@ -159,7 +160,7 @@ func TestRelayOffWithoutKey(t *testing.T) {
 	s.send(1, testFlows(ws, 1, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id, _ := SampleName("web01", ws, 1)
+	id, _ := closer.SampleName("web01", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	if stats, _ := tc.st.OutboxStats(context.Background()); stats.Queued != 0 {
 		t.Fatalf("queued with the relay off: %+v", stats)
