@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowfleet/flowfleet/internal/auth"
 )
 
 // failingListener accepts until fail is closed, then fails Accept with a permanent error, as a
@@ -39,7 +41,7 @@ func (l *failingListener) Accept() (net.Conn, error) {
 func runCommand(t *testing.T, ctx context.Context, metricsAddr string) <-chan error {
 	t.Helper()
 	p := newTestPKI(t)
-	files := p.serverFiles()
+	files := p.Files(auth.RoleCollector, "collector")
 	cmd := NewCommand()
 	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--metrics-listen", metricsAddr, "--data-dir", t.TempDir(),
 		"--cert", files.CertFile, "--key", files.KeyFile, "--ca", files.CAFile, "--log-level", "error",

@@ -63,7 +63,7 @@ func TestMultiCollectorFailover(t *testing.T) {
 	for i := range procs {
 		dir := t.TempDir()
 		addr := multiFreeAddr(t)
-		files := p.serverFiles()
+		files := p.Files(auth.RoleCollector, "collector")
 		logPath := filepath.Join(dir, "collector.log")
 		logf, err := os.Create(logPath)
 		if err != nil {
@@ -100,7 +100,7 @@ func TestMultiCollectorFailover(t *testing.T) {
 	sensors := make([]*simSensor, nSensors)
 	for i := range sensors {
 		name := fmt.Sprintf("sensor%02d", i)
-		s := &simSensor{t: t, name: name, index: i, window: window, files: p.issue(t, auth.RoleSensor, name, pki.IssueOptions{}),
+		s := &simSensor{t: t, name: name, index: i, window: window, files: p.Issue(t, auth.RoleSensor, name, pki.IssueOptions{}),
 			streamID: "stream-" + name, acked: map[uint64]int64{}}
 		for k := 0; k < nColl; k++ { // each sensor starts on collector i%3 and fails over round the list
 			s.addrs = append(s.addrs, procs[(i+k)%nColl].addr)

@@ -71,7 +71,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
 
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-py", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-py", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reader := p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
 	out := t.TempDir()
 	// Dial by IP and verify the collector's certificate against its DNS name, as --server-name documents.
 	got := runPythonExample(t, py, "--addr", tc.addr, "--server-name", "localhost",

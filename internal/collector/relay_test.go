@@ -47,8 +47,8 @@ func TestRelayEndToEnd(t *testing.T) {
 	p := newTestPKI(t)
 	fake, rcfg := startFake(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Relay: rcfg})
-	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
-	reader := dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+	admin := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	reader := dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
 
 	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
 	defer cancelWatch()
@@ -75,7 +75,7 @@ func TestRelayEndToEnd(t *testing.T) {
 		return len(tc.c.events.subs) == 1
 	})
 
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRelayOffWithoutKey(t *testing.T) {
 
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestRelayOffWithoutKey(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	admin := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
 	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("RelaySample with the relay off: %v", err)

@@ -19,14 +19,15 @@ import (
 	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
 // readerClient dials the collector as a reader.
-func readerClient(t *testing.T, p *testPKI, addr string) flowfleetv1.SampleServiceClient {
+func readerClient(t *testing.T, p *pkitest.PKI, addr string) flowfleetv1.SampleServiceClient {
 	t.Helper()
-	return flowfleetv1.NewSampleServiceClient(dialAs(t, addr, p.issue(t, auth.RoleReader, "reader", pki.IssueOptions{})))
+	return flowfleetv1.NewSampleServiceClient(dialAs(t, addr, p.Issue(t, auth.RoleReader, "reader", pki.IssueOptions{})))
 }
 
 // listOf lists the samples of host through the API.
@@ -40,9 +41,9 @@ func listOf(t *testing.T, c flowfleetv1.SampleServiceClient, host string) []*flo
 }
 
 // sendWindow sends n flows of window ws from a sensor named host and ends the window.
-func sendWindow(t *testing.T, p *testPKI, addr, host string, ws int64, n int) {
+func sendWindow(t *testing.T, p *pkitest.PKI, addr, host string, ws int64, n int) {
 	t.Helper()
-	s, err := openSensor(t, dialAs(t, addr, p.issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, addr, p.Issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatalf("sensor %s: %v", host, err)
 	}
@@ -135,7 +136,7 @@ func TestWindowBoundDropsAndCounts(t *testing.T) {
 	logs := &syncBuffer{}
 	tc := startCollectorLog(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, MaxWindowFlows: 5},
 		slog.New(slog.NewTextHandler(logs, nil)))
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "big01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "big01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestListSampleFlowsPages(t *testing.T) {
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
 	ws := int64(1_700_000_040)
 	const n = 2*store.FlowChunkFlows + 345
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "pages01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "pages01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
