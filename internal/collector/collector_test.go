@@ -74,8 +74,8 @@ func startCollectorWith(t *testing.T, p *pkitest.PKI, cfg Config, o collectorOpt
 	if cfg.CloseInterval == 0 {
 		cfg.CloseInterval = 50 * time.Millisecond
 	}
-	if cfg.MaxFlowAge == 0 {
-		cfg.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
+	if cfg.Limits.MaxFlowAge == 0 {
+		cfg.Limits.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
 	}
 	log := o.log
 	if log == nil {

@@ -1,14 +1,19 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/cli"
 )
 
 // failingListener accepts until fail is closed, then fails Accept with a permanent error, as a
@@ -142,5 +147,49 @@ func TestMetricsListenerBoundsIdleConnections(t *testing.T) {
 	}
 	for _, c := range idle[:metricsMaxConns] { // the ones that got a slot were closed by the server
 		waitClosed(t, c, "an idle metrics connection")
+	}
+}
+
+// The key comes from the key file, else the environment or config file; it never shows in --help.
+func TestRelayConfigAndHelp(t *testing.T) {
+	t.Setenv("FLOWFLEET_NETWORKSAGE_API_KEY", relayTestKey)
+	vp := cli.NewViper()
+	vp.Set("relay-concurrency", 4)
+	cfg, err := relayConfig(vp)
+	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
+		t.Fatalf("key from the environment: %v", err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte("  file-key-0123456789abcdef\n"), 0o600)
+	vp.Set("networksage-api-key-file", keyFile)
+	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
+		t.Fatalf("key from the file: %v", err)
+	}
+	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a missing key file was accepted")
+	}
+	vp.Set("networksage-api-key-file", "")
+	vp.Set("networksage-type", "exe")
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a bad type was accepted")
+	}
+
+	cmd := NewCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"--help"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	help := out.String()
+	for _, flag := range []string{"--networksage-url", "--networksage-api-key-file", "--networksage-type", "--relay-concurrency"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("--help lacks %s", flag)
+		}
+	}
+	if strings.Contains(help, relayTestKey) || strings.Contains(help, "--networksage-api-key ") {
+		t.Errorf("--help shows the key or a key flag:\n%s", help)
 	}
 }

@@ -44,7 +44,7 @@ func waitClosed(t *testing.T, conn net.Conn, what string) {
 // connections were held 120 s each, silently, until health checks timed out.)
 func TestConnectionLimitAndHandshakeTimeout(t *testing.T) {
 	p := newTestPKI(t)
-	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}, collectorOptions{})
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, Listener: Listener{MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}}, collectorOptions{})
 	if got := metricValue(t, g.c.metrics.connsLimit); got != 3 {
 		t.Fatalf("connections_limit = %v, want 3", got)
 	}

@@ -63,7 +63,7 @@ func FuzzIngestMessage(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c, err := New(nil, Config{DataDir: f.TempDir(), Window: 60 * time.Second, MaxFlowAge: fuzzAge, MaxFlowAhead: fuzzAhead},
+	c, err := New(nil, Config{DataDir: f.TempDir(), Window: 60 * time.Second, Limits: Limits{MaxFlowAge: fuzzAge, MaxFlowAhead: fuzzAhead}},
 		slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		f.Fatal(err)

@@ -259,7 +259,7 @@ func TestSeqRules(t *testing.T) {
 // field, never acked (issue 14, item 6: first_seen 1e19 made window -9.2e18).
 func TestTimeSkewWindow(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, MaxFlowAge: 30 * 24 * time.Hour, MaxFlowAhead: time.Hour})
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Limits: Limits{MaxFlowAge: 30 * 24 * time.Hour, MaxFlowAhead: time.Hour}})
 	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	now := time.Now()
 	ws := now.Unix() / 60 * 60
@@ -319,7 +319,7 @@ func TestTimeSkewWindow(t *testing.T) {
 // and other hosts are not affected (issue 14, item 8).
 func TestPerHostStreamLimit(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, MaxStreamsPerHost: 2})
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{MaxStreamsPerHost: 2}})
 	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	var open []*sensorStream
 	for i := 0; i < 2; i++ {
@@ -354,7 +354,7 @@ func TestPerHostStreamLimit(t *testing.T) {
 // (issue 14, item 8: 4,000 hello-then-silent streams were held forever).
 func TestIdleStreamsClosed(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, IdleTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond})
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{IdleTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond}})
 	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	// Hello, a batch, then silence.
 	s, err := openSensor(t, conn, "s", 60)
@@ -406,7 +406,7 @@ func TestSecondStreamIDForAHost(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		tc := startCollector(t, p, Config{Window: 60 * time.Second, OneStreamPerHost: true})
+		tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{OneStreamPerHost: true}})
 		conn := dialAs(t, tc.addr, files)
 		if _, err := openSensor(t, conn, "vm-a", 60); err != nil {
 			t.Fatal(err)

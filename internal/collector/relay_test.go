@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/viper"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -171,52 +169,5 @@ func TestRelayOffWithoutKey(t *testing.T) {
 	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("RelaySample with the relay off: %v", err)
-	}
-}
-
-// The key comes from the key file, else the environment or config file; it never shows in --help.
-func TestRelayConfigAndHelp(t *testing.T) {
-	t.Setenv("FLOWFLEET_NETWORKSAGE_API_KEY", relayTestKey)
-	vp := viper.New()
-	vp.SetEnvPrefix("FLOWFLEET")
-	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	vp.AutomaticEnv()
-	vp.Set("relay-concurrency", 4)
-	cfg, err := relayConfig(vp)
-	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
-		t.Fatalf("key from the environment: %v", err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key")
-	os.WriteFile(keyFile, []byte("  file-key-0123456789abcdef\n"), 0o600)
-	vp.Set("networksage-api-key-file", keyFile)
-	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
-		t.Fatalf("key from the file: %v", err)
-	}
-	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
-	if _, err = relayConfig(vp); err == nil {
-		t.Fatal("a missing key file was accepted")
-	}
-	vp.Set("networksage-api-key-file", "")
-	vp.Set("networksage-type", "exe")
-	if _, err = relayConfig(vp); err == nil {
-		t.Fatal("a bad type was accepted")
-	}
-
-	cmd := NewCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"--help"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	help := out.String()
-	for _, flag := range []string{"--networksage-url", "--networksage-api-key-file", "--networksage-type", "--relay-concurrency"} {
-		if !strings.Contains(help, flag) {
-			t.Errorf("--help lacks %s", flag)
-		}
-	}
-	if strings.Contains(help, relayTestKey) || strings.Contains(help, "--networksage-api-key ") {
-		t.Errorf("--help shows the key or a key flag:\n%s", help)
 	}
 }

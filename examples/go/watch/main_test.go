@@ -66,9 +66,9 @@ func startFleet(t *testing.T) *testFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test's flows are of 2023: no bound on their age (collector.Config.MaxFlowAge).
+	// The test's flows are of 2023: no bound on their age (collector.Limits.MaxFlowAge).
 	c, err := collector.New(st, collector.Config{DataDir: dataDir, Window: time.Minute, Grace: time.Hour,
-		CloseInterval: 50 * time.Millisecond, MaxFlowAge: -1}, log, prometheus.NewRegistry())
+		CloseInterval: 50 * time.Millisecond, Limits: collector.Limits{MaxFlowAge: -1}}, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

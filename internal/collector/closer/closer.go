@@ -205,7 +205,7 @@ func (c *Closer) logFailure(ctx context.Context, attempts int, w store.WindowRef
 		level = slog.LevelError
 	}
 	c.log.Log(ctx, level, "window close failed; it is retried with backoff while other windows close",
-		"host", w.Host, "window_start", w.WindowStart, "attempts", attempts, "next_attempt_in", c.cfg.Retry.Delay(attempts), "err", err)
+		"host", w.Host, "window_start", w.WindowStart, "attempts", attempts, "retry_in", c.cfg.Retry.Delay(attempts), "err", err)
 }
 
 // writeFile writes a recorded sample's .bf from its committed content and records the outcome. failed
