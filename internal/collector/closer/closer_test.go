@@ -107,3 +107,24 @@ func TestFailedFileWrittenBySweep(t *testing.T) {
 		t.Fatalf("file: %q, %v", got, err)
 	}
 }
+
+// A sample another collector committed and never wrote (it died) is written by this one's sweep once it
+// has been closed for orphanAge, and not before: a younger one may be being written right now.
+func TestSweepWritesOrphans(t *testing.T) {
+	c, st, dir, _ := testCloser(t)
+	s := commitWithoutFile(t, st, "orphan01", time.Now().Add(-time.Hour).Unix()/60*60, "orphaned")
+	c.CloseDue(context.Background(), time.Now())
+	if x, err := st.GetSample(context.Background(), s.ID); err != nil || x.State != store.StateClosed {
+		t.Fatalf("a sample closed just now was written by the sweep: %+v, %v", x, err)
+	}
+	c.mu.Lock()
+	c.orphanAt = time.Time{} // the next look is due
+	c.mu.Unlock()
+	c.CloseDue(context.Background(), time.Now().Add(orphanAge+time.Second))
+	if got, err := os.ReadFile(filepath.Join(dir, s.FileName)); err != nil || string(got) != "orphaned" {
+		t.Fatalf("orphan's file: %q, %v", got, err)
+	}
+	if x, err := st.GetSample(context.Background(), s.ID); err != nil || x.State != store.StateWritten {
+		t.Fatalf("orphan after the sweep: %+v, %v", x, err)
+	}
+}
