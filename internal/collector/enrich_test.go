@@ -11,6 +11,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
 	"github.com/flowfleet/flowfleet/internal/store"
@@ -25,8 +26,8 @@ func TestEnrichmentThroughTheAPI(t *testing.T) {
 	rcfg.PollInterval = 20 * time.Millisecond
 	rcfg.ReportGrace = time.Nanosecond
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Relay: rcfg})
-	admin := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{})))
-	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	admin := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{})))
+	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 
 	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
 	defer cancelWatch()
@@ -53,7 +54,7 @@ func TestEnrichmentThroughTheAPI(t *testing.T) {
 		return len(tc.c.events.subs) == 1
 	})
 
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestEnrichmentThroughTheAPI(t *testing.T) {
 	s.send(1, testFlows(ws, 3, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id, _ := SampleName("web01", ws, 1)
+	id, _ := closer.SampleName("web01", ws, 1)
 	waitFor(t, "the sample to be enriched", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id)
 		return x != nil && x.State == store.StateEnriched

@@ -15,6 +15,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/pkg/flow"
@@ -88,17 +89,13 @@ func seedEnriched(t *testing.T, st store.Store) (string, []string) {
 // What the enrichment stored shows in flowctl: VERDICT and MATCHED, CATEGORY and --category, labeled
 // files, and global counts fetched on demand from NetworkSage.
 func TestSamplesEnrichedOutputs(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
 	var id string
 	var cats []string
-	addr := startCollectorWith(t, dir, func(st store.Store) { id, cats = seedEnriched(t, st) })
-	conn := []string{"--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s"}
+	addr := startCollectorWith(t, p, func(st store.Store) { id, cats = seedEnriched(t, st) })
+	conn := []string{"--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", p.CAFile(), "--timeout", "10s"}
 
 	out, err := flowctl(append([]string{"samples", "list", "-o", "wide"}, conn...)...)
 	if err != nil || !strings.Contains(out, "VERDICT") || !strings.Contains(out, "malicious (high)") || !strings.Contains(out, "2/3 +1") ||

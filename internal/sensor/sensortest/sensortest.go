@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 )
 
 // SensorName is the name in the sensor certificate NewPKI issues.
@@ -36,32 +36,12 @@ type PKI struct {
 	Sensor    auth.Files
 }
 
-// NewPKI creates the CA and certificates in t.TempDir().
+// NewPKI creates the CA and certificates in t.TempDir() (internal/pki/pkitest).
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &PKI{Dir: dir, CA: ca}
-	caFile := filepath.Join(dir, pki.CACertFile)
-	for _, c := range []struct {
-		role auth.Role
-		name string
-		out  *auth.Files
-	}{{auth.RoleCollector, "collector1", &p.Collector}, {auth.RoleSensor, SensorName, &p.Sensor}} {
-		leaf, err := ca.Issue(pki.IssueOptions{Role: c.role, Name: c.name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths, err := leaf.WriteFiles(dir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*c.out = auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: caFile}
-	}
-	return p
+	tp := pkitest.New(t)
+	return &PKI{Dir: tp.Dir, CA: tp.CA, Collector: tp.Issue(t, auth.RoleCollector, "collector1", pki.IssueOptions{}),
+		Sensor: tp.Issue(t, auth.RoleSensor, SensorName, pki.IssueOptions{})}
 }
 
 // QuietLogger discards everything.

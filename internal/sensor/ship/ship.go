@@ -219,7 +219,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			level = slog.LevelError // retrying helps only once the certificate or the collector changes
 		}
 		s.log.Log(ctx, level, "collector stream ended; reconnecting", slog.String("collector", addr), slog.String("err", errText(err)),
-			slog.String("next_collector", next), slog.Duration("backoff", delay))
+			slog.String("next_collector", next), slog.Duration("retry_in", delay))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
