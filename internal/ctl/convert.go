@@ -70,6 +70,7 @@ the reference reads them.`,
 	f.String("tz", "", "time zone NetFlow times are read in (default: TZ, else the local zone)")
 	f.Bool("decode-vlan", false, "decode 802.1Q/QinQ-tagged frames (the reference ignores them)")
 	f.Bool("session-names", false, "name destinations from TLS SNI and HTTP Host (the reference does not)")
+	f.Bool("all-interfaces", false, "read a pcapng merged from captures of different link types or snapshot lengths to its end (the reference stops at the second interface)")
 	f.BoolP("quiet", "q", false, "print nothing but errors: no progress bar, no summary, no hints")
 	f.Bool("stdout", false, "write the .bf to standard output (one input only)")
 	f.Bool("force", false, "convert inputs whose output names collide (the later replaces the earlier)")
@@ -115,6 +116,7 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, inputs []string) error {
 			DecodeVLAN:   vp.GetBool("decode-vlan"),
 			SessionNames: vp.GetBool("session-names"),
 		},
+		AllInterfaces: vp.GetBool("all-interfaces"),
 	}
 	if tz := vp.GetString("tz"); tz != "" {
 		loc, err := time.LoadLocation(tz)

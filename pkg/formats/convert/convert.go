@@ -58,6 +58,9 @@ type Options struct {
 	Location *time.Location
 	// Flow holds the engine's extensions (VLAN decoding, session names).
 	Flow flow.Options
+	// AllInterfaces reads a merged pcapng on past the interface where libpcap, and so the reference,
+	// stop (pcapfile.Options.AllInterfaces): an extension, off by default.
+	AllInterfaces bool
 	// Progress, when set, is called now and then with the bytes read so far and the input's size.
 	Progress func(read, total int64)
 	// OutName, when set, replaces the R-OUT-4 name of the output (file name and fileName field).
@@ -89,6 +92,9 @@ type Result struct {
 	// Mixed is set when a pcapng file changed link type, snapshot length, byte order or version and
 	// reading stopped there (pcapfile.ErrMixed).
 	Mixed bool
+	// ReadPastMixed is set when Options.AllInterfaces read on past such a change, so the output holds
+	// flows the reference's does not.
+	ReadPastMixed bool
 	// Read is the time taken to read the input into flows; Write the time to order, name and write them.
 	Read, Write time.Duration
 }
@@ -189,7 +195,7 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 			fileName = opts.OutName
 		}
 		var rd *pcapfile.BatchReader
-		rd, err = pcapfile.NewBatchReader(in)
+		rd, err = pcapfile.NewBatchReaderWith(in, pcapfile.Options{AllInterfaces: opts.AllInterfaces})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
 		}
@@ -392,6 +398,9 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 		res.Frames += uint64(len(b.Frames))
 		end, err := b.End, b.Err
 		b.Release()
+		if err != nil {
+			res.ReadPastMixed = rd.ReadPastMixed()
+		}
 		if err == io.EOF {
 			break
 		}
@@ -411,6 +420,9 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 		}
 	}
 	pl.Close()
+	if res.ReadPastMixed {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: --all-interfaces: read on past an interface of another link type or snapshot length, where the reference stops (R-PCAP-2): this output holds flows the reference's does not", path))
+	}
 	res.Stats = eng.Stats()
 	if res.Stats.Truncated > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))
