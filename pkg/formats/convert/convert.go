@@ -275,65 +275,100 @@ func countCacheNamed(flows []flow.Flow) int {
 	return n
 }
 
-// Detect names the format of an input from its first bytes.
+// Detect names the format of an input from its first bytes (at most the first 64 KiB are given). The
+// reference is told the format (R-CLI-1) and then refuses a file whose libmagic type does not fit it;
+// Detect names the format whose rule accepts the file, and agrees with the reference on which text is
+// a Zeek log (R-ZEEK-1):
+//   - a pcap or pcapng magic number is a capture (R-PCAP-1);
+//   - JSON (first non-blank byte `{` or `[`) is an Interflow log when it has Interflow members (R-IF-1),
+//     else a Zeek log: the reference reads any JSON conn.log, records without Zeek's fields giving none;
+//   - text whose first line has five commas or more (and fewer than five tabs) is NetFlow CSV (R-NF-1);
+//   - any other text is a Zeek log when libmagic would call it exactly "ASCII text" (see asciiText):
+//     headers are optional and fields go by tab (R-ZEEK-2), so the reference reads a Bro-era
+//     space-separated log too, to no flows. Other text (UTF-8, CRLF, lines over 300 characters, no
+//     line end) the reference refuses as a Zeek log: so does Detect; --format zeek reads it anyway.
+//
+// An empty input is a Zeek log here, which the Zeek reader then refuses (R-ZEEK-1).
 func Detect(head []byte) (Format, error) {
 	if pcapfile.IsCapture(head) {
 		return FormatPcap, nil
 	}
-	trimmed := bytes.TrimLeft(head, " \t\r\n")
-	if len(trimmed) == 0 {
-		// An empty file, or one of blank lines: a Zeek log without records gives an empty sample.
+	if len(head) == 0 {
 		return FormatZeek, nil
 	}
-	switch trimmed[0] {
-	case '{', '[':
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		// Zeek never writes "srcip"; an Interflow record may carry a "uid" of its own.
 		if bytes.Contains(head, []byte(`"srcip"`)) && !bytes.Contains(head, []byte(`"id.orig_h"`)) {
 			return FormatInterflow, nil
 		}
-		if bytes.Contains(head, []byte(`"id.orig_h"`)) || bytes.Contains(head, []byte(`"uid"`)) {
-			return FormatZeek, nil
-		}
-		if bytes.Contains(head, []byte(`"_id"`)) {
+		if !bytes.Contains(head, []byte(`"id.orig_h"`)) && !bytes.Contains(head, []byte(`"uid"`)) &&
+			bytes.Contains(head, []byte(`"_id"`)) {
 			return FormatInterflow, nil
 		}
-		if onlyEmptyArrays(trimmed) {
-			// "[]": no records in any of the JSON formats; read as Zeek, whose reader gives the empty
-			// sample (R-ZEEK-3, R-OUT-9) and whose output name is the one every log format gets.
-			return FormatZeek, nil
-		}
-		return "", fmt.Errorf("%w: JSON that is neither a Zeek conn.log nor Interflow; use --format", ErrUnsupported)
-	case '#':
+		// R-ZEEK-1: "JSON/NDJSON content → JSON". "[]" and JSON without Zeek's fields give the empty
+		// sample (R-ZEEK-3, R-OUT-9), as they do in the reference.
 		return FormatZeek, nil
-	}
-	if !isText(head) {
-		return "", fmt.Errorf("%w: not a capture (pcap, pcapng), Zeek, Interflow or NetFlow CSV file", ErrUnsupported)
 	}
 	line := trimmed
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
 		line = line[:i]
 	}
-	switch {
-	case bytes.Count(line, []byte("\t")) >= 5:
-		return FormatZeek, nil
-	case bytes.Count(line, []byte(",")) >= 5:
+	if isText(head) && len(line) > 0 && line[0] != '#' && bytes.Count(line, []byte("\t")) < 5 && bytes.Count(line, []byte(",")) >= 5 {
 		return FormatNetflow, nil
 	}
-	return "", fmt.Errorf("%w: text that looks like no known flow log; use --format", ErrUnsupported)
+	switch why := asciiText(head); why {
+	case "":
+		return FormatZeek, nil
+	case notText:
+		return "", fmt.Errorf("%w: not a capture (pcap, pcapng), Zeek, Interflow or NetFlow CSV file", ErrUnsupported)
+	default:
+		return "", fmt.Errorf("%w: text the reference refuses as a Zeek log: libmagic calls it %s, not \"ASCII text\" (R-ZEEK-1); --format zeek reads it anyway",
+			ErrUnsupported, why)
+	}
 }
 
-// onlyEmptyArrays reports whether every non-blank line of b is an empty JSON array.
-func onlyEmptyArrays(b []byte) bool {
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if line[0] != '[' || len(bytes.TrimSpace(line[1:])) != 1 || line[len(line)-1] != ']' {
-			return false
+// notText is asciiText's answer for bytes that are not text at all.
+const notText = "data"
+
+// maxTextLine is the longest line libmagic (5.44) still calls plain "ASCII text": from 301 characters on
+// it adds ", with very long lines" (R-ZEEK-1).
+const maxTextLine = 300
+
+// asciiText returns "" when libmagic would describe b exactly as "ASCII text" (R-ZEEK-1), else what it
+// would say instead. libmagic's ASCII set is BEL, BS, TAB, LF, VT, FF, CR, ESC and 0x20–0x7e; a CR, an ESC
+// or a BS adds a qualifier (", with CRLF line terminators", ", with escape sequences", ", with
+// overstriking"), as do a line longer than maxTextLine and text without any LF. Only b is looked at (the
+// first 64 KiB of a file); libmagic looks further.
+func asciiText(b []byte) string {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && (c < 0x07 || c > 0x0d) && c != 0x1b || c == 0x7f {
+			return notText
 		}
 	}
-	return true
+	lineLen, lf := 0, false
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			return "non-ASCII (UTF-8 or other) text"
+		case c == '\n':
+			lf, lineLen = true, 0
+			continue
+		case c == '\r':
+			return "ASCII text, with CR or CRLF line terminators"
+		case c == 0x1b:
+			return "ASCII text, with escape sequences"
+		case c == 0x08:
+			return "ASCII text, with overstriking"
+		}
+		if lineLen++; lineLen > maxTextLine {
+			return "ASCII text, with very long lines"
+		}
+	}
+	if !lf {
+		return "ASCII text, with no line terminators"
+	}
+	return ""
 }
 
 func isText(b []byte) bool {
