@@ -298,8 +298,7 @@ func TestFromFlowAndProto(t *testing.T) {
 		Protocol: flowfleetv1.Protocol_PROTOCOL_TCP, SrcPkts: 9, SrcBytes: 517, DstPkts: 8, DstBytes: 4120,
 		FirstSeen: 1_709_287_201.1, LastSeen: 1_709_287_202.35, DstName: "www.example.org",
 		NameSource: flowfleetv1.NameSource_NAME_SOURCE_SESSION}
-	a, b := FromFlow(&f, m), FromProto(pf, m)
-	b.DurationSeconds = a.DurationSeconds // float subtraction vs the engine's fix6 duration
+	a, b := FromFlow(&f, m), FromProto(pf, m) // b's duration from a float subtraction, rounded to 1.25
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("FromFlow %+v\nFromProto %+v", a, b)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,7 +68,22 @@ type Options struct {
 	OutName string
 	// Out, when set, receives the .bf instead of a file in OutDir (Result.Output is then "").
 	Out io.Writer
+	// NewWriter, when set, writes the output instead of the BayseFlow encoder (a dataset, for
+	// example): it is given the output and the name the .bf would have, then the flows in the .bf's
+	// order, named, a chunk at a time, then Close. OutExt then replaces the name's ".bf".
+	NewWriter func(w io.Writer, bfName string) (FlowWriter, error)
+	OutExt    string
 }
+
+// FlowWriter receives a conversion's flows (Options.NewWriter). Flows are only valid during the call.
+type FlowWriter interface {
+	WriteFlows(flows []Flow) error
+	// Close flushes; the output is complete after it.
+	Close() error
+}
+
+// Flow is an engine flow: First and Last absolute, RelativeStart and Duration set, named.
+type Flow = flow.Flow
 
 // Result describes a finished conversion.
 type Result struct {
@@ -204,6 +220,16 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 		if ord, err = convertCapture(ctx, rd, path, size, opts, res); err == nil {
 			res.Start, res.Flows = ord.Start(), ord.Len()
 			write = func(w io.Writer) error { return writeOrdered(w, ord, fileName, &res.CacheNamed) }
+			if opts.NewWriter != nil {
+				write = func(w io.Writer) error {
+					var buf []flow.Flow
+					return writeFlows(w, opts, fileName, ord.Chunks(), func(k int) []flow.Flow {
+						buf = ord.Chunk(k, buf)
+						res.CacheNamed += countCacheNamed(buf)
+						return buf
+					})
+				}
+			}
 			defer ord.Done() // the cache learns the answers once every flow was named (R-CACHE-3)
 		}
 	case FormatZeek, FormatInterflow, FormatNetflow:
@@ -216,6 +242,11 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 			res.Start, res.Flows = s.Start, len(s.Flows)
 			res.CacheNamed = countCacheNamed(s.Flows)
 			write = func(w io.Writer) error { return bayseflow.EncodeTo(w, s, fileName, "") }
+			if opts.NewWriter != nil {
+				write = func(w io.Writer) error {
+					return writeFlows(w, opts, fileName, 1, func(int) []flow.Flow { return s.Flows })
+				}
+			}
 		}
 	default:
 		err = fmt.Errorf("%w: format %q", ErrUnsupported, format)
@@ -235,13 +266,31 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 		}
 		return res, nil
 	}
-	out := filepath.Join(opts.OutDir, fileName)
+	outName := fileName
+	if opts.NewWriter != nil {
+		outName = strings.TrimSuffix(fileName, ".bf") + opts.OutExt
+	}
+	out := filepath.Join(opts.OutDir, outName)
 	// Not synced: a converted file can be made again, and syncing took a sixth of a conversion's time.
 	if err := atomicfile.ReplaceFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
 	res.Output = out
 	return res, nil
+}
+
+// writeFlows writes chunks of flows through opts.NewWriter.
+func writeFlows(w io.Writer, opts Options, bfName string, chunks int, chunk func(k int) []flow.Flow) error {
+	fw, err := opts.NewWriter(w, bfName)
+	if err != nil {
+		return err
+	}
+	for k := 0; k < chunks; k++ {
+		if err := fw.WriteFlows(chunk(k)); err != nil {
+			return err
+		}
+	}
+	return fw.Close()
 }
 
 // writeOrdered writes a capture's BayseFlow file while its flows are exported and named: each chunk is
