@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -170,6 +171,13 @@ func openSensor(t *testing.T, conn *grpc.ClientConn, streamID string, window uin
 	resp, err := st.Recv()
 	if err != nil {
 		return nil, err
+	}
+	if got := resp.GetWelcome().GetWindowSeconds(); got != window {
+		// A refused window: the Welcome carries the collector's, then the stream ends with the refusal.
+		if _, err := st.Recv(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("welcome window %d, want %d, and the stream was not refused", got, window)
 	}
 	return &sensorStream{t: t, stream: st, host: resp.GetWelcome().GetHost()}, nil
 }

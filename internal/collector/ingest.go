@@ -243,7 +243,14 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of an ingest stream must be a hello")
 	}
+	welcome := &flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
+		Welcome: &flowfleetv1.Welcome{Host: host, CollectorVersion: Version, WindowSeconds: uint32(c.cfg.Window / time.Second)}}}
 	if want := uint32(c.cfg.Window / time.Second); hello.GetWindowSeconds() != want {
+		// The Welcome first: it carries the collector's window, which a sensor adopts before it
+		// reconnects; a sensor older than Welcome.window_seconds only sees the error.
+		if err := stream.Send(welcome); err != nil {
+			return err
+		}
 		return status.Errorf(codes.FailedPrecondition, "sensor window is %ds but this collector closes %ds windows: set the sensor's --window to %ds",
 			hello.GetWindowSeconds(), want, want)
 	}
@@ -283,8 +290,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	}
 	log.Info("sensor connected", "version", hello.GetSoftwareVersion())
 	defer log.Info("sensor disconnected")
-	if err := stream.Send(&flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
-		Welcome: &flowfleetv1.Welcome{Host: host, CollectorVersion: Version}}}); err != nil {
+	if err := stream.Send(welcome); err != nil {
 		return err
 	}
 

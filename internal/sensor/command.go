@@ -116,7 +116,7 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 	f.String(KeyServerName, "", "name to verify the collector's certificate against (default: the host of each --collector address)")
 	f.String(KeySpoolDir, "", "spool directory: unacknowledged batches, stream id, seq counter, name cache (required)")
 	f.String(KeySpoolMaxBytes, "1GiB", "spool size limit (bytes, or with a unit: 512MiB, 2GiB); past it the oldest batches are dropped")
-	f.Duration(KeyWindow, d.Window, "window length: whole seconds, 10s–24h; windows are aligned to multiples of it since the Unix epoch")
+	f.Duration(KeyWindow, d.Window, "window length: whole seconds, 10s–24h; windows are aligned to multiples of it since the Unix epoch (a collector's window replaces it)")
 	f.Int(KeyBatchFlows, d.BatchFlows, fmt.Sprintf("flows per batch at most (1–%d)", window.MaxBatchFlows))
 	f.Duration(KeyBatchInterval, d.BatchInterval, "how often flows exported early (flow table full) are shipped")
 	f.Int(KeyMaxFlows, d.MaxFlows, "flow table bound; when full, the least recently active flow is exported early")

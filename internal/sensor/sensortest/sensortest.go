@@ -66,6 +66,7 @@ type Collector struct {
 	order      []uint64 // seqs in the order first stored
 	events     []string // "batch <seq>" and "window_end <start>", in arrival order
 	holdAcks   bool
+	window     uint32 // Welcome.window_seconds (0: as a collector older than the field)
 	// AfterBatch, when set, is called for each batch received before it is acked; returning false
 	// withholds the ack (the batch is still recorded).
 	AfterBatch func(b *flowfleetv1.FlowBatch) bool
@@ -134,6 +135,14 @@ func (c *Collector) Restart() {
 	c.serve(c.Addr())
 }
 
+// SetWindow makes the Welcome carry secs as the collector's window (0, the default, leaves it out, as
+// a collector older than Welcome.window_seconds does). The fake never refuses a Hello's window.
+func (c *Collector) SetWindow(secs uint32) {
+	c.mu.Lock()
+	c.window = secs
+	c.mu.Unlock()
+}
+
 // HoldAcks stops (true) or resumes (false) acknowledging batches.
 func (c *Collector) HoldAcks(hold bool) {
 	c.mu.Lock()
@@ -153,9 +162,10 @@ func (c *Collector) Ingest(stream grpc.BidiStreamingServer[flowfleetv1.IngestReq
 	}
 	c.mu.Lock()
 	c.hellos = append(c.hellos, hello)
+	window := c.window
 	c.mu.Unlock()
 	if err := stream.Send(&flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
-		Welcome: &flowfleetv1.Welcome{Host: SensorName, CollectorVersion: "fake"}}}); err != nil {
+		Welcome: &flowfleetv1.Welcome{Host: SensorName, CollectorVersion: "fake", WindowSeconds: window}}}); err != nil {
 		return err
 	}
 	for {
