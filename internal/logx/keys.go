@@ -35,6 +35,8 @@ var Keys = []string{
 	"link_type", "packet_time", "frame_bytes", "frame_hex", "truncated", "spool_dir", "max_bytes",
 	"max_flows", "dropped", "first_seq", "last_seq", "collectors", "next_collector", "collector_version",
 	"code", "message", "moved_to",
+	// the collector's window adopted by a sensor (Welcome.window_seconds)
+	"window_seconds", "collector_window_seconds", "configured_window_seconds", "from_seconds", "to_seconds",
 	// collector: ingest, windows, samples, retention, store
 	"collector", "version", "window", "grace", "data_dir", "store", "backend", "old_stream_id",
 	"other_stream_id", "open_streams", "flow", "flows", "flows_dropped", "batches", "late_batches",
