@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,30 +28,7 @@ func TestEnrichmentThroughTheAPI(t *testing.T) {
 	admin := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{})))
 	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 
-	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
-	defer cancelWatch()
-	watch, err := reader.WatchSamples(wctx, &flowfleetv1.WatchSamplesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var events [][2]flowfleetv1.SampleState
-	go func() {
-		for {
-			resp, err := watch.Recv()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			events = append(events, [2]flowfleetv1.SampleState{resp.GetEvent().GetPreviousState(), resp.GetEvent().GetSample().GetState()})
-			mu.Unlock()
-		}
-	}()
-	waitFor(t, "the watch to subscribe", func() bool {
-		tc.c.events.mu.Lock()
-		defer tc.c.events.mu.Unlock()
-		return len(tc.c.events.subs) == 1
-	})
+	events := watchEvents(t, tc, reader)
 
 	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {
@@ -68,10 +44,9 @@ func TestEnrichmentThroughTheAPI(t *testing.T) {
 		return x != nil && x.State == store.StateEnriched
 	})
 	waitFor(t, "the processed → enriched event", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			if e == [2]flowfleetv1.SampleState{flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED, flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED} {
+		for _, e := range events() {
+			if e.GetPreviousState() == flowfleetv1.SampleState_SAMPLE_STATE_PROCESSED &&
+				e.GetSample().GetState() == flowfleetv1.SampleState_SAMPLE_STATE_ENRICHED {
 				return true
 			}
 		}

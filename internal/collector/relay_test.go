@@ -48,30 +48,7 @@ func TestRelayEndToEnd(t *testing.T) {
 	admin := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
 	reader := dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
 
-	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
-	defer cancelWatch()
-	watch, err := flowfleetv1.NewSampleServiceClient(reader).WatchSamples(wctx, &flowfleetv1.WatchSamplesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var states []flowfleetv1.SampleState
-	go func() {
-		for {
-			resp, err := watch.Recv()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			states = append(states, resp.GetEvent().GetSample().GetState())
-			mu.Unlock()
-		}
-	}()
-	waitFor(t, "the watch to subscribe", func() bool { // an event: a sleep could end before the subscription
-		tc.c.events.mu.Lock()
-		defer tc.c.events.mu.Unlock()
-		return len(tc.c.events.subs) == 1
-	})
+	events := watchEvents(t, tc, flowfleetv1.NewSampleServiceClient(reader))
 
 	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {
@@ -96,9 +73,8 @@ func TestRelayEndToEnd(t *testing.T) {
 		t.Fatalf("uploaded bytes differ from the sample file (%v)", err)
 	}
 	waitFor(t, "the relayed event", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(states) >= 2 && states[len(states)-1] == flowfleetv1.SampleState_SAMPLE_STATE_RELAYED
+		got := events()
+		return len(got) >= 2 && got[len(got)-1].GetSample().GetState() == flowfleetv1.SampleState_SAMPLE_STATE_RELAYED
 	})
 
 	// Re-queueing is for admins only.
@@ -169,5 +145,45 @@ func TestRelayOffWithoutKey(t *testing.T) {
 	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("RelaySample with the relay off: %v", err)
+	}
+}
+
+// watchEvents subscribes to WatchSamples until the test ends and returns a function that gives the
+// events received so far; it returns once the collector has the subscription.
+func watchEvents(t *testing.T, tc *testCollector, client flowfleetv1.SampleServiceClient) func() []*flowfleetv1.SampleEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	watch, err := client.WatchSamples(ctx, &flowfleetv1.WatchSamplesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var events []*flowfleetv1.SampleEvent
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			resp, err := watch.Recv()
+			if err != nil {
+				return
+			}
+			if e := resp.GetEvent(); e != nil {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			}
+		}
+	}()
+	waitFor(t, "the watch to subscribe", func() bool { // an event: a sleep could end before the subscription
+		tc.c.events.mu.Lock()
+		defer tc.c.events.mu.Unlock()
+		return len(tc.c.events.subs) == 1
+	})
+	return func() []*flowfleetv1.SampleEvent {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*flowfleetv1.SampleEvent(nil), events...)
 	}
 }

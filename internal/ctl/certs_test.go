@@ -214,4 +214,3 @@ func mustParseCert(t *testing.T, pemData []byte) *x509.Certificate {
 	}
 	return c
 }
-

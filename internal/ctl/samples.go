@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,20 +117,33 @@ enrichment_failed. Needs a certificate with role admin, and a collector whose re
 	return cmd
 }
 
-func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
+// adminCall dials the collector and makes one admin-only SampleService call; what says what needs the
+// admin role, for the error a reader certificate gets.
+func adminCall[T any](cmd *cobra.Command, vp *viper.Viper, what string, call func(context.Context, flowfleetv1.SampleServiceClient) (T, error)) (T, error) {
+	var zero T
 	conn, addr, err := dial(vp)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	defer conn.Close()
 	ctx, cancel := timeoutCtx(cmd.Context(), vp)
 	defer cancel()
-	resp, err := flowfleetv1.NewSampleServiceClient(conn).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	resp, err := call(ctx, flowfleetv1.NewSampleServiceClient(conn))
 	if status.Code(err) == codes.PermissionDenied {
-		return fmt.Errorf("permission denied: re-queueing a sample needs a certificate with role admin (%s)", status.Convert(err).Message())
+		return zero, fmt.Errorf("permission denied: %s needs a certificate with role admin (%s)", what, status.Convert(err).Message())
 	}
 	if err != nil {
-		return friendly(err, addr)
+		return zero, friendly(err, addr)
+	}
+	return resp, nil
+}
+
+func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
+	resp, err := adminCall(cmd, vp, "re-queueing a sample", func(ctx context.Context, c flowfleetv1.SampleServiceClient) (*flowfleetv1.RelaySampleResponse, error) {
+		return c.RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	})
+	if err != nil {
+		return err
 	}
 	s := resp.GetSample()
 	fmt.Fprintf(cmd.OutOrStdout(), "%s queued for upload to NetworkSage (state %s)\n", s.GetId(), stateName(s.GetState()))
@@ -145,19 +159,11 @@ func runSamplesEnrich(cmd *cobra.Command, vp *viper.Viper, args []string) error 
 	if !all {
 		req.Id = args[0]
 	}
-	conn, addr, err := dial(vp)
+	resp, err := adminCall(cmd, vp, "enriching a sample again", func(ctx context.Context, c flowfleetv1.SampleServiceClient) (*flowfleetv1.EnrichSampleResponse, error) {
+		return c.EnrichSample(ctx, req)
+	})
 	if err != nil {
 		return err
-	}
-	defer conn.Close()
-	ctx, cancel := timeoutCtx(cmd.Context(), vp)
-	defer cancel()
-	resp, err := flowfleetv1.NewSampleServiceClient(conn).EnrichSample(ctx, req)
-	if status.Code(err) == codes.PermissionDenied {
-		return fmt.Errorf("permission denied: enriching a sample again needs a certificate with role admin (%s)", status.Convert(err).Message())
-	}
-	if err != nil {
-		return friendly(err, addr)
 	}
 	if all {
 		fmt.Fprintf(cmd.OutOrStdout(), "%d samples queued for enrichment\n", resp.GetQueued())
