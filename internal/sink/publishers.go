@@ -91,7 +91,7 @@ type redisPublisher struct {
 func newRedis(cfg Config, tc *tls.Config) (*redisPublisher, error) {
 	opts, err := redis.ParseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("sink: redis url %q: %w", redact(cfg.URL), err)
+		return nil, fmt.Errorf("sink: redis url %q: %w", Redact(cfg.URL), err)
 	}
 	opts.TLSConfig = tc
 	// The Worker retries whole samples with backoff; the client's own retries would only hide an
@@ -148,7 +148,7 @@ func newNATS(cfg Config, tc *tls.Config) (*natsPublisher, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("sink: nats %q: %w", redact(cfg.URL), err)
+		return nil, fmt.Errorf("sink: nats %q: %w", Redact(cfg.URL), err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight))
 	if err != nil {

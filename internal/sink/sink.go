@@ -111,7 +111,7 @@ func (c Config) kind() (kind string, tls bool, err error) {
 	case "tls":
 		return "nats", true, nil
 	}
-	return "", false, fmt.Errorf("sink: url %q: scheme must be redis, rediss, nats or tls", redact(c.URL))
+	return "", false, fmt.Errorf("sink: url %q: scheme must be redis, rediss, nats or tls", Redact(c.URL))
 }
 
 // SetDefaults fills in the defaults.
@@ -152,7 +152,7 @@ func (c *Config) Validate() error {
 		return errors.New("sink: a TLS bus (rediss://, tls://) needs --sink-cert, --sink-key and --sink-ca")
 	}
 	if !tls && (c.CertFile != "" || c.KeyFile != "") {
-		return fmt.Errorf("sink: --sink-cert/--sink-key given for a plain url %q: use rediss:// or tls://", redact(c.URL))
+		return fmt.Errorf("sink: --sink-cert/--sink-key given for a plain url %q: use rediss:// or tls://", Redact(c.URL))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > MaxMaxInFlight {
 		return fmt.Errorf("sink: max in flight %d must be 1–%d", c.MaxInFlight, MaxMaxInFlight)
@@ -163,8 +163,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// redact drops a URL's password (a Redis URL may carry one).
-func redact(raw string) string {
+// Redact drops a URL's password (a Redis URL may carry one).
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable url)"
