@@ -1,177 +1,25 @@
 package sink
 
 import (
-	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/flowfleet/flowfleet/internal/auth"
-	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
+	"github.com/flowfleet/flowfleet/internal/sink/bustest"
 )
 
-// busServer is a redis-server or nats-server process the test started, on a fixed port and data
-// directory so that it can be killed and started again with its data.
-type busServer struct {
-	t      *testing.T
-	kind   string // "redis" or "nats"
-	bin    string
-	dir    string
-	port   int
-	tls    *pkitest.PKI // nil: plain
-	server auth.Files
+var waitFor = bustest.WaitFor
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+type busServer = bustest.Server
 
-// needBinary returns the path of a bus binary, or skips the test saying why (CI installs both:
-// scripts/setup.sh).
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed (apt-get install %s): %v", name, name, err)
-	}
-	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startBus starts kind's server; with p, over mutual TLS with a server certificate from p.
-func startBus(t *testing.T, kind string, p *pkitest.PKI) *busServer {
-	t.Helper()
-	bin := map[string]string{"redis": "redis-server", "nats": "nats-server"}[kind]
-	b := &busServer{t: t, kind: kind, bin: needBinary(t, bin), dir: t.TempDir(), port: freePort(t), tls: p}
-	if p != nil {
-		b.server = p.Issue(t, auth.RoleCollector, "bus", pki.IssueOptions{})
-	}
-	b.start()
-	t.Cleanup(b.kill)
-	return b
-}
-
-func (b *busServer) args() []string {
-	port := strconv.Itoa(b.port)
-	if b.kind == "redis" {
-		args := []string{"--bind", "127.0.0.1", "--dir", b.dir, "--save", "", "--appendonly", "yes",
-			"--appendfsync", "always", "--protected-mode", "no"}
-		if b.tls == nil {
-			return append(args, "--port", port)
-		}
-		return append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", b.server.CertFile,
-			"--tls-key-file", b.server.KeyFile, "--tls-ca-cert-file", b.server.CAFile, "--tls-auth-clients", "yes")
-	}
-	conf := filepath.Join(b.dir, "nats.conf")
-	text := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", b.port, filepath.Join(b.dir, "js"))
-	if b.tls != nil {
-		text += fmt.Sprintf("tls { cert_file: %q\nkey_file: %q\nca_file: %q\nverify: true\ntimeout: 5 }\n",
-			b.server.CertFile, b.server.KeyFile, b.server.CAFile)
-	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		b.t.Fatal(err)
-	}
-	return []string{"-c", conf}
-}
-
-// start runs the server and waits until it accepts connections.
-func (b *busServer) start() {
-	b.t.Helper()
-	cmd := exec.Command(b.bin, b.args()...)
-	log, err := os.OpenFile(filepath.Join(b.dir, b.kind+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("start %s: %v", b.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	b.mu.Lock()
-	b.cmd, b.exited = cmd, exited
-	b.mu.Unlock()
-	waitFor(b.t, b.kind+" to listen", func() bool {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(filepath.Join(b.dir, b.kind+".log"))
-			b.t.Fatalf("%s exited at start:\n%s", b.bin, out)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", b.addr(), time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-}
-
-// kill stops the server with SIGKILL (no chance to flush anything) and waits for it to exit.
-func (b *busServer) kill() {
-	b.mu.Lock()
-	cmd, exited := b.cmd, b.exited
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-exited
-}
-
-func (b *busServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
-
-// url is the sink URL of the server.
-func (b *busServer) url() string {
-	scheme := map[[2]bool]string{{true, false}: "redis", {true, true}: "rediss", {false, false}: "nats", {false, true}: "tls"}[[2]bool{b.kind == "redis", b.tls != nil}]
-	return scheme + "://localhost:" + strconv.Itoa(b.port)
-}
+func startBus(t *testing.T, kind string, p *pkitest.PKI) *busServer { return bustest.Start(t, kind, p) }
 
 // config is a sink configuration for the server, with a client certificate from the server's PKI.
-func (b *busServer) config(t *testing.T) Config {
-	cfg := Config{URL: b.url(), Owner: "test", Retry: fastRetry, ScanInterval: 50 * time.Millisecond, AckTimeout: 5 * time.Second}
-	if b.tls != nil {
-		f := b.tls.Issue(t, auth.RoleCollector, "collector-1", pki.IssueOptions{})
+func busConfig(t *testing.T, b *busServer) Config {
+	cfg := Config{URL: b.URL(), Owner: "test", Retry: fastRetry, ScanInterval: 50 * time.Millisecond, AckTimeout: 5 * time.Second}
+	if b.TLS != nil {
+		f := b.ClientFiles(t, "collector-1")
 		cfg.CertFile, cfg.KeyFile, cfg.CAFile = f.CertFile, f.KeyFile, f.CAFile
 	}
 	return cfg
-}
-
-const testTimeout = 60 * time.Second
-
-// waitFor waits until cond holds, checking it every few milliseconds (the condition is the event).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }

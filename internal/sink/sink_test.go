@@ -144,14 +144,14 @@ func received(t *testing.T, b *busServer, cfg Config) []Message {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var tc *tls.Config
-	if b.tls != nil {
+	if b.TLS != nil {
 		c, err := clientTLS(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tc = c
 	}
-	if b.kind == "redis" {
+	if b.Kind == "redis" {
 		opts, err := redis.ParseURL(cfg.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -310,7 +310,7 @@ func TestEveryFlowArrives(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			b := startBus(t, kind, nil)
 			backends(t, func(t *testing.T, st store.Store) {
-				cfg := b.config(t)
+				cfg := busConfig(t, b)
 				cfg.Stream = "s-" + strings.ReplaceAll(t.Name(), "/", "-")
 				cfg.Subject = "flows." + strconv.FormatInt(time.Now().UnixNano(), 10)
 				cfg.MaxInFlight = 2 // a sample of 3 messages takes two groups
@@ -336,7 +336,7 @@ func TestBusKilledMidStream(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			b := startBus(t, kind, nil)
 			st := openSQLite(t)
-			cfg := b.config(t)
+			cfg := busConfig(t, b)
 			want := map[string][]*flowfleetv1.Flow{}
 			samples := map[string]*store.Sample{}
 			add := func(i int) {
@@ -348,7 +348,7 @@ func TestBusKilledMidStream(t *testing.T) {
 			}
 			w := runWorker(t, st, cfg)
 			waitFor(t, "the first sample on the bus", func() bool { return testutil.ToFloat64(w.metrics.samples) >= 1 })
-			b.kill()
+			b.Kill()
 			for i := 10; i < 20; i++ {
 				add(i)
 				w.Notify()
@@ -360,7 +360,7 @@ func TestBusKilledMidStream(t *testing.T) {
 			if n := queued(t, st); n < 10 {
 				t.Fatalf("%d samples queued while the bus is down, want at least the 10 added since", n)
 			}
-			b.start()
+			b.Start()
 			waitFor(t, "the queue to empty", func() bool { return queued(t, st) == 0 })
 			var msgs []Message
 			waitFor(t, "every flow on the bus", func() bool {
@@ -434,7 +434,7 @@ func TestMutualTLS(t *testing.T) {
 			b := startBus(t, kind, p)
 			st := openSQLite(t)
 			x, flows := addSample(t, st, "h", ws0, 1200)
-			cfg := b.config(t)
+			cfg := busConfig(t, b)
 
 			// A stranger's certificate first: the bus refuses it and the sample stays queued.
 			other := pkitest.New(t)
