@@ -73,6 +73,32 @@ func testFlows(host string, ws int64, n int) []*flowfleetv1.Flow {
 	return out
 }
 
+func testSample(n int) *store.Sample {
+	return &store.Sample{ID: "h_" + strconv.FormatInt(ws0, 10), Host: "h", WindowStart: ws0, Revision: 1, FlowCount: n}
+}
+
+// cutAll cuts flows into messages as the worker does.
+func cutAll(t *testing.T, x *store.Sample, flows []*flowfleetv1.Flow) []Message {
+	t.Helper()
+	b, err := newBatcher(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Message
+	for i := 0; i < len(flows); i += store.FlowChunkFlows {
+		ms, err := b.add(flows[i:min(i+store.FlowChunkFlows, len(flows))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ms...)
+	}
+	last, err := b.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, last...)
+}
+
 // addSample records host's window ws with n flows, queued for the sink as the closer queues it.
 func addSample(t *testing.T, st store.Store, host string, ws int64, n int) (*store.Sample, []*flowfleetv1.Flow) {
 	t.Helper()
