@@ -37,6 +37,13 @@ func Dial(cfg Config, log *slog.Logger) (Publisher, error) {
 		}
 	}
 	if kind == "redis" {
+		if log == nil {
+			log = slog.Default()
+		}
+		// go-redis writes its connection-pool notes with the standard logger, outside the collector's
+		// log format; the Worker logs each failure itself (rate-limited), so they go to debug. The
+		// logger is go-redis's one global: the last Dial's wins.
+		redis.SetLogger(redisLog{log})
 		return newRedis(cfg, tc)
 	}
 	return newNATS(cfg, tc)
@@ -79,6 +86,13 @@ func classify(ctx context.Context, err error) error {
 }
 
 // --- Redis Streams ---
+
+// redisLog passes go-redis's log lines to slog at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
 
 // redisPublisher adds each message to a stream with XADD (entry id chosen by Redis); the fields are
 // those of docs/sink.md. The XADD reply is the acknowledgement; with appendfsync always, an
