@@ -9,7 +9,7 @@
 # engine (python3-pyarrow, python3-fastparquet). Go itself must already be installed. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc systemd rpm podman runc nodejs; do
+for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc systemd rpm podman runc nodejs redis-server nats-server; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -22,6 +22,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/sink"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -42,6 +43,7 @@ type Collector struct {
 	events  *hub
 	streams *streamSet
 	relay   *relay.Worker // nil when the relay is off
+	sink    *sink.Worker  // nil when the sink is off (sink.go)
 	health  *healthState  // readiness (health.go)
 	conns   *connGuard    // connection limits (conns.go)
 
@@ -91,6 +93,9 @@ func New(st store.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer
 	if err := c.newRelay(reg); err != nil {
 		return nil, err
 	}
+	if err := c.newSink(reg); err != nil {
+		return nil, err
+	}
 	c.closer = closer.New(watched, c.closerConfig(), log, closer.Metrics{OpenWindows: m.openWindows,
 		StoreErrors: m.storeErrors, CloseFailures: m.closeFailures, SamplesWritten: m.samplesWritten}, c.sampleWritten)
 	c.logRetention()
@@ -114,6 +119,14 @@ func (c *Collector) Run(ctx context.Context) error {
 		g.Go(func() error {
 			if err := c.relay.Run(gctx); err != nil {
 				return fmt.Errorf("collector: relay: %w", err)
+			}
+			return nil
+		})
+	}
+	if c.sink != nil {
+		g.Go(func() error {
+			if err := c.sink.Run(gctx); err != nil {
+				return fmt.Errorf("collector: sink: %w", err)
 			}
 			return nil
 		})
@@ -211,13 +224,15 @@ func (c *Collector) closerConfig() closer.Config {
 	if budget <= 0 {
 		budget = DefaultMaxWindowBytes
 	}
-	return closer.Config{Dir: c.SampleDir(), Grace: c.cfg.Grace, Relay: c.relay != nil, Budget: budget,
+	return closer.Config{Dir: c.SampleDir(), Grace: c.cfg.Grace, Relay: c.relay != nil, Sink: c.sink != nil, Budget: budget,
 		Retry: backoff.Policy{Base: c.cfg.CloseRetryMin, Max: c.cfg.CloseRetryMax}}
 }
 
-// sampleWritten is called once a new sample's file is written: retention notes, the watchers, the relay.
+// sampleWritten is called once a new sample's file is written: retention notes, the watchers, the relay
+// and the sink.
 func (c *Collector) sampleWritten(s *store.Sample, b closer.Built) {
 	c.noteRetention(s, b)
 	c.events.publish(*s, "") // a new sample (or revision): no previous state
 	c.notifyRelay()
+	c.notifySink()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/cli"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/sink"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -93,6 +94,13 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.Int("relay-concurrency", relay.DefaultConcurrency, "NetworkSage requests in flight at once (uploads, polls and enrichment)")
 	f.Duration("networksage-poll-interval", relay.DefaultPollInterval, "how often NetworkSage is asked whether an uploaded sample is processed, and whether its summary and categorization are generated (at least 1s; below 15s only for tests)")
 	f.Duration("networksage-report-deadline", relay.DefaultReportDeadline, "how long to wait for a processed sample's summary and categorization before marking it enrichment_failed")
+	f.String("sink", "", "publish every sample's flows to a message bus (docs/sink.md): redis://HOST:PORT or rediss:// (TLS) for Redis Streams, nats://HOST:PORT or tls:// (TLS) for NATS JetStream; off when empty")
+	f.String("sink-stream", sink.DefaultStream, "Redis stream key, or JetStream stream name (created for --sink-subject when missing)")
+	f.String("sink-subject", sink.DefaultSubject, "NATS subject the sink publishes on")
+	f.String("sink-cert", "", "client certificate for a TLS sink (rediss://, tls://)")
+	f.String("sink-key", "", "key of --sink-cert")
+	f.String("sink-ca", "", "CA bundle the TLS sink's server certificate must chain to")
+	f.Int("sink-max-in-flight", sink.DefaultMaxInFlight, "sink messages sent and not yet acknowledged by the bus, at most")
 	f.Int("max-streams-per-host", DefaultMaxStreamsPerHost, "ingest streams one host (certificate) may hold open at once on this collector")
 	f.Bool("one-stream-per-host", false, "refuse a host's ingest stream while another with a different stream id is open (two sensors sharing one certificate); without it they are logged and counted")
 	f.Duration("stream-idle-timeout", 0, "close an ingest stream that sends nothing for this long (default: the longer of 15m and 2 windows + grace)")
@@ -141,7 +149,7 @@ func settingsFrom(vp *viper.Viper) (settings, error) {
 		batchRetention = retention // a shorter --retention alone shortens the default batch retention too
 	}
 	set.Collector = Config{DataDir: vp.GetString("data-dir"), Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
-		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
+		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg, Sink: sinkConfig(vp),
 		Retention: retention, BatchRetention: batchRetention,
 		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes"),
 		Listener: Listener{HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections")},
@@ -303,6 +311,13 @@ func unboundedIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// sinkConfig reads the message-bus sink's settings (--sink…).
+func sinkConfig(vp *viper.Viper) sink.Config {
+	return sink.Config{URL: vp.GetString("sink"), Stream: vp.GetString("sink-stream"), Subject: vp.GetString("sink-subject"),
+		CertFile: vp.GetString("sink-cert"), KeyFile: vp.GetString("sink-key"), CAFile: vp.GetString("sink-ca"),
+		MaxInFlight: vp.GetInt("sink-max-in-flight")}
 }
 
 // relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/sink"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	Listener Listener
 	// Relay configures the NetworkSage relay (relay.go); with no API key it is off.
 	Relay relay.Config
+	// Sink configures the message-bus sink (sink.go, docs/sink.md); with no URL it is off.
+	Sink sink.Config
 	// Retention: the samples of windows that ended longer ago than this are deleted (store rows and
 	// .bf files, every revision). 0 keeps them forever.
 	Retention time.Duration
@@ -67,6 +70,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.Sink.Enabled() {
+		c.Sink.SetDefaults()
+	}
 	if c.Window == 0 {
 		c.Window = 300 * time.Second
 	}
@@ -145,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Window < 10*time.Second || c.Window > 24*time.Hour || c.Window%time.Second != 0 {
 		return fmt.Errorf("collector: window %s must be whole seconds between 10s and 24h", c.Window)
+	}
+	if err := c.Sink.Validate(); err != nil {
+		return fmt.Errorf("collector: %w", err)
 	}
 	return c.checkRetention()
 }

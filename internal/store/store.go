@@ -168,6 +168,7 @@ type NewSample struct {
 	// that SampleFlowChunks reads a page's chunks only.
 	FlowChunks [][]byte
 	Relay      bool // queue the sample for the NetworkSage relay (Outbox) in the same transaction
+	Sink       bool // queue the sample for the message-bus sink (SinkQueue) in the same transaction
 }
 
 // Sample is a sample's metadata.
@@ -296,6 +297,8 @@ type Store interface {
 	Outbox
 	// Enrichments reads what NetworkSage said of samples (enrichment.go).
 	Enrichments
+	// SinkQueue is the message-bus sink's queue (sinkqueue.go).
+	SinkQueue
 
 	// Pruner deletes what the retention settings let go (prune.go).
 	Pruner

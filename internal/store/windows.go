@@ -254,6 +254,11 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 			return nil, fmt.Errorf("store: close window: %w", err)
 		}
 	}
+	if ns.Sink {
+		if err := s.enqueueSinkTx(ctx, tx, ns.ID, now); err != nil {
+			return nil, fmt.Errorf("store: close window: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?,
 		close_attempts = 0, next_close_at = 0, close_error = ''
 		WHERE host = ? AND window_start = ?`), c.Revision, w.Host, w.WindowStart); err != nil {

@@ -62,6 +62,8 @@ type Config struct {
 	Grace time.Duration
 	// Relay queues each new sample for the NetworkSage relay in its commit.
 	Relay bool
+	// Sink queues each new sample for the message-bus sink in its commit.
+	Sink bool
 	// Budget bounds the encoded bytes of the windows built at once (budget.go).
 	Budget int64
 	// Retry is the wait after a failed close or file write: CloseRetryMin doubling to CloseRetryMax.
@@ -174,6 +176,7 @@ func (c *Closer) CloseWindow(ctx context.Context, w store.WindowRef) bool {
 		defer c.budget.acquire(size)()
 		ns, err := build(wc)
 		ns.Relay = c.cfg.Relay
+		ns.Sink = c.cfg.Sink
 		content = ns.Content
 		return ns, err
 	})
