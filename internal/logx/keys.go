@@ -48,4 +48,6 @@ var Keys = []string{
 	"processing_delay", "state",
 	// enrichment (docs/enrichment.md): the failed step, what came back, how the flows matched
 	"step", "verdict", "confidence", "note", "matched", "unmatched", "remote_unmatched", "destinations",
+	// the message-bus sink (docs/sink.md): the Redis stream or JetStream stream name
+	"stream",
 }
