@@ -34,9 +34,13 @@ var funcs = template.FuncMap{
 		b, err := json.Marshal(v)
 		return string(b), err
 	},
-	"state":  func(st flowfleetv1.SampleState) string { return strings.ToLower(strings.TrimPrefix(st.String(), "SAMPLE_STATE_")) },
-	"source": func(ns flowfleetv1.NameSource) string { return strings.ToLower(strings.TrimPrefix(ns.String(), "NAME_SOURCE_")) },
-	"proto":  func(p flowfleetv1.Protocol) string { return strings.TrimPrefix(p.String(), "PROTOCOL_") },
+	"state": func(st flowfleetv1.SampleState) string {
+		return strings.ToLower(strings.TrimPrefix(st.String(), "SAMPLE_STATE_"))
+	},
+	"source": func(ns flowfleetv1.NameSource) string {
+		return strings.ToLower(strings.TrimPrefix(ns.String(), "NAME_SOURCE_"))
+	},
+	"proto": func(p flowfleetv1.Protocol) string { return strings.TrimPrefix(p.String(), "PROTOCOL_") },
 }
 
 // explain turns a collector error into an HTTP status and a sentence for the page.
@@ -228,7 +232,9 @@ func (s *Server) topDestinations(r *http.Request, smp *flowfleetv1.Sample) chart
 func destName(f *flowfleetv1.Flow) string { return cmp.Or(f.GetDstName(), f.GetDstAddr()) }
 
 // cacheKey names a sample's content: a new revision is a different entry.
-func cacheKey(smp *flowfleetv1.Sample) string { return smp.GetId() + "@" + strconv.Itoa(int(smp.GetRevision())) }
+func cacheKey(smp *flowfleetv1.Sample) string {
+	return smp.GetId() + "@" + strconv.Itoa(int(smp.GetRevision()))
+}
 
 // wholeSample returns up to maxSortFlows of the sample's flows, from the cache or the collector.
 func (s *Server) wholeSample(r *http.Request, smp *flowfleetv1.Sample) ([]*flowfleetv1.Flow, bool, error) {
@@ -270,10 +276,12 @@ func filterSort(all []*flowfleetv1.Flow, tq tableQuery) []*flowfleetv1.Flow {
 		}
 	}
 	key := map[string]func(a, b *flowfleetv1.Flow) int{
-		"name":     func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetDstName(), b.GetDstName()) },
-		"src":      func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetSrcAddr(), b.GetSrcAddr()) },
-		"dst":      func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetDstAddr(), b.GetDstAddr()) },
-		"bytes":    func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetSrcBytes()+a.GetDstBytes(), b.GetSrcBytes()+b.GetDstBytes()) },
+		"name": func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetDstName(), b.GetDstName()) },
+		"src":  func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetSrcAddr(), b.GetSrcAddr()) },
+		"dst":  func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetDstAddr(), b.GetDstAddr()) },
+		"bytes": func(a, b *flowfleetv1.Flow) int {
+			return cmp.Compare(a.GetSrcBytes()+a.GetDstBytes(), b.GetSrcBytes()+b.GetDstBytes())
+		},
 		"first":    func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetFirstSeen(), b.GetFirstSeen()) },
 		"category": func(a, b *flowfleetv1.Flow) int { return cmp.Compare(a.GetCategory(), b.GetCategory()) },
 	}[tq.Sort]

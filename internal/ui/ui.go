@@ -36,7 +36,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 )
 
-//go:embed assets/*.js assets/*.css templates/*.html static/*
+//go:embed assets/*.js assets/*.css assets/SHA256SUMS templates/*.html static/*
 var files embed.FS
 
 // Bounds on what one page reads from the collector.
