@@ -96,7 +96,7 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// screenshot writes the page to a temp dir, or to $FLOWFLEET_UI_SCREENSHOTS (e.g. docs/img).
+// screenshot writes the visible part of the page (PNG, 1280×1000) to a temp dir, or to $FLOWFLEET_UI_SCREENSHOTS (e.g. docs/img).
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("FLOWFLEET_UI_SCREENSHOTS")
@@ -105,11 +105,11 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	} else if !filepath.IsAbs(dir) {
 		dir = filepath.Join("..", "..", dir) // relative to the repository root
 	}
-	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".jpg"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".png"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

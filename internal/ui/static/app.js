@@ -19,11 +19,12 @@ function drawCharts() {
       cursor: { show: !small },
       scales: { x: { time: !bars } },
       axes: small ? [{ show: false }, { show: false }] : [{}, {}],
-      series: [{}, { label: c.name, stroke: "#1d3557", fill: "rgba(29,53,87,0.2)" }],
+      series: [{}, { label: c.name, stroke: "#1d3557", fill: "rgba(29,53,87,0.2)", points: { show: true, size: small ? 4 : 6 } }],
     };
     if (bars) {
       opts.series[1].paths = uPlot.paths.bars({ size: [0.6, 60] });
-      opts.axes = [{ values: function (u, vals) { return vals.map(function (v) { return c.labels[v] || ""; }); }, rotate: 0 }, {}];
+      opts.width = Math.max(opts.width, 110 * c.x.length);
+      opts.axes = [{ values: function (u, vals) { return vals.map(function (v) { var l = c.labels[v] || ""; return l.length > 16 ? l.slice(0, 15) + "…" : l; }); }, rotate: 0 }, {}];
       opts.scales.x.range = [-0.5, c.x.length - 0.5];
     }
     new uPlot(opts, [c.x, c.y], el);
