@@ -62,7 +62,7 @@ func seedEnriched(t *testing.T, st store.Store) (string, []string) {
 
 // storeSample stores a written sample of host's window ws with one TCP flow to each name (from
 // 10.0.0.5 to 192.0.2.x:443) the way the collector's closer does, and returns its id and flows.
-func storeSample(t *testing.T, st store.Store, host string, ws int64, names []string) (string, flow.Sample) {
+func storeSample(t testing.TB, st store.Store, host string, ws int64, names []string) (string, flow.Sample) {
 	t.Helper()
 	ctx := context.Background()
 	s := flow.Sample{Start: float64(ws)}

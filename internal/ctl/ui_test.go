@@ -34,7 +34,7 @@ import (
 const evilName = `<img src=x onerror=alert(1)>.example`
 
 // startUI runs flowctl ui with the given arguments until the test ends and returns its URL.
-func startUI(t *testing.T, args ...string) string {
+func startUI(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -342,5 +342,32 @@ func checkUIHTTP(t *testing.T, base, id, category string) {
 	f, err = bayseflow.Decode(labeled)
 	if resp.StatusCode != http.StatusOK || err != nil || len(f.Flows) != 3 || f.Flows[0].Label != category {
 		t.Fatalf("labeled download: %s %v", resp.Status, err)
+	}
+}
+
+// BenchmarkUISampleFirstPage measures the sample page of a 100,000-flow sample, served from a real
+// collector over mTLS: one ListSampleFlows page, not the whole sample (figures in bench/README.md).
+func BenchmarkUISampleFirstPage(b *testing.B) {
+	p := pkitest.New(b)
+	p.Issue(b, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(b, auth.RoleReader, "alice", pki.IssueOptions{})
+	names := make([]string, 100_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("h%06d.example", i)
+	}
+	var id string
+	addr := startCollectorWith(b, p, func(st store.Store) { id, _ = storeSample(b, st, "big", 1_764_064_800, names) })
+	base := startUI(b, "--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", p.CAFile())
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := http.Get(base + "samples/" + id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "h000099.example") {
+			b.Fatalf("%s", resp.Status)
+		}
 	}
 }
