@@ -61,6 +61,24 @@ func startUI(t testing.TB, args ...string) string {
 // browser starts headless Chromium (Debian's package); it fails any test where a page opens a dialog.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	ctx, dialogs := browserDialogs(t)
+	t.Cleanup(func() {
+		if n := dialogs.Load(); n > 0 {
+			t.Errorf("a script opened %d dialogs", n)
+		}
+	})
+	return ctx
+}
+
+// dialogCounter counts the dialogs pages open; seen is closed at the first.
+type dialogCounter struct {
+	atomic.Int32
+	seen chan struct{}
+}
+
+// browserDialogs is browser that counts the dialogs pages open instead of failing.
+func browserDialogs(t *testing.T) (context.Context, *dialogCounter) {
+	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		fmt.Println("skipping: no chromium on PATH (apt-get install chromium, as scripts/setup.sh does)")
@@ -72,11 +90,13 @@ func browser(t *testing.T) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelB := chromedp.NewContext(actx)
-	var dialogs atomic.Int32
+	dialogs := &dialogCounter{seen: make(chan struct{})}
 	// The first call starts the browser; it must not carry the test's timeout.
 	if err := chromedp.Listen(bctx, func(ev any) {
 		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			dialogs.Add(1)
+			if dialogs.Add(1) == 1 {
+				close(dialogs.seen)
+			}
 			go func() { _, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{}) }()
 		}
 	}); err != nil {
@@ -85,15 +105,25 @@ func browser(t *testing.T) context.Context {
 		t.Fatalf("chromium: %v", err)
 	}
 	ctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
-	t.Cleanup(func() {
-		if n := dialogs.Load(); n > 0 {
-			t.Errorf("a script opened %d dialogs", n)
-		}
-		cancelT()
-		cancelB()
-		cancelA()
-	})
-	return ctx
+	t.Cleanup(func() { cancelT(); cancelB(); cancelA() })
+	return ctx, dialogs
+}
+
+// The dialog listener TestUIBrowser relies on does see a script's alert.
+func TestUIBrowserSeesDialogs(t *testing.T) {
+	ctx, dialogs := browserDialogs(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("data:text/html,<p id=p>x</p><script>setTimeout(()=>alert(1),0)</script>"),
+		chromedp.WaitVisible(chromedp.CSS("#p"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void]("document.getElementById('p') !== null")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+		t.Fatal("no dialog seen")
+	case <-dialogs.seen:
+	}
 }
 
 // screenshot writes the visible part of the page (PNG, 1280×1000) to a temp dir, or to $FLOWFLEET_UI_SCREENSHOTS (e.g. docs/img).
@@ -158,10 +188,10 @@ func ingestWindow(t *testing.T, addr string, sensor auth.Files, ws int64, names 
 	_ = st.CloseSend()
 }
 
-// text returns an element's textContent.
+// text returns an element's textContent (read by a script: htmx may have swapped the node).
 func text(ctx context.Context, t *testing.T, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%q).textContent", sel)))
 	if err != nil {
 		t.Fatalf("%s: %v", sel, err)
 	}
@@ -273,7 +303,7 @@ func TestUIBrowser(t *testing.T) {
 			t.Fatalf("page %d: %d rows, want %d", page+2, n, want)
 		}
 	}
-	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#q"), "onerror"), chromedp.Submit(chromedp.CSS("#q")),
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#q"), "onerror"), chromedp.Click(chromedp.CSS("#filter button")),
 		chromedp.WaitVisible(chromedp.CSS("#matching"))); err != nil {
 		t.Fatal(err)
 	}
