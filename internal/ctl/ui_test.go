@@ -401,3 +401,43 @@ func BenchmarkUISampleFirstPage(b *testing.B) {
 		}
 	}
 }
+
+// A non-loopback --listen needs --allow-remote, and then the printed URL carries the access token,
+// without which the console answers 401.
+func TestUIRemoteNeedsToken(t *testing.T) {
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	addr := startCollector(t, p)
+	conn := []string{"--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", p.CAFile()}
+	if out, err := flowctl(append([]string{"ui", "--listen", "0.0.0.0:0"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--allow-remote") {
+		t.Fatalf("non-loopback without --allow-remote: %v\n%s", err, out)
+	}
+	u, err := url.Parse(startUI(t, append([]string{"--listen", "0.0.0.0:0", "--allow-remote"}, conn...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := u.Query().Get("token")
+	if len(token) != 48 {
+		t.Fatalf("token %q in %s", token, u)
+	}
+	base := "http://127.0.0.1:" + u.Port() + "/"
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without token: %s", resp.Status)
+	}
+	jar, _ := cookiejar.New(nil)
+	resp, err = (&http.Client{Jar: jar}).Get(base + "?token=" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "No hosts yet.") {
+		t.Fatalf("with token: %s\n%s", resp.Status, body)
+	}
+}
