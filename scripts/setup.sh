@@ -6,10 +6,11 @@
 # and the independent readers the dataset tests read exports back with (internal/dataset): Python's csv
 # module, and hyparquet (a JavaScript Parquet reader, from the npm registry, into
 # /usr/local/lib/flowfleet or $FLOWFLEET_NODE_PREFIX) run by Node.js — Debian packages no Python Parquet
-# engine (python3-pyarrow, python3-fastparquet). Go itself must already be installed. Safe to run again.
+# engine (python3-pyarrow, python3-fastparquet); and Chromium, which the flowctl ui browser tests drive
+# headless (internal/ctl/ui_test.go). Go itself must already be installed. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc systemd rpm podman runc nodejs redis-server nats-server; do
+for pkg in libpcap-dev iproute2 iputils-ping tcpdump postgresql python3 ca-certificates python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc systemd rpm podman runc nodejs redis-server nats-server chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -29,33 +29,7 @@ func seedEnriched(t *testing.T, st store.Store) (string, []string) {
 	ctx := context.Background()
 	const ws = int64(1_764_064_800)
 	names := []string{"c2.bad.example", "unmatched.example", "www.example.com"}
-	s := flow.Sample{Start: float64(ws)}
-	var pbs []*flowfleetv1.Flow
-	for i, n := range names {
-		f := flow.Flow{SrcAddr: "10.0.0.5", SrcPort: strconv.Itoa(40000 + i), DstAddr: "192.0.2." + strconv.Itoa(i+1), DstPort: "443",
-			Name: n, NameSource: flow.SourcePassive, Protocol: flow.ProtoTCP, SrcPkts: 3, SrcBytes: 100, DstPkts: 2, DstBytes: 1000,
-			First: float64(ws) + float64(i), Last: float64(ws) + float64(i) + 1, RelativeStart: float64(i), Duration: 1,
-			Identifier: strconv.Itoa(i + 1)}
-		s.Flows = append(s.Flows, f)
-		pbs = append(pbs, flowpb.ToProto(&f, ws))
-	}
-	enc, err := flowpb.Encode(pbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	content := bayseflow.Encode(s, "web01_1764064800.bf", "")
-	if _, err := st.SaveBatches(ctx, []store.Batch{{Host: "web01", StreamID: "s", Seq: 1, Received: time.Now(),
-		Parts: []store.BatchPart{{WindowStart: ws, WindowSeconds: 60, FlowCount: 3, Flows: enc}}}}); err != nil {
-		t.Fatal(err)
-	}
-	id := "web01_1764064800"
-	if _, err := st.CloseWindow(ctx, store.WindowRef{Host: "web01", WindowStart: ws, WindowSeconds: 60},
-		func(store.WindowContent) (store.NewSample, error) {
-			return store.NewSample{ID: id, FileName: id + ".bf", FlowCount: 3, Bytes: int64(len(content)),
-				State: store.StateWritten, Content: content, FlowChunks: [][]byte{enc}, Relay: true}, nil
-		}); err != nil {
-		t.Fatal(err)
-	}
+	id, s := storeSample(t, st, "web01", ws, names)
 	now := time.Now()
 	step := func(c store.OutboxCompletion) {
 		if _, err := st.ClaimOutbox(ctx, "w", now, time.Minute, 1); err != nil {
@@ -84,6 +58,41 @@ func seedEnriched(t *testing.T, st store.Store) (string, []string) {
 	step(store.OutboxCompletion{State: store.StateEnriched, Enrichment: &store.Enrichment{Verdict: "malicious", Confidence: "high",
 		Summary: "one flow went to a C2", FlowsMatched: 2, FlowsUnmatched: 1, RemoteUnmatched: 1}})
 	return id, cats
+}
+
+// storeSample stores a written sample of host's window ws with one TCP flow to each name (from
+// 10.0.0.5 to 192.0.2.x:443) the way the collector's closer does, and returns its id and flows.
+func storeSample(t testing.TB, st store.Store, host string, ws int64, names []string) (string, flow.Sample) {
+	t.Helper()
+	ctx := context.Background()
+	s := flow.Sample{Start: float64(ws)}
+	var pbs []*flowfleetv1.Flow
+	for i, n := range names {
+		f := flow.Flow{SrcAddr: "10.0.0.5", SrcPort: strconv.Itoa(40000 + i), DstAddr: "192.0.2." + strconv.Itoa(i%250+1), DstPort: "443",
+			Name: n, NameSource: flow.SourcePassive, Protocol: flow.ProtoTCP, SrcPkts: 3, SrcBytes: 100, DstPkts: 2, DstBytes: 1000,
+			First: float64(ws) + float64(i), Last: float64(ws) + float64(i) + 1, RelativeStart: float64(i), Duration: 1,
+			Identifier: strconv.Itoa(i + 1)}
+		s.Flows = append(s.Flows, f)
+		pbs = append(pbs, flowpb.ToProto(&f, ws))
+	}
+	enc, err := flowpb.Encode(pbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := host + "_" + strconv.FormatInt(ws, 10)
+	content := bayseflow.Encode(s, id+".bf", "")
+	if _, err := st.SaveBatches(ctx, []store.Batch{{Host: host, StreamID: "s", Seq: 1, Received: time.Now(),
+		Parts: []store.BatchPart{{WindowStart: ws, WindowSeconds: 60, FlowCount: len(names), Flows: enc}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CloseWindow(ctx, store.WindowRef{Host: host, WindowStart: ws, WindowSeconds: 60},
+		func(store.WindowContent) (store.NewSample, error) {
+			return store.NewSample{ID: id, FileName: id + ".bf", FlowCount: len(names), Bytes: int64(len(content)),
+				State: store.StateWritten, Content: content, FlowChunks: [][]byte{enc}, Relay: true}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	return id, s
 }
 
 // What the enrichment stored shows in flowctl: VERDICT and MATCHED, CATEGORY and --category, labeled

@@ -21,7 +21,14 @@ import (
 func startCollector(t *testing.T, p *pkitest.PKI) string { return startCollectorWith(t, p, nil) }
 
 // startCollectorWith is startCollector on a store that seed fills first (seed may be nil).
-func startCollectorWith(t *testing.T, p *pkitest.PKI, seed func(store.Store)) string {
+func startCollectorWith(t testing.TB, p *pkitest.PKI, seed func(store.Store)) string {
+	t.Helper()
+	return startCollectorRun(t, p, seed, false)
+}
+
+// startCollectorRun is startCollectorWith that, with run, also runs the collector's loops (commits of
+// ingested batches, the window closer), so a sensor's windows become samples.
+func startCollectorRun(t testing.TB, p *pkitest.PKI, seed func(store.Store), run bool) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
@@ -48,7 +55,15 @@ func startCollectorWith(t *testing.T, p *pkitest.PKI, seed func(store.Store)) st
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		if run {
+			_ = c.Run(ctx)
+		}
+	}()
+	t.Cleanup(func() { srv.Stop(); cancel(); <-ran; st.Close() })
 	return lis.Addr().String()
 }
 

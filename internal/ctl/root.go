@@ -34,7 +34,7 @@ init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 		return loadConfig(vp, cmd)
 	}
 	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newHostsCommand(vp), newSageCommand(vp),
-		newConfigCommand(vp), newCertsCommand())
+		newConfigCommand(vp), newCertsCommand(), newUICommand(vp))
 	cli.AddVersion(root)
 	return root
 }
