@@ -50,4 +50,6 @@ var Keys = []string{
 	"step", "verdict", "confidence", "note", "matched", "unmatched", "remote_unmatched", "destinations",
 	// the message-bus sink (docs/sink.md): the Redis stream or JetStream stream name
 	"stream",
+	// the web console (flowctl ui): the page that failed
+	"page",
 }
