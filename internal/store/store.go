@@ -295,6 +295,9 @@ type Store interface {
 	// Pruner deletes what the retention settings let go (prune.go).
 	Pruner
 
+	// FlowIndex is the fleet search index (flowindex.go).
+	FlowIndex
+
 	// Ping checks the database.
 	Ping(ctx context.Context) error
 	// CheckWritable commits a tiny write transaction (collector's row of a probe table): the collector's
