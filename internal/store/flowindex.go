@@ -16,7 +16,8 @@ type FlowIndex interface {
 	// too: the index back-fills itself.
 	UnindexedSamples(ctx context.Context, limit int) ([]IndexTodo, error)
 	// IndexSample replaces the index rows of a sample with rows, and removes those of the window's
-	// older revisions (a revision holds the whole window), in one transaction.
+	// older revisions (a revision holds the whole window), in one transaction. A sample with a newer
+	// revision gets no rows.
 	IndexSample(ctx context.Context, id string, labeled bool, rows []FlowIndexRow, now time.Time) error
 	// SearchFlowIndex calls fn with each row matching q, newest window first, until fn returns
 	// ErrStopSearch (SearchFlowIndex then returns nil) or another error. Rows are read as they go: memory
@@ -133,6 +134,15 @@ func (s *sqlStore) IndexSample(ctx context.Context, id string, labeled bool, row
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM flow_index WHERE host = ? AND window_start = ? AND sample_id IN
 			(SELECT id FROM samples WHERE host = ? AND window_start = ? AND revision <= ?)`), host, ws, host, ws, rev); err != nil {
 		return fmt.Errorf("store: index sample %s: %w", id, err)
+	}
+	// A newer revision of the window (indexed or not) holds the whole window: this one adds no rows.
+	var newer int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM samples WHERE host = ? AND window_start = ? AND revision > ?`),
+		host, ws, rev).Scan(&newer); err != nil {
+		return fmt.Errorf("store: index sample %s: %w", id, err)
+	}
+	if newer > 0 {
+		rows = nil
 	}
 	const cols = 14
 	for _, c := range chunks(len(rows), 60) {
