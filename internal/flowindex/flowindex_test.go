@@ -50,7 +50,7 @@ type dst struct {
 }
 
 var (
-	tcp, udp, icmp                = flowfleetv1.Protocol_PROTOCOL_TCP, flowfleetv1.Protocol_PROTOCOL_UDP, flowfleetv1.Protocol_PROTOCOL_ICMP
+	tcp, udp, icmp                 = flowfleetv1.Protocol_PROTOCOL_TCP, flowfleetv1.Protocol_PROTOCOL_UDP, flowfleetv1.Protocol_PROTOCOL_ICMP
 	passive, session, dnsSrc, orig = flowfleetv1.NameSource_NAME_SOURCE_PASSIVE, flowfleetv1.NameSource_NAME_SOURCE_SESSION,
 		flowfleetv1.NameSource_NAME_SOURCE_CACHE, flowfleetv1.NameSource_NAME_SOURCE_ORIGINAL
 )
