@@ -35,7 +35,7 @@ init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return loadConfig(vp, cmd)
 	}
-	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newHostsCommand(vp), newSageCommand(vp),
+	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newFlowsCommand(vp), newHostsCommand(vp), newSageCommand(vp),
 		newConfigCommand(vp), pki.NewCommand())
 	buildinfo.AddTo(root)
 	return root
