@@ -2,12 +2,8 @@ package auth_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -32,6 +28,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 )
 
 const testTimeout = 10 * time.Second
@@ -42,8 +39,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // service and the three FlowFleet services (unimplemented: a call that passes authorisation ends in
 // codes.Unimplemented).
 type fixture struct {
-	dir  string
-	ca   *pki.CA
+	*pkitest.PKI
 	addr string
 
 	mu   sync.Mutex
@@ -52,15 +48,10 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{dir: dir, ca: ca, seen: map[string]auth.Identity{}}
+	f := &fixture{PKI: pkitest.New(t), seen: map[string]auth.Identity{}}
 	f.issue(t, auth.RoleCollector, "collector1", false)
 
-	creds, err := auth.NewServerCredentials(f.files(auth.RoleCollector, "collector1"), quietLogger())
+	creds, err := auth.NewServerCredentials(f.Files(auth.RoleCollector, "collector1"), quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,18 +100,10 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) files(role auth.Role, name string) auth.Files {
-	p := pki.PathsFor(f.dir, role, name)
-	return auth.Files{CertFile: p.Cert, KeyFile: p.Key, CAFile: filepath.Join(f.dir, pki.CACertFile)}
-}
-
 func (f *fixture) issue(t *testing.T, role auth.Role, name string, force bool) *pki.Leaf {
 	t.Helper()
-	leaf, err := f.ca.Issue(pki.IssueOptions{Role: role, Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := leaf.WriteFiles(f.dir, force); err != nil {
+	leaf := f.Leaf(t, role, name, pki.IssueOptions{})
+	if _, err := leaf.WriteFiles(f.Dir, force); err != nil {
 		t.Fatal(err)
 	}
 	return leaf
@@ -200,9 +183,9 @@ func TestRolesOverMTLS(t *testing.T) {
 	f.issue(t, auth.RoleSensor, "web01", false)
 	f.issue(t, auth.RoleReader, "alice", false)
 	f.issue(t, auth.RoleAdmin, "ops", false)
-	sensor := f.dial(t, f.files(auth.RoleSensor, "web01"))
-	reader := f.dial(t, f.files(auth.RoleReader, "alice"))
-	admin := f.dial(t, f.files(auth.RoleAdmin, "ops"))
+	sensor := f.dial(t, f.Files(auth.RoleSensor, "web01"))
+	reader := f.dial(t, f.Files(auth.RoleReader, "alice"))
+	admin := f.dial(t, f.Files(auth.RoleAdmin, "ops"))
 
 	// Passing authorisation reaches the (unimplemented) handler.
 	wantCode(t, "sensor Ingest", callIngest(t, sensor), codes.Unimplemented)
@@ -234,103 +217,42 @@ func TestRolesOverMTLS(t *testing.T) {
 
 func TestRefusedCertificates(t *testing.T) {
 	f := newFixture(t)
-	caFile := filepath.Join(f.dir, pki.CACertFile)
-
 	t.Run("other CA", func(t *testing.T) {
-		otherDir := t.TempDir()
-		other, err := pki.InitCA(pki.InitOptions{Dir: otherDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, err := other.Issue(pki.IssueOptions{Role: auth.RoleAdmin, Name: "mallory"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := leaf.WriteFiles(otherDir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := pkitest.New(t).Issue(t, auth.RoleAdmin, "mallory", pki.IssueOptions{})
 		// The client trusts the real CA (so it accepts the server), but its own certificate is from
 		// another CA: the server refuses it in the handshake.
-		conn := f.dial(t, auth.Files{CertFile: p.Cert, KeyFile: p.Key, CAFile: caFile})
+		files.CAFile = f.CAFile()
+		conn := f.dial(t, files)
 		wantCode(t, "other-CA admin Health", callHealth(t, conn), codes.Unavailable)
 		wantCode(t, "other-CA admin ListSamples", callListSamples(t, conn), codes.Unavailable)
 	})
 
 	t.Run("expired", func(t *testing.T) {
-		leaf, err := f.ca.Issue(pki.IssueOptions{Role: auth.RoleAdmin, Name: "expired",
-			NotBefore: time.Now().Add(-72 * time.Hour), Days: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := leaf.WriteFiles(f.dir, false); err != nil {
-			t.Fatal(err)
-		}
-		conn := f.dial(t, f.files(auth.RoleAdmin, "expired"))
+		conn := f.dial(t, f.Issue(t, auth.RoleAdmin, "expired", pki.IssueOptions{NotBefore: time.Now().Add(-72 * time.Hour), Days: 1}))
 		wantCode(t, "expired admin Health", callHealth(t, conn), codes.Unavailable)
 	})
 
 	t.Run("no URI SAN", func(t *testing.T) {
-		files := writeRawLeaf(t, f, "nouri", nil)
+		files := f.Raw(t, "nouri", nil)
 		conn := f.dial(t, files)
 		wantCode(t, "no-URI Health", callHealth(t, conn), codes.Unauthenticated, "no spiffe URI SAN")
 		wantCode(t, "no-URI Ingest", callIngest(t, conn), codes.Unauthenticated, "no spiffe URI SAN")
 	})
 
 	t.Run("other trust domain", func(t *testing.T) {
-		leaf, err := f.ca.Issue(pki.IssueOptions{Role: auth.RoleAdmin, Name: "td", TrustDomain: "other.example"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := leaf.WriteFiles(f.dir, false); err != nil {
-			t.Fatal(err)
-		}
-		conn := f.dial(t, f.files(auth.RoleAdmin, "td"))
+		conn := f.dial(t, f.Issue(t, auth.RoleAdmin, "td", pki.IssueOptions{TrustDomain: "other.example"}))
 		wantCode(t, "other-trust-domain ListSamples", callListSamples(t, conn), codes.Unauthenticated, `trust domain "other.example"`)
 	})
 
 	t.Run("server-auth only certificate as client", func(t *testing.T) {
 		// A certificate without the client-auth extended key usage fails chain verification.
-		files := writeRawLeaf(t, f, "serveronly", func(c *x509.Certificate) {
+		files := f.Raw(t, "serveronly", func(c *x509.Certificate) {
 			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 			c.URIs = []*url.URL{auth.Identity{TrustDomain: "flowfleet.local", Role: auth.RoleAdmin, Name: "serveronly"}.URI()}
 		})
 		conn := f.dial(t, files)
 		wantCode(t, "server-only Health", callHealth(t, conn), codes.Unavailable)
 	})
-}
-
-// writeRawLeaf signs a client certificate with the fixture's CA outside pki (so it can lack what pki
-// always adds) and writes it as admin-<name>.
-func writeRawLeaf(t *testing.T, f *fixture, name string, edit func(*x509.Certificate)) auth.Files {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if edit != nil {
-		edit(tmpl)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca.Cert, &key.PublicKey, f.ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := pki.PathsFor(f.dir, auth.RoleAdmin, name)
-	writeFile(t, p.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	writeFile(t, p.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-	return f.files(auth.RoleAdmin, name)
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
@@ -357,7 +279,7 @@ func serverSerial(t *testing.T, conn *grpc.ClientConn) *big.Int {
 func TestServerCertificateRotation(t *testing.T) {
 	f := newFixture(t)
 	f.issue(t, auth.RoleReader, "alice", false)
-	files := f.files(auth.RoleReader, "alice")
+	files := f.Files(auth.RoleReader, "alice")
 
 	before := serverSerial(t, f.dial(t, files))
 	rotated := f.issue(t, auth.RoleCollector, "collector1", true) // atomic replace of cert and key
@@ -374,21 +296,10 @@ func TestServerCertificateRotation(t *testing.T) {
 func TestCABundleRotation(t *testing.T) {
 	f := newFixture(t)
 	// A second CA, not yet trusted by the server.
-	newDir := t.TempDir()
-	newCA, err := pki.InitCA(pki.InitOptions{Dir: newDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := newCA.Issue(pki.IssueOptions{Role: auth.RoleReader, Name: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := leaf.WriteFiles(newDir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(f.dir, pki.CACertFile)
-	files := auth.Files{CertFile: p.Cert, KeyFile: p.Key, CAFile: caFile} // client trusts the old CA (server's)
+	newCA := pkitest.New(t)
+	files := newCA.Issue(t, auth.RoleReader, "bob", pki.IssueOptions{})
+	caFile := f.CAFile()
+	files.CAFile = caFile // client trusts the old CA (server's)
 	wantCode(t, "before CA rotation", callHealth(t, f.dial(t, files)), codes.Unavailable)
 
 	// Append the new CA to the server's bundle (old and new both trusted during a migration).
@@ -396,7 +307,7 @@ func TestCABundleRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle := append(append([]byte{}, old...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: newCA.Cert.Raw})...)
+	bundle := append(append([]byte{}, old...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: newCA.CA.Cert.Raw})...)
 	tmp := caFile + ".new"
 	writeFile(t, tmp, bundle, 0o644)
 	if err := os.Rename(tmp, caFile); err != nil {
@@ -416,7 +327,7 @@ func TestClientVerifiesServer(t *testing.T) {
 	t.Run("name not in certificate", func(t *testing.T) {
 		// The collector certificate is for localhost and 127.0.0.1. Dialling 127.0.0.1 with a server
 		// name override makes the client check that name instead.
-		creds, err := auth.NewClientCredentials(f.files(auth.RoleReader, "alice"), "collector.example.net", quietLogger())
+		creds, err := auth.NewClientCredentials(f.Files(auth.RoleReader, "alice"), "collector.example.net", quietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,12 +341,8 @@ func TestClientVerifiesServer(t *testing.T) {
 	})
 
 	t.Run("untrusted server", func(t *testing.T) {
-		otherDir := t.TempDir()
-		if _, err := pki.InitCA(pki.InitOptions{Dir: otherDir}); err != nil {
-			t.Fatal(err)
-		}
-		files := f.files(auth.RoleReader, "alice")
-		files.CAFile = filepath.Join(otherDir, pki.CACertFile)
+		files := f.Files(auth.RoleReader, "alice")
+		files.CAFile = pkitest.New(t).CAFile()
 		wantCode(t, "untrusted server", callHealth(t, f.dial(t, files)), codes.Unavailable, "certificate")
 	})
 
@@ -444,7 +351,7 @@ func TestClientVerifiesServer(t *testing.T) {
 			serverName string
 			want       codes.Code
 		}{{"localhost", codes.OK}, {"collector.example.net", codes.Unavailable}} {
-			cfg, err := auth.ClientTLSConfig(f.files(auth.RoleReader, "alice"), tc.serverName, quietLogger())
+			cfg, err := auth.ClientTLSConfig(f.Files(auth.RoleReader, "alice"), tc.serverName, quietLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -458,7 +365,7 @@ func TestClientVerifiesServer(t *testing.T) {
 	})
 
 	t.Run("localhost name", func(t *testing.T) {
-		conn := dialAddr(t, net.JoinHostPort("localhost", port), f.files(auth.RoleReader, "alice"))
+		conn := dialAddr(t, net.JoinHostPort("localhost", port), f.Files(auth.RoleReader, "alice"))
 		// localhost may resolve to ::1 first, where nothing listens; gRPC then tries 127.0.0.1.
 		wantCode(t, "localhost", callHealth(t, conn), codes.OK)
 	})
@@ -466,7 +373,7 @@ func TestClientVerifiesServer(t *testing.T) {
 
 func TestTLSConfigs(t *testing.T) {
 	f := newFixture(t)
-	files := f.files(auth.RoleCollector, "collector1")
+	files := f.Files(auth.RoleCollector, "collector1")
 	cfg, err := auth.ServerTLSConfig(files, quietLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -486,10 +393,7 @@ func TestTLSConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := f.ca.Issue(pki.IssueOptions{Role: auth.RoleCollector, Name: "other"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := f.Leaf(t, auth.RoleCollector, "other", pki.IssueOptions{})
 	otherKey, err := other.KeyPEM()
 	if err != nil {
 		t.Fatal(err)
@@ -521,7 +425,7 @@ func TestTLSConfigs(t *testing.T) {
 func TestClientCertificateRotation(t *testing.T) {
 	f := newFixture(t)
 	f.issue(t, auth.RoleReader, "alice", false)
-	files := f.files(auth.RoleReader, "alice")
+	files := f.Files(auth.RoleReader, "alice")
 	creds, err := auth.NewClientCredentials(files, "", quietLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -538,10 +442,7 @@ func TestClientCertificateRotation(t *testing.T) {
 
 	// Replace the files behind the same credentials with a sensor certificate: the next connection
 	// presents it, and the server now refuses the reader method.
-	sensor, err := f.ca.Issue(pki.IssueOptions{Role: auth.RoleSensor, Name: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sensor := f.Leaf(t, auth.RoleSensor, "alice", pki.IssueOptions{})
 	keyPEM, err := sensor.KeyPEM()
 	if err != nil {
 		t.Fatal(err)

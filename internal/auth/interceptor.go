@@ -45,12 +45,12 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 	id, err := PeerIdentity(ctx, a.trustDomain)
 	if err != nil {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "grpc call refused: unauthenticated",
-			slog.String("grpc.method", fullMethod), slog.String("peer.address", peerAddr(ctx)), slog.String("err", err.Error()))
+			slog.String("grpc_method", fullMethod), slog.String("peer", peerAddr(ctx)), slog.String("err", err.Error()))
 		return nil, status.Errorf(codes.Unauthenticated, "unauthenticated: %v", err)
 	}
 	if err := a.policy.Allow(id.Role, fullMethod); err != nil {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "grpc call refused: permission denied",
-			slog.String("grpc.method", fullMethod), slog.String("peer.address", peerAddr(ctx)),
+			slog.String("grpc_method", fullMethod), slog.String("peer", peerAddr(ctx)),
 			slog.String("identity", id.String()))
 		return nil, status.Errorf(codes.PermissionDenied, "permission denied for %s: %v", id, err)
 	}

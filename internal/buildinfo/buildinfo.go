@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/cobra"
 )
 
 // version is set with -ldflags -X (scripts/build.sh).
@@ -71,21 +70,6 @@ func clean(v string) string {
 // String is the one line `--version` and `version` print: "<program> <version> (<go version> <os>/<arch>)".
 func String(program string) string {
 	return fmt.Sprintf("%s %s (%s %s/%s)", program, Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
-// AddTo gives a root command `--version` and a `version` subcommand, both printing String.
-func AddTo(root *cobra.Command) {
-	root.Version = Version()
-	root.SetVersionTemplate(String(root.Name()) + "\n")
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), String(root.Name()))
-			return err
-		},
-	})
 }
 
 // NewCollector returns the flowfleet_build_info gauge: always 1, with the version, Go version and

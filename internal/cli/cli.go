@@ -8,6 +8,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/flowfleet/flowfleet/internal/buildinfo"
+
 	"github.com/spf13/viper"
 )
 
@@ -41,4 +46,31 @@ func ReadConfigFile(vp *viper.Viper, path string) error {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	return nil
+}
+
+// AddVersion gives a root command `--version` and a `version` subcommand, both printing String.
+func AddVersion(root *cobra.Command) {
+	root.Version = buildinfo.Version()
+	root.SetVersionTemplate(buildinfo.String(root.Name()) + "\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), buildinfo.String(root.Name()))
+			return err
+		},
+	})
+}
+
+// The logging flags of every program; logx.New builds the logger from their values.
+const (
+	FlagLogFormat = "log-format"
+	FlagLogLevel  = "log-level"
+)
+
+// AddLogFlags adds --log-format (text) and --log-level (info).
+func AddLogFlags(f *pflag.FlagSet) {
+	f.String(FlagLogFormat, "text", "log format: text or json")
+	f.String(FlagLogLevel, "info", "log level: debug, info, warn or error")
 }

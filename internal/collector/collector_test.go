@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,8 +19,10 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
@@ -27,45 +30,12 @@ import (
 
 const testTimeout = 20 * time.Second
 
-// testPKI makes a CA and certificates in a temporary directory.
-type testPKI struct {
-	dir string
-	ca  *pki.CA
-}
-
-func newTestPKI(t *testing.T) *testPKI {
+// newTestPKI is the test PKI (internal/pki/pkitest) with the collector's certificate issued.
+func newTestPKI(t *testing.T) *pkitest.PKI {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{dir: dir, ca: ca}
-	p.issue(t, auth.RoleCollector, "collector", pki.IssueOptions{})
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "collector", pki.IssueOptions{})
 	return p
-}
-
-func (p *testPKI) issue(t *testing.T, role auth.Role, name string, opts pki.IssueOptions) auth.Files {
-	t.Helper()
-	opts.Role, opts.Name = role, name
-	if role == auth.RoleCollector {
-		opts.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		opts.DNSNames = []string{"localhost"}
-	}
-	leaf, err := p.ca.Issue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths, err := leaf.WriteFiles(p.dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: filepath.Join(p.dir, pki.CACertFile)}
-}
-
-func (p *testPKI) serverFiles() auth.Files {
-	paths := pki.PathsFor(p.dir, auth.RoleCollector, "collector")
-	return auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: filepath.Join(p.dir, pki.CACertFile)}
 }
 
 type testCollector struct {
@@ -76,13 +46,13 @@ type testCollector struct {
 	stop func()
 }
 
-func startCollector(t *testing.T, p *testPKI, cfg Config) *testCollector {
+func startCollector(t *testing.T, p *pkitest.PKI, cfg Config) *testCollector {
 	t.Helper()
 	return startCollectorLog(t, p, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // startCollectorLog is startCollector logging to log.
-func startCollectorLog(t *testing.T, p *testPKI, cfg Config, log *slog.Logger) *testCollector {
+func startCollectorLog(t *testing.T, p *pkitest.PKI, cfg Config, log *slog.Logger) *testCollector {
 	t.Helper()
 	return startCollectorWith(t, p, cfg, collectorOptions{log: log})
 }
@@ -97,7 +67,7 @@ type collectorOptions struct {
 // startCollectorWith starts a collector as run() serves it (on LimitListener, with mTLS) on a new SQLite
 // store in cfg.DataDir (default: a temporary directory), and stops everything it started when the test
 // ends (or at tc.stop).
-func startCollectorWith(t *testing.T, p *testPKI, cfg Config, o collectorOptions) *testCollector {
+func startCollectorWith(t *testing.T, p *pkitest.PKI, cfg Config, o collectorOptions) *testCollector {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -105,8 +75,8 @@ func startCollectorWith(t *testing.T, p *testPKI, cfg Config, o collectorOptions
 	if cfg.CloseInterval == 0 {
 		cfg.CloseInterval = 50 * time.Millisecond
 	}
-	if cfg.MaxFlowAge == 0 {
-		cfg.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
+	if cfg.Limits.MaxFlowAge == 0 {
+		cfg.Limits.MaxFlowAge = -1 // most tests' flows are from 2023; the skew window has tests of its own
 	}
 	log := o.log
 	if log == nil {
@@ -124,7 +94,7 @@ func startCollectorWith(t *testing.T, p *testPKI, cfg Config, o collectorOptions
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := auth.NewServerCredentials(p.serverFiles(), log)
+	creds, err := auth.NewServerCredentials(p.Files(auth.RoleCollector, "collector"), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +172,13 @@ func openSensor(t *testing.T, conn *grpc.ClientConn, streamID string, window uin
 	if err != nil {
 		return nil, err
 	}
+	if got := resp.GetWelcome().GetWindowSeconds(); got != window {
+		// A refused window: the Welcome carries the collector's, then the stream ends with the refusal.
+		if _, err := st.Recv(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("welcome window %d, want %d, and the stream was not refused", got, window)
+	}
 	return &sensorStream{t: t, stream: st, host: resp.GetWelcome().GetHost()}, nil
 }
 
@@ -264,7 +241,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
 	s, err := openSensor(t, conn, "stream-1", 60)
 	if err != nil {
 		t.Fatal(err)
@@ -282,11 +259,11 @@ func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 		}
 	}
 	s.endWindow(ws, 60, float64(ws)+0.5)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	var got *store.Sample
-	waitFor(t, "the sample", func() bool {
+	waitFor(t, "the sample and its file", func() bool {
 		got, _ = tc.st.GetSample(context.Background(), id)
-		return got != nil
+		return got != nil && got.State != store.StateClosed
 	})
 	if got.FlowCount != 5 || got.State != store.StateWritten || got.FileName != fileName {
 		t.Fatalf("sample %+v", got)
@@ -297,7 +274,7 @@ func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 	}
 	// The file must be what the BayseFlow writer gives for the same flows and start (compared as the
 	// conformance test compares: everything but the hash).
-	want := bayseflow.Encode(BuildSample(append(b1, b2...), float64(ws)+0.5), fileName, "x")
+	want := bayseflow.Encode(closer.BuildSample(append(b1, b2...), float64(ws)+0.5), fileName, "x")
 	gotF, err := bayseflow.Decode(file)
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +296,7 @@ func TestIngestWritesSampleAsConvertWould(t *testing.T) {
 func TestReplayedBatchStoredOnce(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	sensor := p.issue(t, auth.RoleSensor, "db01", pki.IssueOptions{})
+	sensor := p.Issue(t, auth.RoleSensor, "db01", pki.IssueOptions{})
 	ws := int64(1_700_000_040)
 	s, err := openSensor(t, dialAs(t, tc.addr, sensor), "stream-9", 60)
 	if err != nil {
@@ -342,7 +319,7 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 		t.Fatalf("batch 2: seq %d dup %v", seq, dup)
 	}
 	s2.endWindow(ws, 60, 0)
-	id, _ := SampleName("db01", ws, 1)
+	id, _ := closer.SampleName("db01", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	x, _ := tc.st.GetSample(context.Background(), id)
 	if x.FlowCount != 5 {
@@ -353,7 +330,7 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 func TestLateBatchMakesNewRevision(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "late01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "late01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,12 +338,12 @@ func TestLateBatchMakesNewRevision(t *testing.T) {
 	s.send(1, testFlows(ws, 2, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id1, _ := SampleName("late01", ws, 1)
+	id1, _ := closer.SampleName("late01", ws, 1)
 	waitFor(t, "revision 1", func() bool { x, _ := tc.st.GetSample(context.Background(), id1); return x != nil })
 	s.send(2, testFlows(ws, 1, 5))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id2, name2 := SampleName("late01", ws, 2)
+	id2, name2 := closer.SampleName("late01", ws, 2)
 	waitFor(t, "revision 2", func() bool { x, _ := tc.st.GetSample(context.Background(), id2); return x != nil })
 	x, _ := tc.st.GetSample(context.Background(), id2)
 	if x.FlowCount != 3 || x.Revision != 2 || name2 != "late01_1700000040_r2.bf" {
@@ -377,9 +354,9 @@ func TestLateBatchMakesNewRevision(t *testing.T) {
 func TestRoles(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second})
-	sensorConn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
-	readerConn := dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
-	adminConn := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	sensorConn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
+	readerConn := dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+	adminConn := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 
@@ -413,9 +390,9 @@ func TestRefusedCertificates(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second})
 	other := newTestPKI(t)
-	foreign := other.issue(t, auth.RoleReader, "mallory", pki.IssueOptions{})
-	foreign.CAFile = filepath.Join(p.dir, pki.CACertFile) // trusts our collector, but is signed by another CA
-	expired := p.issue(t, auth.RoleReader, "old", pki.IssueOptions{NotBefore: time.Now().Add(-72 * time.Hour), Days: 1})
+	foreign := other.Issue(t, auth.RoleReader, "mallory", pki.IssueOptions{})
+	foreign.CAFile = p.CAFile() // trusts our collector, but is signed by another CA
+	expired := p.Issue(t, auth.RoleReader, "old", pki.IssueOptions{NotBefore: time.Now().Add(-72 * time.Hour), Days: 1})
 	for name, files := range map[string]auth.Files{"other CA": foreign, "expired": expired} {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		_, err := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, files)).ListSamples(ctx, &flowfleetv1.ListSamplesRequest{})
@@ -429,7 +406,7 @@ func TestRefusedCertificates(t *testing.T) {
 func TestInvalidRequestsRejected(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	_, err := flowfleetv1.NewSampleServiceClient(conn).ListSamples(ctx, &flowfleetv1.ListSamplesRequest{PageSize: 100000})

@@ -26,6 +26,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/flowindex"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
+	"github.com/flowfleet/flowfleet/internal/sink"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -61,7 +62,11 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 			if err := cli.ReadConfigFile(vp, vp.GetString("config")); err != nil {
 				return err
 			}
-			return run(cmd.Context(), vp)
+			set, err := settingsFrom(vp)
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), set)
 		},
 	}
 	f := cmd.Flags()
@@ -90,15 +95,21 @@ Settings: flags, FLOWFLEET_<FLAG> environment variables (FLOWFLEET_DATA_DIR for 
 	f.Int("relay-concurrency", relay.DefaultConcurrency, "NetworkSage requests in flight at once (uploads, polls and enrichment)")
 	f.Duration("networksage-poll-interval", relay.DefaultPollInterval, "how often NetworkSage is asked whether an uploaded sample is processed, and whether its summary and categorization are generated (at least 1s; below 15s only for tests)")
 	f.Duration("networksage-report-deadline", relay.DefaultReportDeadline, "how long to wait for a processed sample's summary and categorization before marking it enrichment_failed")
+	f.String("sink", "", "publish every sample's flows to a message bus (docs/sink.md): redis://HOST:PORT or rediss:// (TLS) for Redis Streams, nats://HOST:PORT or tls:// (TLS) for NATS JetStream; off when empty")
+	f.String("sink-stream", sink.DefaultStream, "Redis stream key, or JetStream stream name (created for --sink-subject when missing)")
+	f.String("sink-subject", sink.DefaultSubject, "NATS subject the sink publishes on")
+	f.String("sink-cert", "", "client certificate for a TLS sink (rediss://, tls://)")
+	f.String("sink-key", "", "key of --sink-cert")
+	f.String("sink-ca", "", "CA bundle the TLS sink's server certificate must chain to")
+	f.Int("sink-max-in-flight", sink.DefaultMaxInFlight, "sink messages sent and not yet acknowledged by the bus, at most")
 	f.Int("max-streams-per-host", DefaultMaxStreamsPerHost, "ingest streams one host (certificate) may hold open at once on this collector")
 	f.Bool("one-stream-per-host", false, "refuse a host's ingest stream while another with a different stream id is open (two sensors sharing one certificate); without it they are logged and counted")
 	f.Duration("stream-idle-timeout", 0, "close an ingest stream that sends nothing for this long (default: the longer of 15m and 2 windows + grace)")
 	f.Duration("hello-timeout", DefaultHelloTimeout, "close an ingest stream whose hello does not come within this time")
 	f.Duration("max-flow-age", DefaultMaxFlowAge, "refuse flows and window ends older than this by the collector's clock (0: no bound; keep it at least the sensors' longest outage)")
 	f.Duration("max-flow-ahead", DefaultMaxFlowAhead, "refuse flows and window ends further than this ahead of the collector's clock (0: no bound)")
-	f.String("log-format", "text", "log format: text or json")
-	f.String("log-level", "info", "log level: debug, info, warn or error")
-	buildinfo.AddTo(cmd)
+	cli.AddLogFlags(f)
+	cli.AddVersion(cmd)
 	return cmd
 }
 
@@ -109,12 +120,56 @@ const metricsMaxConns = 64
 // listen opens the gRPC listener (a test swaps it to make Serve fail).
 var listen = net.Listen
 
-func run(ctx context.Context, vp *viper.Viper) error {
-	log, err := logx.New(os.Stderr, vp.GetString("log-format"), vp.GetString("log-level"))
+// settings is the command's typed configuration: the collector's Config, and what the command itself
+// wires (TLS files, store, listeners, logging, shutdown). settingsFrom builds it from the settings tree;
+// nothing below the command sees viper.
+type settings struct {
+	Collector       Config
+	TLS             auth.Files
+	Store           string // the store's DSN
+	Listen          string
+	MetricsListen   string
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+// settingsFrom reads the command's settings (flags, FLOWFLEET_* variables, config file) into settings.
+func settingsFrom(vp *viper.Viper) (settings, error) {
+	set := settings{
+		TLS:   auth.Files{CertFile: vp.GetString("cert"), KeyFile: vp.GetString("key"), CAFile: vp.GetString("ca")},
+		Store: vp.GetString("store"), Listen: vp.GetString("listen"), MetricsListen: vp.GetString("metrics-listen"),
+		ShutdownTimeout: vp.GetDuration("shutdown-timeout"), LogFormat: vp.GetString(cli.FlagLogFormat), LogLevel: vp.GetString(cli.FlagLogLevel),
+	}
+	relayCfg, err := relayConfig(vp)
+	if err != nil {
+		return set, err
+	}
+	retention, batchRetention := vp.GetDuration("retention"), vp.GetDuration("batch-retention")
+	if !vp.IsSet("batch-retention") && retention > 0 && batchRetention > retention {
+		batchRetention = retention // a shorter --retention alone shortens the default batch retention too
+	}
+	set.Collector = Config{DataDir: vp.GetString("data-dir"), Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
+		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg, Sink: sinkConfig(vp),
+		Retention: retention, BatchRetention: batchRetention,
+		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes"),
+		Listener: Listener{HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections")},
+		Limits: Limits{MaxStreamsPerHost: vp.GetInt("max-streams-per-host"), OneStreamPerHost: vp.GetBool("one-stream-per-host"),
+			IdleTimeout: vp.GetDuration("stream-idle-timeout"), HelloTimeout: vp.GetDuration("hello-timeout"),
+			MaxFlowAge: unboundedIfZero(vp.GetDuration("max-flow-age")), MaxFlowAhead: unboundedIfZero(vp.GetDuration("max-flow-ahead"))},
+	}
+	if set.Store == "" {
+		set.Store = filepath.Join(set.Collector.DataDir, "flowfleet.db")
+	}
+	return set, nil
+}
+
+func run(ctx context.Context, set settings) error {
+	log, err := logx.New(os.Stderr, set.LogFormat, set.LogLevel)
 	if err != nil {
 		return err
 	}
-	files := auth.Files{CertFile: vp.GetString("cert"), KeyFile: vp.GetString("key"), CAFile: vp.GetString("ca")}
+	files := set.TLS
 	for _, fp := range [][2]string{{"--cert", files.CertFile}, {"--key", files.KeyFile}, {"--ca", files.CAFile}} {
 		flag, path := fp[0], fp[1]
 		if path == "" {
@@ -128,22 +183,11 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if err != nil {
 		return fmt.Errorf("TLS: %w", err)
 	}
-	dataDir := vp.GetString("data-dir")
+	dataDir := set.Collector.DataDir
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	dsn := vp.GetString("store")
-	if dsn == "" {
-		dsn = filepath.Join(dataDir, "flowfleet.db")
-	}
-	relayCfg, err := relayConfig(vp)
-	if err != nil {
-		return err
-	}
-	retention, batchRetention := vp.GetDuration("retention"), vp.GetDuration("batch-retention")
-	if !vp.IsSet("batch-retention") && retention > 0 && batchRetention > retention {
-		batchRetention = retention // a shorter --retention alone shortens the default batch retention too
-	}
+	dsn := set.Store
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
@@ -159,15 +203,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildinfo.NewCollector("collector"))
-	c, err := New(st, Config{DataDir: dataDir, Window: vp.GetDuration("window"), Grace: vp.GetDuration("grace"),
-		TrustDomain: vp.GetString("trust-domain"), Name: vp.GetString("name"), Relay: relayCfg,
-		Retention: retention, BatchRetention: batchRetention,
-		HandshakeTimeout: vp.GetDuration("handshake-timeout"), MaxConnections: vp.GetInt("max-connections"),
-		MaxWindowFlows: vp.GetInt64("max-window-flows"), MaxWindowBytes: vp.GetInt64("max-window-bytes"),
-		MaxStreamsPerHost: vp.GetInt("max-streams-per-host"), OneStreamPerHost: vp.GetBool("one-stream-per-host"),
-		IdleTimeout: vp.GetDuration("stream-idle-timeout"), HelloTimeout: vp.GetDuration("hello-timeout"),
-		MaxFlowAge: unboundedIfZero(vp.GetDuration("max-flow-age")), MaxFlowAhead: unboundedIfZero(vp.GetDuration("max-flow-ahead")),
-	}, log, reg)
+	c, err := New(st, set.Collector, log, reg)
 	if err != nil {
 		return err
 	}
@@ -175,14 +211,14 @@ func run(ctx context.Context, vp *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	lis, err := listen("tcp", vp.GetString("listen"))
+	lis, err := listen("tcp", set.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	lis = c.LimitListener(lis)
 	var metricsSrv *http.Server
 	var mlis net.Listener
-	if addr := vp.GetString("metrics-listen"); addr != "" {
+	if addr := set.MetricsListen; addr != "" {
 		mlis, err = net.Listen("tcp", addr)
 		if err != nil {
 			lis.Close()
@@ -249,7 +285,7 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		go func() { srv.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
-		case <-time.After(vp.GetDuration("shutdown-timeout")):
+		case <-time.After(set.ShutdownTimeout):
 			log.Warn("streams did not finish in time; closing them")
 			srv.Stop()
 			<-stopped
@@ -265,8 +301,8 @@ func run(ctx context.Context, vp *viper.Viper) error {
 		return nil
 	})
 	log.Info("collector listening", "addr", lis.Addr().String(), "store", redactDSN(dsn), "data_dir", dataDir,
-		"window", vp.GetDuration("window"), "grace", vp.GetDuration("grace"),
-		"handshake_timeout", c.cfg.HandshakeTimeout, "max_connections", c.cfg.MaxConnections)
+		"window", set.Collector.Window, "grace", set.Collector.Grace,
+		"handshake_timeout", c.cfg.Listener.HandshakeTimeout, "max_connections", c.cfg.Listener.MaxConnections)
 	if err := g.Wait(); err != nil {
 		return err // main prints it and exits 1
 	}
@@ -280,6 +316,13 @@ func unboundedIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// sinkConfig reads the message-bus sink's settings (--sink…).
+func sinkConfig(vp *viper.Viper) sink.Config {
+	return sink.Config{URL: vp.GetString("sink"), Stream: vp.GetString("sink-stream"), Subject: vp.GetString("sink-subject"),
+		CertFile: vp.GetString("sink-cert"), KeyFile: vp.GetString("sink-key"), CAFile: vp.GetString("sink-ca"),
+		MaxInFlight: vp.GetInt("sink-max-in-flight")}
 }
 
 // relayConfig reads the relay's settings: --networksage-url, --networksage-type, --relay-concurrency,

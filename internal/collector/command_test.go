@@ -1,12 +1,20 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/cli"
+	"github.com/flowfleet/flowfleet/internal/relay"
 )
 
 // failingListener accepts until fail is closed, then fails Accept with a permanent error, as a
@@ -39,7 +47,7 @@ func (l *failingListener) Accept() (net.Conn, error) {
 func runCommand(t *testing.T, ctx context.Context, metricsAddr string) <-chan error {
 	t.Helper()
 	p := newTestPKI(t)
-	files := p.serverFiles()
+	files := p.Files(auth.RoleCollector, "collector")
 	cmd := NewCommand()
 	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--metrics-listen", metricsAddr, "--data-dir", t.TempDir(),
 		"--cert", files.CertFile, "--key", files.KeyFile, "--ca", files.CAFile, "--log-level", "error",
@@ -140,5 +148,60 @@ func TestMetricsListenerBoundsIdleConnections(t *testing.T) {
 	}
 	for _, c := range idle[:metricsMaxConns] { // the ones that got a slot were closed by the server
 		waitClosed(t, c, "an idle metrics connection")
+	}
+}
+
+// The key comes from the key file, else the environment or config file; it never shows in --help.
+func TestRelayConfigAndHelp(t *testing.T) {
+	t.Setenv("FLOWFLEET_NETWORKSAGE_API_KEY", relayTestKey)
+	vp := cli.NewViper()
+	vp.Set("relay-concurrency", 4)
+	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
+	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
+	cfg, err := relayConfig(vp)
+	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
+		t.Fatalf("key from the environment: %v", err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte("  file-key-0123456789abcdef\n"), 0o600)
+	vp.Set("networksage-api-key-file", keyFile)
+	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
+		t.Fatalf("key from the file: %v", err)
+	}
+	for _, bad := range [][2]time.Duration{{500 * time.Millisecond, time.Hour}, {time.Minute, time.Second}} {
+		vp.Set("networksage-poll-interval", bad[0])
+		vp.Set("networksage-report-deadline", bad[1])
+		if _, err = relayConfig(vp); err == nil {
+			t.Errorf("poll interval %s and report deadline %s accepted", bad[0], bad[1])
+		}
+	}
+	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
+	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
+	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a missing key file was accepted")
+	}
+	vp.Set("networksage-api-key-file", "")
+	vp.Set("networksage-type", "exe")
+	if _, err = relayConfig(vp); err == nil {
+		t.Fatal("a bad type was accepted")
+	}
+
+	cmd := NewCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"--help"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	help := out.String()
+	for _, flag := range []string{"--networksage-url", "--networksage-api-key-file", "--networksage-type", "--relay-concurrency"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("--help lacks %s", flag)
+		}
+	}
+	if strings.Contains(help, relayTestKey) || strings.Contains(help, "--networksage-api-key ") {
+		t.Errorf("--help shows the key or a key flag:\n%s", help)
 	}
 }

@@ -17,8 +17,8 @@ import (
 // connections used up a low open-file limit, so the store could not open files and health checks
 // timed out, while every half-open TLS connection was held for grpc's default of 120 s, silently.
 //
-//   - LimitListener closes connections accepted beyond Config.MaxConnections at once (reason "limit").
-//   - NewGRPCServer sets grpc.ConnectionTimeout(Config.HandshakeTimeout): a connection that has not
+//   - LimitListener closes connections accepted beyond Config.Listener.MaxConnections at once (reason "limit").
+//   - NewGRPCServer sets grpc.ConnectionTimeout(Config.Listener.HandshakeTimeout): a connection that has not
 //     finished its TLS handshake and HTTP/2 preface by then is closed. A handshake that times out or
 //     fails is counted with reason "handshake_timeout" or "handshake_failed" (a preface that never
 //     comes after a good handshake is closed too, but not counted: grpc does it without telling).
@@ -94,7 +94,7 @@ func (g *connGuard) rejected(reason string, remote net.Addr, err error) {
 	g.log.Warn("connection refused or closed by a limit", attrs...)
 }
 
-// LimitListener wraps the gRPC listener: a connection accepted while Config.MaxConnections are open
+// LimitListener wraps the gRPC listener: a connection accepted while Config.Listener.MaxConnections are open
 // is closed at once, counted and logged (rate-limited). Closing at once, rather than leaving it
 // queued, lets the client see the refusal and try another collector, and keeps the process's file
 // descriptors for the store.

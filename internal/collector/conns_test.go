@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,7 +44,7 @@ func waitClosed(t *testing.T, conn net.Conn, what string) {
 // connections were held 120 s each, silently, until health checks timed out.)
 func TestConnectionLimitAndHandshakeTimeout(t *testing.T) {
 	p := newTestPKI(t)
-	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}, collectorOptions{})
+	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, Listener: Listener{MaxConnections: 3, HandshakeTimeout: 300 * time.Millisecond}}, collectorOptions{})
 	if got := metricValue(t, g.c.metrics.connsLimit); got != 3 {
 		t.Fatalf("connections_limit = %v, want 3", got)
 	}
@@ -83,7 +82,7 @@ func TestConnectionLimitAndHandshakeTimeout(t *testing.T) {
 	// A real client, with a certificate, is served.
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	conn := dialAs(t, g.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+	conn := dialAs(t, g.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health check after the limits: %v, %v", resp, err)
@@ -98,8 +97,8 @@ func TestForeignCertificateCountedAsFailedHandshake(t *testing.T) {
 	p := newTestPKI(t)
 	g := startCollectorWith(t, p, Config{Window: 60 * time.Second}, collectorOptions{})
 	other := newTestPKI(t)
-	foreign := other.issue(t, auth.RoleReader, "mallory", pki.IssueOptions{})
-	foreign.CAFile = filepath.Join(p.dir, pki.CACertFile)
+	foreign := other.Issue(t, auth.RoleReader, "mallory", pki.IssueOptions{})
+	foreign.CAFile = p.CAFile()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	if _, err := healthpb.NewHealthClient(dialAs(t, g.addr, foreign)).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -55,9 +57,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // startCollectorProcess runs the collector binary and waits until it accepts connections.
-func startCollectorProcess(t *testing.T, p *testPKI, dataDir, addr string, extra ...string) *exec.Cmd {
+func startCollectorProcess(t *testing.T, p *pkitest.PKI, dataDir, addr string, extra ...string) *exec.Cmd {
 	t.Helper()
-	files := p.serverFiles()
+	files := p.Files(auth.RoleCollector, "collector")
 	args := append([]string{"--listen", addr, "--metrics-listen", "", "--data-dir", dataDir, "--window", "60s",
 		"--grace", "1h", "--max-flow-age", "0", // the flows are from 2023
 		"--cert", files.CertFile, "--key", files.KeyFile, "--ca", files.CAFile}, extra...)
@@ -88,7 +90,7 @@ func TestAckedFlowsSurviveSIGKILL(t *testing.T) {
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	proc := startCollectorProcess(t, p, dataDir, addr)
-	sensor := p.issue(t, auth.RoleSensor, "crash01", pki.IssueOptions{})
+	sensor := p.Issue(t, auth.RoleSensor, "crash01", pki.IssueOptions{})
 	s, err := openSensor(t, dialAs(t, addr, sensor), "crash-stream", 60)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestAckedFlowsSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("resent batch %d: ack %d dup %v, want a duplicate", batches, seq, dup)
 	}
 	s2.endWindow(ws, 60, 0)
-	id, _ := SampleName("crash01", ws, 1)
+	id, _ := closer.SampleName("crash01", ws, 1)
 	waitFor(t, "the sample after restart", func() bool {
 		st, err := store.Open(context.Background(), filepath.Join(dataDir, "flowfleet.db"))
 		if err != nil {

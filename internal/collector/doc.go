@@ -1,8 +1,8 @@
 // Package collector is the centre of a FlowFleet fleet: it takes flow batches from sensors over the
 // IngestService stream (acknowledging each batch only once it is durable in the store), closes each
-// host's windows into samples — BayseFlow files written atomically under the data directory and kept in
-// the store — and answers SampleService and FleetService queries. With Config.Retention and
-// Config.BatchRetention set, a pruner deletes old samples and batches (retention.go, docs/retention.md).
+// host's windows into samples — kept in the store and written as BayseFlow files under the data
+// directory after the commit (internal/collector/closer) — and answers SampleService and FleetService
+// queries. With Config.Retention and Config.BatchRetention set, a pruner deletes old samples and batches (retention.go, docs/retention.md).
 //
 // # Usage
 //

@@ -25,7 +25,7 @@ func TestFlowServiceSearch(t *testing.T) {
 	tc := startCollector(t, p, Config{Window: 60 * time.Second})
 	ws := int64(1_700_000_040)
 	sendWindow(t, p, tc.addr, "web01", ws, 3) // 3 flows to example.com (93.184.216.34:443), name from DNS
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web02", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web02", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestFlowServiceSearch(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	reader := flowfleetv1.NewFlowServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	reader := flowfleetv1.NewFlowServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	search := func(f *flowfleetv1.FlowFilter, limit uint32) ([]string, bool, error) {
 		st, err := reader.SearchFlows(ctx, &flowfleetv1.SearchFlowsRequest{Filter: f, Limit: limit})
 		if err != nil {
@@ -120,7 +120,7 @@ func TestFlowServiceSearch(t *testing.T) {
 		!strings.Contains(err.Error(), "by") {
 		t.Errorf("top by srcport: %v", err)
 	}
-	sensor := flowfleetv1.NewFlowServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web03", pki.IssueOptions{})))
+	sensor := flowfleetv1.NewFlowServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web03", pki.IssueOptions{})))
 	if _, err := sensor.TopFlows(ctx, &flowfleetv1.TopFlowsRequest{By: "host"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("sensor TopFlows: %v, want PermissionDenied", err)
 	}

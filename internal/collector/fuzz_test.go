@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
@@ -62,7 +63,7 @@ func FuzzIngestMessage(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c, err := New(nil, Config{DataDir: f.TempDir(), Window: 60 * time.Second, MaxFlowAge: fuzzAge, MaxFlowAhead: fuzzAhead},
+	c, err := New(nil, Config{DataDir: f.TempDir(), Window: 60 * time.Second, Limits: Limits{MaxFlowAge: fuzzAge, MaxFlowAhead: fuzzAhead}},
 		slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		f.Fatal(err)
@@ -117,11 +118,11 @@ func FuzzIngestMessage(f *testing.F) {
 			if ws := float64(p.WindowStart); timesOK && (ws < tb.lo-60 || ws > tb.hi) {
 				t.Fatalf("times accepted, yet a part lands in window %d, outside %v", p.WindowStart, tb)
 			}
-			s := BuildSample(flows, 0)
+			s := closer.BuildSample(flows, 0)
 			if len(s.Flows) != len(flows) {
 				t.Fatalf("sample has %d flows, the part %d", len(s.Flows), len(flows))
 			}
-			id, name := SampleName("host", p.WindowStart, 1)
+			id, name := closer.SampleName("host", p.WindowStart, 1)
 			if _, err := bayseflow.Decode(bayseflow.Encode(s, name, "")); err != nil {
 				t.Fatalf("sample %s: the BayseFlow file does not decode: %v", id, err)
 			}

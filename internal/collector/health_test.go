@@ -72,7 +72,7 @@ func TestReadinessFollowsWrites(t *testing.T) {
 	defer web.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	hc := healthpb.NewHealthClient(dialAs(t, g.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	hc := healthpb.NewHealthClient(dialAs(t, g.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	grpcStatus := func(service string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
@@ -122,7 +122,7 @@ func TestReadinessFollowsWrites(t *testing.T) {
 	waitReady("write probe passing again")
 
 	// Commits that fail (a large transaction on a nearly full disk) while the probe still passes.
-	sensor := dialAs(t, g.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
+	sensor := dialAs(t, g.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{}))
 	ws := time.Now().Truncate(time.Minute).Unix()
 	us.failSave.Store(true)
 	s, err := openSensor(t, sensor, "stream-1", 60)

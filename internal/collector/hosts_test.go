@@ -38,7 +38,7 @@ func TestListHostsPaging(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Name: "c1"})
 	want := addHosts(t, tc.st, 250)
-	reader := flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	reader := flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	list := func(req *flowfleetv1.ListHostsRequest) (names []string, pages int) {
@@ -80,7 +80,7 @@ func TestListHostsPaging(t *testing.T) {
 		t.Fatalf("first page: %d hosts, next %q, %v", len(resp.GetHosts()), resp.GetNextPageToken(), err)
 	}
 	// connected_only, across pages: one sensor connected here.
-	sensor, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "host0123", pki.IssueOptions{})), "s2", 60)
+	sensor, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "host0123", pki.IssueOptions{})), "s2", 60)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,7 +226,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 			}
 		}
 	}()
-	helloTimer := time.NewTimer(c.cfg.HelloTimeout)
+	helloTimer := time.NewTimer(c.cfg.Limits.HelloTimeout)
 	defer helloTimer.Stop()
 	var first *flowfleetv1.IngestRequest
 	select {
@@ -234,8 +234,8 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	case err := <-errc:
 		return err
 	case <-helloTimer.C:
-		c.refused(reasonHelloTimeout, slog.LevelWarn, "ingest stream closed: no hello in time", "host", host, "timeout", c.cfg.HelloTimeout)
-		return status.Errorf(codes.DeadlineExceeded, "no hello within %s", c.cfg.HelloTimeout)
+		c.refused(reasonHelloTimeout, slog.LevelWarn, "ingest stream closed: no hello in time", "host", host, "timeout", c.cfg.Limits.HelloTimeout)
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %s", c.cfg.Limits.HelloTimeout)
 	case <-c.draining:
 		return status.Error(codes.Unavailable, "collector is shutting down; reconnect")
 	}
@@ -243,12 +243,19 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of an ingest stream must be a hello")
 	}
+	welcome := &flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
+		Welcome: &flowfleetv1.Welcome{Host: host, CollectorVersion: Version, WindowSeconds: uint32(c.cfg.Window / time.Second)}}}
 	if want := uint32(c.cfg.Window / time.Second); hello.GetWindowSeconds() != want {
+		// The Welcome first: it carries the collector's window, which a sensor adopts before it
+		// reconnects; a sensor older than Welcome.window_seconds only sees the error.
+		if err := stream.Send(welcome); err != nil {
+			return err
+		}
 		return status.Errorf(codes.FailedPrecondition, "sensor window is %ds but this collector closes %ds windows: set the sensor's --window to %ds",
 			hello.GetWindowSeconds(), want, want)
 	}
 	streamID := hello.GetStreamId()
-	adm := c.streams.open(host, streamID, c.cfg.MaxStreamsPerHost, c.cfg.OneStreamPerHost)
+	adm := c.streams.open(host, streamID, c.cfg.Limits.MaxStreamsPerHost, c.cfg.Limits.OneStreamPerHost)
 	if adm.err != nil {
 		c.refused(adm.why, slog.LevelWarn, "ingest stream refused", "host", host, "stream_id", streamID,
 			"open_streams", adm.open, "err", adm.err)
@@ -283,8 +290,7 @@ func (s *ingestServer) Ingest(stream flowfleetv1.IngestService_IngestServer) err
 	}
 	log.Info("sensor connected", "version", hello.GetSoftwareVersion())
 	defer log.Info("sensor disconnected")
-	if err := stream.Send(&flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
-		Welcome: &flowfleetv1.Welcome{Host: host, CollectorVersion: Version}}}); err != nil {
+	if err := stream.Send(welcome); err != nil {
 		return err
 	}
 
@@ -311,7 +317,7 @@ func (s *ingestServer) receive(ctx context.Context, log *slog.Logger, host, stre
 	errc <-chan error, queue chan<- pending, ackFailed <-chan struct{}) error {
 	c := s.c
 	var failed atomic.Bool // set once a batch of this stream fails to commit
-	idle := time.NewTimer(c.cfg.IdleTimeout)
+	idle := time.NewTimer(c.cfg.Limits.IdleTimeout)
 	defer idle.Stop()
 	for {
 		// The idle clock runs only while waiting for the sensor, not while the store pushes back.
@@ -321,7 +327,7 @@ func (s *ingestServer) receive(ctx context.Context, log *slog.Logger, host, stre
 			default:
 			}
 		}
-		idle.Reset(c.cfg.IdleTimeout)
+		idle.Reset(c.cfg.Limits.IdleTimeout)
 		var m *flowfleetv1.IngestRequest
 		select {
 		case m = <-msgs:
@@ -333,8 +339,8 @@ func (s *ingestServer) receive(ctx context.Context, log *slog.Logger, host, stre
 			return nil
 		case <-idle.C:
 			c.refused(reasonIdle, slog.LevelInfo, "idle ingest stream closed", "host", host, "stream_id", streamID,
-				"idle_timeout", c.cfg.IdleTimeout)
-			return status.Errorf(codes.Unavailable, "no message for %s: idle stream closed (--stream-idle-timeout); reconnect when there is data", c.cfg.IdleTimeout)
+				"idle_timeout", c.cfg.Limits.IdleTimeout)
+			return status.Errorf(codes.Unavailable, "no message for %s: idle stream closed (--stream-idle-timeout); reconnect when there is data", c.cfg.Limits.IdleTimeout)
 		}
 		switch x := m.GetMessage().(type) {
 		case *flowfleetv1.IngestRequest_Batch:

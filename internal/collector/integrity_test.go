@@ -43,7 +43,7 @@ func readContent(ctx context.Context, conn flowfleetv1.SampleServiceClient, id s
 func TestDamagedContentIsDataLoss(t *testing.T) {
 	p := newTestPKI(t)
 	g := startCollectorWith(t, p, Config{Window: 60 * time.Second, Grace: time.Hour}, collectorOptions{})
-	sensor, err := openSensor(t, dialAs(t, g.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s1", 60)
+	sensor, err := openSensor(t, dialAs(t, g.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s1", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestDamagedContentIsDataLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, g.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, g.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	got, err := readContent(ctx, reader, damaged)
 	if status.Code(err) != codes.DataLoss || len(got) != 0 {
 		t.Fatalf("damaged sample: %d bytes, %v; want DATA_LOSS and no bytes", len(got), err)

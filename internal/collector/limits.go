@@ -137,11 +137,11 @@ type timeBounds struct{ lo, hi float64 }
 
 func (c *Collector) timeBounds(now time.Time) timeBounds {
 	lo, hi := math.Inf(-1), math.Inf(1)
-	if c.cfg.MaxFlowAge > 0 {
-		lo = float64(now.Add(-c.cfg.MaxFlowAge).Unix())
+	if c.cfg.Limits.MaxFlowAge > 0 {
+		lo = float64(now.Add(-c.cfg.Limits.MaxFlowAge).Unix())
 	}
-	if c.cfg.MaxFlowAhead > 0 {
-		hi = float64(now.Add(c.cfg.MaxFlowAhead).Unix())
+	if c.cfg.Limits.MaxFlowAhead > 0 {
+		hi = float64(now.Add(c.cfg.Limits.MaxFlowAhead).Unix())
 	}
 	return timeBounds{lo, hi}
 }

@@ -18,6 +18,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/sensor/ship"
@@ -74,8 +75,8 @@ func hostOf(t *testing.T, tc *testCollector, name string) store.Host {
 func TestLongDottedHostSampleIDs(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
-	admin := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{})))
+	reader := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	admin := flowfleetv1.NewSampleServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{})))
 	ctx := ctxT(t)
 	ws := int64(1_700_000_040)
 
@@ -85,7 +86,7 @@ func TestLongDottedHostSampleIDs(t *testing.T) {
 		t.Fatalf("test host name of %d characters: %v", len(longest), auth.ValidateName(longest))
 	}
 	for _, rev := range []int{1, 2, 4294967295} {
-		id, _ := SampleName(longest, math.MaxInt64/60*60, rev)
+		id, _ := closer.SampleName(longest, math.MaxInt64/60*60, rev)
 		calls := map[string]func() error{
 			"GetSample": func() error { _, err := reader.GetSample(ctx, &flowfleetv1.GetSampleRequest{Id: id}); return err },
 			"GetSampleContent": func() error {
@@ -111,7 +112,7 @@ func TestLongDottedHostSampleIDs(t *testing.T) {
 
 	// A real sample of a long dotted host, and its second revision, read back through every RPC.
 	host := strings.Repeat("ab.", 66) + "cd" // 200 characters: its file name fits a file system's 255
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +121,14 @@ func TestLongDottedHostSampleIDs(t *testing.T) {
 		t.Fatalf("ack %d %v", seq, dup)
 	}
 	s.endWindow(ws, 60, 0)
-	id1, _ := SampleName(host, ws, 1)
+	id1, _ := closer.SampleName(host, ws, 1)
 	waitFor(t, "the first revision", func() bool { x, _ := tc.st.GetSample(context.Background(), id1); return x != nil })
 	s.send(2, testFlows(ws, 1, 10))
 	if seq, dup := s.ack(); seq != 2 || dup {
 		t.Fatalf("ack %d %v", seq, dup)
 	}
 	s.endWindow(ws, 60, 0)
-	id2, _ := SampleName(host, ws, 2)
+	id2, _ := closer.SampleName(host, ws, 2)
 	waitFor(t, "the second revision", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id2)
 		return x != nil && x.State == store.StateWritten
@@ -159,7 +160,7 @@ func TestDropsThroughIngest(t *testing.T) {
 	ws := int64(1_700_000_040)
 	send := func(host string, batches ...*flowfleetv1.FlowBatch) {
 		t.Helper()
-		s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
+		s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +178,7 @@ func TestDropsThroughIngest(t *testing.T) {
 		&flowfleetv1.FlowBatch{Seq: 1, Drops: &flowfleetv1.DropCounters{KernelPackets: math.MaxUint64, SensorPackets: math.MaxUint64, SensorFlows: math.MaxUint64}},
 		&flowfleetv1.FlowBatch{Seq: 2, Drops: &flowfleetv1.DropCounters{KernelPackets: 1 << 63, SensorFlows: 1<<63 - 1}},
 		&flowfleetv1.FlowBatch{Seq: 3, Drops: &flowfleetv1.DropCounters{KernelPackets: 1 << 63, SensorFlows: 1 << 63}})
-	reader := flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	reader := flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	resp, err := reader.ListHosts(ctxT(t), &flowfleetv1.ListHostsRequest{})
 	if err != nil || len(resp.GetHosts()) != 2 {
 		t.Fatalf("ListHosts: %v, %v", resp, err)
@@ -200,7 +201,7 @@ func TestDropsThroughIngest(t *testing.T) {
 func TestSeqRules(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	ws := int64(1_700_000_040)
 	open := func() *sensorStream {
 		t.Helper()
@@ -258,8 +259,8 @@ func TestSeqRules(t *testing.T) {
 // field, never acked (issue 14, item 6: first_seen 1e19 made window -9.2e18).
 func TestTimeSkewWindow(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, MaxFlowAge: 30 * 24 * time.Hour, MaxFlowAhead: time.Hour})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Limits: Limits{MaxFlowAge: 30 * 24 * time.Hour, MaxFlowAhead: time.Hour}})
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	now := time.Now()
 	ws := now.Unix() / 60 * 60
 	seq := uint64(0)
@@ -318,8 +319,8 @@ func TestTimeSkewWindow(t *testing.T) {
 // and other hosts are not affected (issue 14, item 8).
 func TestPerHostStreamLimit(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, MaxStreamsPerHost: 2})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{MaxStreamsPerHost: 2}})
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	var open []*sensorStream
 	for i := 0; i < 2; i++ {
 		s, err := openSensor(t, conn, "s", 60)
@@ -332,7 +333,7 @@ func TestPerHostStreamLimit(t *testing.T) {
 		_, err := openSensor(t, conn, "s", 60)
 		wantCode(t, "a third stream", err, codes.ResourceExhausted, "--max-streams-per-host")
 	}
-	if _, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "db", pki.IssueOptions{})), "s", 60); err != nil {
+	if _, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "db", pki.IssueOptions{})), "s", 60); err != nil {
 		t.Fatalf("another host: %v", err)
 	}
 	if got := metricValue(t, tc.c.metrics.refusals.WithLabelValues(reasonHostStreams)); got != 3 {
@@ -353,8 +354,8 @@ func TestPerHostStreamLimit(t *testing.T) {
 // (issue 14, item 8: 4,000 hello-then-silent streams were held forever).
 func TestIdleStreamsClosed(t *testing.T) {
 	p := newTestPKI(t)
-	tc := startCollector(t, p, Config{Window: 60 * time.Second, IdleTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond})
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
+	tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{IdleTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond}})
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	// Hello, a batch, then silence.
 	s, err := openSensor(t, conn, "s", 60)
 	if err != nil {
@@ -384,9 +385,9 @@ func TestIdleStreamsClosed(t *testing.T) {
 // stream id is still taken.
 func TestSecondStreamIDForAHost(t *testing.T) {
 	p := newTestPKI(t)
-	files := p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
+	files := p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
 	reader := func(tc *testCollector) flowfleetv1.FleetServiceClient {
-		return flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+		return flowfleetv1.NewFleetServiceClient(dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	}
 	t.Run("counted", func(t *testing.T) {
 		tc := startCollector(t, p, Config{Window: 60 * time.Second})
@@ -405,7 +406,7 @@ func TestSecondStreamIDForAHost(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		tc := startCollector(t, p, Config{Window: 60 * time.Second, OneStreamPerHost: true})
+		tc := startCollector(t, p, Config{Window: 60 * time.Second, Limits: Limits{OneStreamPerHost: true}})
 		conn := dialAs(t, tc.addr, files)
 		if _, err := openSensor(t, conn, "vm-a", 60); err != nil {
 			t.Fatal(err)
@@ -434,7 +435,7 @@ func TestUnencodableBatchNotAcked(t *testing.T) {
 		}
 		return flowpb.EncodeEnds(flows)
 	}
-	conn := dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
+	conn := dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{}))
 	s, err := openSensor(t, conn, "s", 60)
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +465,7 @@ func TestRequestBounds(t *testing.T) {
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
 	ctx := ctxT(t)
 	ws := int64(1_700_000_040)
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,14 +475,14 @@ func TestRequestBounds(t *testing.T) {
 		t.Fatal(seq)
 	}
 	s.endWindow(ws, 60, 0)
-	id, _ := SampleName("web", ws, 1)
+	id, _ := closer.SampleName("web", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	bad := testFlows(ws, 1, 0)
 	bad[0].DstPort = "99999"
 	s.send(2, bad)
 	wantCode(t, "port 99999", s.recvErr(), codes.InvalidArgument, "dst_port")
 
-	rc := dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+	rc := dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
 	samples := flowfleetv1.NewSampleServiceClient(rc)
 	page, err := samples.ListSampleFlows(ctx, &flowfleetv1.ListSampleFlowsRequest{Id: id, PageSize: 1})
 	if err != nil || page.GetNextPageToken() != "1" {
@@ -539,7 +540,7 @@ func (s *oneBatchSpool) Changed() <-chan struct{} { return nil }
 func TestShipperKeepsRefusedBatch(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	files := p.issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
+	files := p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
 	ws := int64(1_700_000_040)
 	s, err := openSensor(t, dialAs(t, tc.addr, files), "sid", 60)
 	if err != nil {

@@ -63,7 +63,7 @@ func TestMultiCollectorFailover(t *testing.T) {
 	for i := range procs {
 		dir := t.TempDir()
 		addr := multiFreeAddr(t)
-		files := p.serverFiles()
+		files := p.Files(auth.RoleCollector, "collector")
 		logPath := filepath.Join(dir, "collector.log")
 		logf, err := os.Create(logPath)
 		if err != nil {
@@ -100,7 +100,7 @@ func TestMultiCollectorFailover(t *testing.T) {
 	sensors := make([]*simSensor, nSensors)
 	for i := range sensors {
 		name := fmt.Sprintf("sensor%02d", i)
-		s := &simSensor{t: t, name: name, index: i, window: window, files: p.issue(t, auth.RoleSensor, name, pki.IssueOptions{}),
+		s := &simSensor{t: t, name: name, index: i, window: window, files: p.Issue(t, auth.RoleSensor, name, pki.IssueOptions{}),
 			streamID: "stream-" + name, acked: map[uint64]int64{}}
 		for k := 0; k < nColl; k++ { // each sensor starts on collector i%3 and fails over round the list
 			s.addrs = append(s.addrs, procs[(i+k)%nColl].addr)
@@ -154,6 +154,10 @@ func TestMultiCollectorFailover(t *testing.T) {
 		return err == nil && n == 0
 	})
 	t.Logf("every window closed %s after the kill", time.Since(killedAt).Round(time.Millisecond))
+	waitForLong(t, 30*time.Second, "every sample's file written", func() bool {
+		left, _, err := st.ListSamples(ctx, store.SampleFilter{State: store.StateClosed})
+		return err == nil && len(left) == 0
+	})
 
 	// Every sample, grouped by window.
 	type winKey struct {

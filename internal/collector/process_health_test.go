@@ -102,7 +102,7 @@ func TestDamagedStoreFailsStart(t *testing.T) {
 	}
 	f.Close()
 
-	files := p.serverFiles()
+	files := p.Files(auth.RoleCollector, "collector")
 	cmd := exec.Command(collectorBinary(t), "--listen", freeAddr(t), "--metrics-listen", "", "--data-dir", dir,
 		"--cert", files.CertFile, "--key", files.KeyFile, "--ca", files.CAFile)
 	done := make(chan struct{})
@@ -175,7 +175,7 @@ func TestReadyzOnFullDisk(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	hc := healthpb.NewHealthClient(dialAs(t, addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	hc := healthpb.NewHealthClient(dialAs(t, addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("gRPC health on a full disk: %v, %v; want NOT_SERVING", resp, err)
@@ -198,7 +198,7 @@ func TestLowFileLimitIdleConnections(t *testing.T) {
 	p := newTestPKI(t)
 	dir := t.TempDir()
 	addr, metricsAddr := freeAddr(t), freeAddr(t)
-	files := p.serverFiles()
+	files := p.Files(auth.RoleCollector, "collector")
 	logPath := filepath.Join(dir, "collector-lowfd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -251,7 +251,7 @@ func TestLowFileLimitIdleConnections(t *testing.T) {
 	idle = nil
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	hc := healthpb.NewHealthClient(dialAs(t, addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
+	hc := healthpb.NewHealthClient(dialAs(t, addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})))
 	waitFor(t, "a real client served", func() bool {
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING

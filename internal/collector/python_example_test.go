@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -70,7 +71,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
 
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-py", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-py", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		}
 	}
 	s.endWindow(ws, 60, float64(ws)+0.5)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	waitFor(t, "the sample to be written", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id)
 		return x != nil && x.State == store.StateWritten
@@ -95,7 +96,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reader := p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
 	out := t.TempDir()
 	// Dial by IP and verify the collector's certificate against its DNS name, as --server-name documents.
 	got := runPythonExample(t, py, "--addr", tc.addr, "--server-name", "localhost",
@@ -146,7 +147,7 @@ func TestPythonExampleListsDownloadsAndPrintsFlows(t *testing.T) {
 		t.Fatalf("ack of batch 3: seq %d dup %v", seq, dup)
 	}
 	s.endWindow(ws2, 60, 0)
-	id2, fileName2 := SampleName("web01", ws2, 1)
+	id2, fileName2 := closer.SampleName("web01", ws2, 1)
 	waitFor(t, "the second sample to be written", func() bool {
 		x, _ := tc.st.GetSample(context.Background(), id2)
 		return x != nil && x.State == store.StateWritten

@@ -45,14 +45,6 @@ func (c *Collector) newRelay(reg prometheus.Registerer) error {
 	return nil
 }
 
-// buildSampleForStore is the CloseWindow callback: buildSample, plus the sample queued for the relay in
-// the same transaction when the relay is on.
-func (c *Collector) buildSampleForStore(w store.WindowContent) (store.NewSample, error) {
-	ns, err := c.buildSample(w)
-	ns.Relay = c.relay != nil
-	return ns, err
-}
-
 // notifyRelay tells the relay that a sample was queued.
 func (c *Collector) notifyRelay() {
 	if c.relay != nil {

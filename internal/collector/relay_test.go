@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -14,12 +13,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/viper"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/pki"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/relay/sagefake"
@@ -46,35 +45,12 @@ func TestRelayEndToEnd(t *testing.T) {
 	p := newTestPKI(t)
 	fake, rcfg := startFake(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, Relay: rcfg})
-	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
-	reader := dialAs(t, tc.addr, p.issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
+	admin := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	reader := dialAs(t, tc.addr, p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{}))
 
-	wctx, cancelWatch := context.WithTimeout(context.Background(), testTimeout)
-	defer cancelWatch()
-	watch, err := flowfleetv1.NewSampleServiceClient(reader).WatchSamples(wctx, &flowfleetv1.WatchSamplesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var states []flowfleetv1.SampleState
-	go func() {
-		for {
-			resp, err := watch.Recv()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			states = append(states, resp.GetEvent().GetSample().GetState())
-			mu.Unlock()
-		}
-	}()
-	waitFor(t, "the watch to subscribe", func() bool { // an event: a sleep could end before the subscription
-		tc.c.events.mu.Lock()
-		defer tc.c.events.mu.Unlock()
-		return len(tc.c.events.subs) == 1
-	})
+	events := watchEvents(t, tc, flowfleetv1.NewSampleServiceClient(reader))
 
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "stream-1", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +58,7 @@ func TestRelayEndToEnd(t *testing.T) {
 	s.send(1, testFlows(ws, 3, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id, fileName := SampleName("web01", ws, 1)
+	id, fileName := closer.SampleName("web01", ws, 1)
 	var got *store.Sample
 	waitFor(t, "the sample to be relayed", func() bool {
 		got, _ = tc.st.GetSample(context.Background(), id)
@@ -97,9 +73,8 @@ func TestRelayEndToEnd(t *testing.T) {
 		t.Fatalf("uploaded bytes differ from the sample file (%v)", err)
 	}
 	waitFor(t, "the relayed event", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(states) >= 2 && states[len(states)-1] == flowfleetv1.SampleState_SAMPLE_STATE_RELAYED
+		got := events()
+		return len(got) >= 2 && got[len(got)-1].GetSample().GetState() == flowfleetv1.SampleState_SAMPLE_STATE_RELAYED
 	})
 
 	// Re-queueing is for admins only.
@@ -151,7 +126,7 @@ func TestRelayOffWithoutKey(t *testing.T) {
 
 	p := newTestPKI(t)
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,74 +134,56 @@ func TestRelayOffWithoutKey(t *testing.T) {
 	s.send(1, testFlows(ws, 1, 0))
 	s.ack()
 	s.endWindow(ws, 60, 0)
-	id, _ := SampleName("web01", ws, 1)
+	id, _ := closer.SampleName("web01", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 	if stats, _ := tc.st.OutboxStats(context.Background()); stats.Queued != 0 {
 		t.Fatalf("queued with the relay off: %+v", stats)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	admin := dialAs(t, tc.addr, p.issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
+	admin := dialAs(t, tc.addr, p.Issue(t, auth.RoleAdmin, "root", pki.IssueOptions{}))
 	_, err = flowfleetv1.NewSampleServiceClient(admin).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("RelaySample with the relay off: %v", err)
 	}
 }
 
-// The key comes from the key file, else the environment or config file; it never shows in --help.
-func TestRelayConfigAndHelp(t *testing.T) {
-	t.Setenv("FLOWFLEET_NETWORKSAGE_API_KEY", relayTestKey)
-	vp := viper.New()
-	vp.SetEnvPrefix("FLOWFLEET")
-	vp.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	vp.AutomaticEnv()
-	vp.Set("relay-concurrency", 4)
-	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
-	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
-	cfg, err := relayConfig(vp)
-	if err != nil || cfg.APIKey.Reveal() != relayTestKey {
-		t.Fatalf("key from the environment: %v", err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key")
-	os.WriteFile(keyFile, []byte("  file-key-0123456789abcdef\n"), 0o600)
-	vp.Set("networksage-api-key-file", keyFile)
-	if cfg, err = relayConfig(vp); err != nil || cfg.APIKey.Reveal() != "file-key-0123456789abcdef" {
-		t.Fatalf("key from the file: %v", err)
-	}
-	for _, bad := range [][2]time.Duration{{500 * time.Millisecond, time.Hour}, {time.Minute, time.Second}} {
-		vp.Set("networksage-poll-interval", bad[0])
-		vp.Set("networksage-report-deadline", bad[1])
-		if _, err = relayConfig(vp); err == nil {
-			t.Errorf("poll interval %s and report deadline %s accepted", bad[0], bad[1])
-		}
-	}
-	vp.Set("networksage-poll-interval", relay.DefaultPollInterval)
-	vp.Set("networksage-report-deadline", relay.DefaultReportDeadline)
-	vp.Set("networksage-api-key-file", filepath.Join(t.TempDir(), "missing"))
-	if _, err = relayConfig(vp); err == nil {
-		t.Fatal("a missing key file was accepted")
-	}
-	vp.Set("networksage-api-key-file", "")
-	vp.Set("networksage-type", "exe")
-	if _, err = relayConfig(vp); err == nil {
-		t.Fatal("a bad type was accepted")
-	}
-
-	cmd := NewCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"--help"})
-	if err := cmd.Execute(); err != nil {
+// watchEvents subscribes to WatchSamples until the test ends and returns a function that gives the
+// events received so far; it returns once the collector has the subscription.
+func watchEvents(t *testing.T, tc *testCollector, client flowfleetv1.SampleServiceClient) func() []*flowfleetv1.SampleEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	watch, err := client.WatchSamples(ctx, &flowfleetv1.WatchSamplesRequest{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	help := out.String()
-	for _, flag := range []string{"--networksage-url", "--networksage-api-key-file", "--networksage-type", "--relay-concurrency"} {
-		if !strings.Contains(help, flag) {
-			t.Errorf("--help lacks %s", flag)
+	var mu sync.Mutex
+	var events []*flowfleetv1.SampleEvent
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			resp, err := watch.Recv()
+			if err != nil {
+				return
+			}
+			if e := resp.GetEvent(); e != nil {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			}
 		}
-	}
-	if strings.Contains(help, relayTestKey) || strings.Contains(help, "--networksage-api-key ") {
-		t.Errorf("--help shows the key or a key flag:\n%s", help)
+	}()
+	waitFor(t, "the watch to subscribe", func() bool { // an event: a sleep could end before the subscription
+		tc.c.events.mu.Lock()
+		defer tc.c.events.mu.Unlock()
+		return len(tc.c.events.subs) == 1
+	})
+	return func() []*flowfleetv1.SampleEvent {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*flowfleetv1.SampleEvent(nil), events...)
 	}
 }

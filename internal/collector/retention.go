@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -346,24 +347,17 @@ func cutLast(s string) (head, last string, ok bool) {
 	return s[:i], s[i+1:], true
 }
 
-// builtFrom is what a sample was built from, as the close callback saw it.
-type builtFrom struct {
-	pruned  bool // the window's batches had been pruned (store.WindowContent.Pruned)
-	base    int  // the revision standing in for them (0: none was found)
-	batches int  // len(store.WindowContent.Batches), the base included
-}
-
 // noteRetention counts and logs a revision made after the window's batches were pruned (a late batch
 // that came after --batch-retention), and warns about a sample already past --retention.
-func (c *Collector) noteRetention(s *store.Sample, b builtFrom) {
-	if b.pruned {
-		late := b.batches
-		if b.base > 0 {
+func (c *Collector) noteRetention(s *store.Sample, b closer.Built) {
+	if b.Pruned {
+		late := b.Batches
+		if b.Base > 0 {
 			late--
 			c.metrics.revisionsAfterPrune.WithLabelValues("pruned_revision").Inc()
 			c.log.Info("late batch for a window whose batches were pruned: the new revision is the revision they were pruned at plus the late flows",
 				"sample", s.ID, "host", s.Host, "window_start", s.WindowStart, "revision", s.Revision,
-				"base_revision", b.base, "late_batches", late, "flows", s.FlowCount)
+				"base_revision", b.Base, "late_batches", late, "flows", s.FlowCount)
 		} else {
 			c.metrics.revisionsAfterPrune.WithLabelValues("missing").Inc()
 			c.log.Warn("late batch for a window whose batches were pruned and whose earlier sample is gone: the new revision holds only the late flows",

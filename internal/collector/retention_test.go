@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/internal/store/storetest"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
@@ -104,7 +105,7 @@ func (r *retentionRig) close(h string, ws int64) {
 	if err := r.st.EndWindow(context.Background(), store.WindowRef{Host: h, WindowStart: ws, WindowSeconds: 60}, 0); err != nil {
 		r.t.Fatal(err)
 	}
-	r.c.closeDue(context.Background(), r.clock)
+	r.c.closer.CloseDue(context.Background(), r.clock)
 }
 
 func (r *retentionRig) prune() pruneReport {
@@ -171,17 +172,17 @@ func TestRetentionPrunes(t *testing.T) {
 		for _, ws := range []int64{old, recent, fresh} {
 			r.close("h", ws)
 		}
-		oldID, oldName := SampleName("h", old, 1)
-		recentID, recentName := SampleName("h", recent, 1)
-		freshID, freshName := SampleName("h", fresh, 1)
+		oldID, oldName := closer.SampleName("h", old, 1)
+		recentID, recentName := closer.SampleName("h", recent, 1)
+		freshID, freshName := closer.SampleName("h", fresh, 1)
 		for _, name := range []string{oldName, recentName, freshName} {
 			if r.file(name) == nil {
 				t.Fatalf("%s was not written", name)
 			}
 		}
 		// Files of samples another collector pruned (their rows are gone), and files that are not samples.
-		_, strayOld := SampleName("other", old, 2)
-		_, strayRecent := SampleName("other", recent, 1)
+		_, strayOld := closer.SampleName("other", old, 2)
+		_, strayRecent := closer.SampleName("other", recent, 1)
 		for _, name := range []string{strayOld, strayRecent, "notes.txt", "." + oldName + ".tmp123", "x_" + itoa(int(old)) + "_rx.bf"} {
 			if err := os.WriteFile(filepath.Join(r.c.SampleDir(), name), []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
@@ -234,7 +235,7 @@ func TestRetentionPrunes(t *testing.T) {
 			t.Fatal("the late batch was taken for a duplicate")
 		}
 		r.close("h", recent)
-		id2, name2 := SampleName("h", recent, 2)
+		id2, name2 := closer.SampleName("h", recent, 2)
 		x := r.sample(id2)
 		if x == nil || x.FlowCount != 4 {
 			t.Fatalf("revision 2 after pruning: %+v, want 4 flows", x)
@@ -245,7 +246,7 @@ func TestRetentionPrunes(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Byte for byte, but for the hash, which is random.
-		want := bayseflow.Encode(BuildSample(append(append([]*flowfleetv1.Flow{}, recentFlows...), late...), 0), name2, gotF.Hash)
+		want := bayseflow.Encode(closer.BuildSample(append(append([]*flowfleetv1.Flow{}, recentFlows...), late...), 0), name2, gotF.Hash)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("revision 2 built after pruning differs from one built from all batches:\n got %s\nwant %s", got, want)
 		}
@@ -321,7 +322,7 @@ func TestRetentionChunks(t *testing.T) {
 			ws := r.windowAgo(72*time.Hour) + int64(i)*60
 			r.send("h", 0, testFlows(ws, 2, 0))
 			r.close("h", ws)
-			_, name := SampleName("h", ws, 1)
+			_, name := closer.SampleName("h", ws, 1)
 			names = append(names, name)
 		}
 		for i := 0; i < 5; i++ {
@@ -351,7 +352,7 @@ func TestPrunerRunsAtStartAndStops(t *testing.T) {
 	ws := r.windowAgo(48 * time.Hour)
 	r.send("h", 0, testFlows(ws, 1, 0))
 	r.close("h", ws)
-	id, _ := SampleName("h", ws, 1)
+	id, _ := closer.SampleName("h", ws, 1)
 	if r.c.cfg.PruneInterval != time.Hour {
 		t.Fatalf("prune interval %s, want 1h (a tenth of 24h, at most an hour)", r.c.cfg.PruneInterval)
 	}

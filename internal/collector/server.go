@@ -29,7 +29,7 @@ const MaxMessageSize = 16 << 20
 // NewGRPCServer builds the collector's gRPC server on mTLS credentials, with the interceptor chain
 // recovery → logging → authorization (role from the certificate) → protovalidate, the three services,
 // health and reflection. The health service reports NOT_SERVING while the collector cannot store
-// (WatchHealth). A connection whose TLS handshake has not finished after Config.HandshakeTimeout is
+// (WatchHealth). A connection whose TLS handshake has not finished after Config.Listener.HandshakeTimeout is
 // closed and counted (conns.go).
 func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc.Server, *health.Server, error) {
 	authz, err := auth.NewAuthorizer(c.cfg.TrustDomain, auth.DefaultPolicy(), c.log)
@@ -59,9 +59,9 @@ func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc
 	})
 	srv := grpc.NewServer(
 		grpc.Creds(guardedCreds{TransportCredentials: creds, g: c.conns}),
-		grpc.ConnectionTimeout(c.cfg.HandshakeTimeout), // conns.go
+		grpc.ConnectionTimeout(c.cfg.Listener.HandshakeTimeout), // conns.go
 		grpc.MaxRecvMsgSize(MaxMessageSize),
-		grpc.MaxConcurrentStreams(c.cfg.MaxStreams),
+		grpc.MaxConcurrentStreams(c.cfg.Listener.MaxStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(rec), logging.UnaryServerInterceptor(logger, logOpts...),

@@ -16,16 +16,18 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
 // readerClient dials the collector as a reader.
-func readerClient(t *testing.T, p *testPKI, addr string) flowfleetv1.SampleServiceClient {
+func readerClient(t *testing.T, p *pkitest.PKI, addr string) flowfleetv1.SampleServiceClient {
 	t.Helper()
-	return flowfleetv1.NewSampleServiceClient(dialAs(t, addr, p.issue(t, auth.RoleReader, "reader", pki.IssueOptions{})))
+	return flowfleetv1.NewSampleServiceClient(dialAs(t, addr, p.Issue(t, auth.RoleReader, "reader", pki.IssueOptions{})))
 }
 
 // listOf lists the samples of host through the API.
@@ -39,9 +41,9 @@ func listOf(t *testing.T, c flowfleetv1.SampleServiceClient, host string) []*flo
 }
 
 // sendWindow sends n flows of window ws from a sensor named host and ends the window.
-func sendWindow(t *testing.T, p *testPKI, addr, host string, ws int64, n int) {
+func sendWindow(t *testing.T, p *pkitest.PKI, addr, host string, ws int64, n int) {
 	t.Helper()
-	s, err := openSensor(t, dialAs(t, addr, p.issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, addr, p.Issue(t, auth.RoleSensor, host, pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatalf("sensor %s: %v", host, err)
 	}
@@ -63,7 +65,7 @@ func TestFailedWindowIsolatedAndLongHostWritten(t *testing.T) {
 	ws := int64(1_700_000_040)
 	// "a…" sorts first: the stuck window is the oldest and first of the due list.
 	stuck := "a-stuck"
-	_, stuckFile := SampleName(stuck, ws, 1)
+	_, stuckFile := closer.SampleName(stuck, ws, 1)
 	if err := os.MkdirAll(filepath.Join(dataDir, "samples", stuckFile, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +92,8 @@ func TestFailedWindowIsolatedAndLongHostWritten(t *testing.T) {
 	if x.GetHost() != long || x.GetId() != long+"_1700000040" || x.GetFlowCount() != 3 {
 		t.Fatalf("long host's sample: %v", x)
 	}
-	if n := len(x.GetFileName()); n > MaxFileNameBytes || !strings.Contains(x.GetFileName(), "~") {
-		t.Fatalf("file name %q (%d bytes): want a shortened name of at most %d", x.GetFileName(), n, MaxFileNameBytes)
+	if n := len(x.GetFileName()); n > closer.MaxFileNameBytes || !strings.Contains(x.GetFileName(), "~") {
+		t.Fatalf("file name %q (%d bytes): want a shortened name of at most %d", x.GetFileName(), n, closer.MaxFileNameBytes)
 	}
 	file, err := os.ReadFile(filepath.Join(tc.c.SampleDir(), x.GetFileName()))
 	if err != nil {
@@ -134,7 +136,7 @@ func TestWindowBoundDropsAndCounts(t *testing.T) {
 	logs := &syncBuffer{}
 	tc := startCollectorLog(t, p, Config{Window: 60 * time.Second, Grace: time.Hour, MaxWindowFlows: 5},
 		slog.New(slog.NewTextHandler(logs, nil)))
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "big01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "big01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func TestListSampleFlowsPages(t *testing.T) {
 	tc := startCollector(t, p, Config{Window: 60 * time.Second, Grace: time.Hour})
 	ws := int64(1_700_000_040)
 	const n = 2*store.FlowChunkFlows + 345
-	s, err := openSensor(t, dialAs(t, tc.addr, p.issue(t, auth.RoleSensor, "pages01", pki.IssueOptions{})), "s", 60)
+	s, err := openSensor(t, dialAs(t, tc.addr, p.Issue(t, auth.RoleSensor, "pages01", pki.IssueOptions{})), "s", 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestListSampleFlowsPages(t *testing.T) {
 	s.ack()
 	s.endWindow(ws, 60, 0)
 	client := readerClient(t, p, tc.addr)
-	id, _ := SampleName("pages01", ws, 1)
+	id, _ := closer.SampleName("pages01", ws, 1)
 	waitFor(t, "the sample", func() bool { x, _ := tc.st.GetSample(context.Background(), id); return x != nil })
 
 	// An "old" sample: its flows stored whole, as before chunks.
@@ -198,7 +200,7 @@ func TestListSampleFlowsPages(t *testing.T) {
 		Parts: []store.BatchPart{{WindowStart: ws + 60, WindowSeconds: 60, FlowCount: 1, Flows: []byte{}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	oldID, oldName := SampleName("old01", ws+60, 1)
+	oldID, oldName := closer.SampleName("old01", ws+60, 1)
 	if _, err := tc.st.CloseWindow(context.Background(), store.WindowRef{Host: "old01", WindowStart: ws + 60, WindowSeconds: 60},
 		func(store.WindowContent) (store.NewSample, error) {
 			return store.NewSample{ID: oldID, FileName: oldName, FlowCount: len(whole), State: store.StateWritten,
@@ -287,32 +289,32 @@ func TestOrphanTempFilesRemovedAtStart(t *testing.T) {
 	}
 }
 
-// SampleName: ids keep the full host; file names stay within MaxFileNameBytes, stay distinct for hosts
+// SampleName: ids keep the full host; file names stay within closer.MaxFileNameBytes, stay distinct for hosts
 // that share a long prefix, and give their window start back to retention.
 func TestSampleNameBounded(t *testing.T) {
-	short, shortFile := SampleName("web01", 1_700_000_040, 2)
+	short, shortFile := closer.SampleName("web01", 1_700_000_040, 2)
 	if short != "web01_1700000040_r2" || shortFile != short+".bf" {
 		t.Fatalf("short host: %s, %s", short, shortFile)
 	}
 	a := strings.Repeat("a", 200) + "-one"
 	b := strings.Repeat("a", 200) + "-two"
 	for _, rev := range []int{1, 2, 1 << 30} {
-		idA, fileA := SampleName(a, 1_700_000_040, rev)
-		_, fileB := SampleName(b, 1_700_000_040, rev)
+		idA, fileA := closer.SampleName(a, 1_700_000_040, rev)
+		_, fileB := closer.SampleName(b, 1_700_000_040, rev)
 		if !strings.HasPrefix(idA, a+"_") {
 			t.Fatalf("id %q does not keep the full host", idA)
 		}
-		if len(fileA) > MaxFileNameBytes || fileA == fileB {
-			t.Fatalf("file names %q and %q: want distinct, at most %d bytes", fileA, fileB, MaxFileNameBytes)
+		if len(fileA) > closer.MaxFileNameBytes || fileA == fileB {
+			t.Fatalf("file names %q and %q: want distinct, at most %d bytes", fileA, fileB, closer.MaxFileNameBytes)
 		}
 		if start, ok := sampleFileWindow(fileA); !ok || start != 1_700_000_040 {
 			t.Fatalf("window of %q: %d, %v", fileA, start, ok)
 		}
 	}
 	// The longest name that fits keeps its plain form.
-	edge := strings.Repeat("e", MaxFileNameBytes-len("_1700000040.bf"))
-	if _, f := SampleName(edge, 1_700_000_040, 1); f != edge+"_1700000040.bf" {
-		t.Fatalf("a name of exactly %d bytes was shortened: %q", MaxFileNameBytes, f)
+	edge := strings.Repeat("e", closer.MaxFileNameBytes-len("_1700000040.bf"))
+	if _, f := closer.SampleName(edge, 1_700_000_040, 1); f != edge+"_1700000040.bf" {
+		t.Fatalf("a name of exactly %d bytes was shortened: %q", closer.MaxFileNameBytes, f)
 	}
 }
 
@@ -345,7 +347,7 @@ func TestSweepKnowsShortenedNames(t *testing.T) {
 		Parts: []store.BatchPart{{WindowStart: ws, WindowSeconds: 300, FlowCount: 1, Flows: []byte{}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	id, name := SampleName(long, ws, 1)
+	id, name := closer.SampleName(long, ws, 1)
 	if _, err := st.CloseWindow(context.Background(), w, func(store.WindowContent) (store.NewSample, error) {
 		return store.NewSample{ID: id, FileName: name, State: store.StateWritten, Content: []byte("{}"), Flows: []byte{}}, nil
 	}); err != nil {
@@ -354,33 +356,8 @@ func TestSweepKnowsShortenedNames(t *testing.T) {
 	if kept, err := c.sampleFileKept(context.Background(), name); err != nil || !kept {
 		t.Fatalf("file %s of a stored sample: kept %v, %v", name, kept, err)
 	}
-	_, other := SampleName(strings.Repeat("m", 253), ws, 1)
+	_, other := closer.SampleName(strings.Repeat("m", 253), ws, 1)
 	if kept, err := c.sampleFileKept(context.Background(), other); err != nil || kept {
 		t.Fatalf("file %s of no sample: kept %v, %v", other, kept, err)
-	}
-}
-
-// The build budget lets small windows build together and makes one that needs the whole budget wait
-// for them, then build alone.
-func TestByteBudget(t *testing.T) {
-	b := newByteBudget(100)
-	r1 := b.acquire(30)
-	r2 := b.acquire(30)
-	got := make(chan func())
-	go func() { got <- b.acquire(1000) }() // more than the budget: takes all of it
-	select {
-	case <-got:
-		t.Fatal("a window needing the whole budget built beside two others")
-	default:
-	}
-	r1()
-	r2()
-	r3 := <-got
-	if b.free != 0 {
-		t.Fatalf("free %d while the big window builds, want 0", b.free)
-	}
-	r3()
-	if b.free != 100 {
-		t.Fatalf("free %d after every release, want 100", b.free)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 )
 
 // flowctl config init writes the default client config once; after it, queries need no connection flags,
@@ -17,21 +18,18 @@ func TestConfigInitThenBareQueries(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg"))
 	t.Setenv(configFileEnv, "")
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
-	addr := startCollector(t, dir)
-	caFile := filepath.Join(dir, pki.CACertFile)
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	addr := startCollector(t, p)
+	caFile := p.CAFile()
 
 	// Without a config, a query says what is missing.
 	if out, err := flowctl("samples", "list", "--collector", addr); err == nil || !strings.Contains(err.Error(), "--cert is required") {
 		t.Fatalf("a query with no certificate: err %v, out %q", err, out)
 	}
 
-	out, err := flowctl("config", "init", "--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", caFile)
+	out, err := flowctl("config", "init", "--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", caFile)
 	if err != nil {
 		t.Fatalf("config init: %v\n%s", err, out)
 	}
@@ -43,7 +41,7 @@ func TestConfigInitThenBareQueries(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("%s has mode %v, want 0600 (it names a private key)", path, st.Mode().Perm())
 	}
-	if _, err := flowctl("config", "init", "--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", caFile); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := flowctl("config", "init", "--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", caFile); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("a second config init without --force: err %v, want a refusal that names --force", err)
 	}
 

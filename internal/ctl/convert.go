@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 	"golang.org/x/term"
 
+	"github.com/flowfleet/flowfleet/internal/dataset"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/convert"
 )
@@ -48,6 +49,10 @@ or a log, detected from its content) into stdin.bf; --stdout writes the one inpu
 output instead, and the summary goes to standard error. --strict makes an input that gives no flows a
 failure. Hints on standard error explain captures that give fewer flows than expected.
 
+--to csv|jsonl|parquet writes the flows as a dataset instead (docs/dataset.md: the schema fleet exports
+share; host and window_start are empty, sample_id is the name the .bf would have), named like the .bf
+with its extension: x.pcapng → x_filtered.csv. --stdout works with --to too.
+
 Destinations are named from the DNS answers in the input and from the long-term name cache
 (--name-cache), which every conversion also updates; the summary counts the flows the cache named, since
 they make results depend on earlier runs. NetFlow times are local times of the zone in TZ (or --tz), as
@@ -56,7 +61,8 @@ the reference reads them.`,
   flowctl convert -o out/ a.pcap b.pcapng logs/*.log
   flowctl convert --dns dns.log -o out/ conn.log
   tcpdump -w - -c 1000 | flowctl convert --stdout - | jq .trafficDate
-  TZ=America/New_York flowctl convert flows.netflow`,
+  TZ=America/New_York flowctl convert flows.netflow
+  flowctl convert --to parquet -o datasets/ captures/*.pcapng`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConvert(cmd, vp, args)
@@ -70,6 +76,8 @@ the reference reads them.`,
 	f.String("tz", "", "time zone NetFlow times are read in (default: TZ, else the local zone)")
 	f.Bool("decode-vlan", false, "decode 802.1Q/QinQ-tagged frames (the reference ignores them)")
 	f.Bool("session-names", false, "name destinations from TLS SNI and HTTP Host (the reference does not)")
+	f.String("to", "", "write a dataset instead of a .bf: csv, jsonl or parquet (docs/dataset.md); the output is <name>.csv, .jsonl or .parquet")
+	f.Bool("all-interfaces", false, "read a pcapng merged from captures of different link types or snapshot lengths to its end (the reference stops at the second interface)")
 	f.BoolP("quiet", "q", false, "print nothing but errors: no progress bar, no summary, no hints")
 	f.Bool("stdout", false, "write the .bf to standard output (one input only)")
 	f.Bool("force", false, "convert inputs whose output names collide (the later replaces the earlier)")
@@ -115,6 +123,22 @@ func runConvert(cmd *cobra.Command, vp *viper.Viper, inputs []string) error {
 			DecodeVLAN:   vp.GetBool("decode-vlan"),
 			SessionNames: vp.GetBool("session-names"),
 		},
+		AllInterfaces: vp.GetBool("all-interfaces"),
+	}
+	if to := vp.GetString("to"); to != "" {
+		df, err := dataset.ParseFormat(to)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		opts.OutExt = df.Ext()
+		opts.NewWriter = func(w io.Writer, bfName string) (convert.FlowWriter, error) {
+			dw, err := dataset.NewWriter(df, w)
+			if err != nil {
+				return nil, err
+			}
+			// Offline: no host, no window; the sample is the .bf this conversion would write.
+			return dataset.NewFlowWriter(dw, dataset.Meta{SampleID: bfName}), nil
+		}
 	}
 	if tz := vp.GetString("tz"); tz != "" {
 		loc, err := time.LoadLocation(tz)

@@ -82,7 +82,8 @@ func TestConvertManyInputs(t *testing.T) {
 	in, out := t.TempDir(), t.TempDir()
 	a := writeFile(t, filepath.Join(in, "a.netflow"), []byte(netflowCSV))
 	b := writeFile(t, filepath.Join(in, "b.pcap"), goldenBytes(t))
-	bad := writeFile(t, filepath.Join(in, "bad.txt"), []byte("hello\n"))
+	// UTF-8 text: refused (R-ZEEK-1); plain ASCII text would be read as a Zeek log.
+	bad := writeFile(t, filepath.Join(in, "bad.txt"), []byte("h\xc3\xa9llo\n"))
 	_, stderr, err := runCtlIn(t, nil, "convert", "--name-cache", "", "--tz", "UTC", "-o", out, a, bad, b)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 inputs failed") || !strings.Contains(err.Error(), "bad.txt") {
 		t.Errorf("error %v", err)

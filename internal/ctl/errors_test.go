@@ -13,14 +13,15 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/collector"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
 // startCollector runs a real collector over mTLS on loopback and returns its address.
-func startCollector(t *testing.T, dir string) string { return startCollectorWith(t, dir, nil) }
+func startCollector(t *testing.T, p *pkitest.PKI) string { return startCollectorWith(t, p, nil) }
 
 // startCollectorWith is startCollector on a store that seed fills first (seed may be nil).
-func startCollectorWith(t *testing.T, dir string, seed func(store.Store)) string {
+func startCollectorWith(t *testing.T, p *pkitest.PKI, seed func(store.Store)) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
@@ -34,8 +35,7 @@ func startCollectorWith(t *testing.T, dir string, seed func(store.Store)) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := pki.PathsFor(dir, auth.RoleCollector, "c")
-	creds, err := auth.NewServerCredentials(auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: filepath.Join(dir, pki.CACertFile)}, log)
+	creds, err := auth.NewServerCredentials(p.Files(auth.RoleCollector, "c"), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,23 +52,6 @@ func startCollectorWith(t *testing.T, dir string, seed func(store.Store)) string
 	return lis.Addr().String()
 }
 
-func issue(t *testing.T, ca *pki.CA, dir string, role auth.Role, name string, opts pki.IssueOptions) pki.Paths {
-	t.Helper()
-	opts.Role, opts.Name = role, name
-	if role == auth.RoleCollector {
-		opts.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	leaf, err := ca.Issue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := leaf.WriteFiles(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func flowctl(args ...string) (string, error) {
 	cmd := NewRootCommand()
 	var out bytes.Buffer
@@ -81,21 +64,14 @@ func flowctl(args ...string) (string, error) {
 
 // The first mistakes a newcomer makes get an error that says what to do.
 func TestFriendlyErrors(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
-	sensor := issue(t, ca, dir, auth.RoleSensor, "web01", pki.IssueOptions{})
-	expired := issue(t, ca, dir, auth.RoleReader, "old", pki.IssueOptions{NotBefore: time.Now().Add(-72 * time.Hour), Days: 1})
-	otherDir := t.TempDir()
-	if _, err := pki.InitCA(pki.InitOptions{Dir: otherDir}); err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, pki.CACertFile)
-	addr := startCollector(t, dir)
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	sensor := p.Issue(t, auth.RoleSensor, "web01", pki.IssueOptions{})
+	expired := p.Issue(t, auth.RoleReader, "old", pki.IssueOptions{NotBefore: time.Now().Add(-72 * time.Hour), Days: 1})
+	otherCA := pkitest.New(t).CAFile()
+	caFile := p.CAFile()
+	addr := startCollector(t, p)
 	free := func() string {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer l.Close()
@@ -108,11 +84,11 @@ func TestFriendlyErrors(t *testing.T) {
 		ca              string
 		want            []string
 	}{
-		{"works", addr, reader.Cert, reader.Key, caFile, nil},
-		{"collector not running", free, reader.Cert, reader.Key, caFile, []string{"no collector is listening at " + free}},
-		{"wrong CA", addr, reader.Cert, reader.Key, filepath.Join(otherDir, pki.CACertFile), []string{"--ca is the fleet's CA"}},
-		{"wrong role", addr, sensor.Cert, sensor.Key, caFile, []string{"permission denied", "role reader or admin"}},
-		{"expired certificate", addr, expired.Cert, expired.Key, caFile, []string{"expired"}},
+		{"works", addr, reader.CertFile, reader.KeyFile, caFile, nil},
+		{"collector not running", free, reader.CertFile, reader.KeyFile, caFile, []string{"no collector is listening at " + free}},
+		{"wrong CA", addr, reader.CertFile, reader.KeyFile, otherCA, []string{"--ca is the fleet's CA"}},
+		{"wrong role", addr, sensor.CertFile, sensor.KeyFile, caFile, []string{"permission denied", "role reader or admin"}},
+		{"expired certificate", addr, expired.CertFile, expired.KeyFile, caFile, []string{"expired"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

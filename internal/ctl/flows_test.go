@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/flowindex"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -21,15 +21,11 @@ import (
 // lines and table read back exactly; a glob that matches no label count finds nothing; a bad CIDR
 // fails naming --dst's field.
 func TestFlowsSearchAndTop(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
 	ws := time.Now().Add(-time.Hour).Unix() / 60 * 60
-	addr := startCollectorWith(t, dir, func(st store.Store) {
+	addr := startCollectorWith(t, p, func(st store.Store) {
 		ctx := context.Background()
 		for i, h := range []struct{ host, addr, name string }{{"web01", "93.184.216.34", "www.example.com"}, {"web02", "8.8.8.8", "dns.google"}} {
 			f := &flowfleetv1.Flow{SrcAddr: "10.0.0.1", SrcPort: "40000", DstAddr: h.addr, DstPort: "443", DstName: h.name,
@@ -55,7 +51,7 @@ func TestFlowsSearchAndTop(t *testing.T) {
 			t.Fatalf("indexed %d, %v", n, err)
 		}
 	})
-	conn := []string{"--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s"}
+	conn := []string{"--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", p.CAFile(), "--timeout", "10s"}
 
 	out, err := flowctl(append([]string{"flows", "search", "--dst", "*.example.com", "-o", "csv"}, conn...)...)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,21 +14,18 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
 // flowctl hosts list follows next_page_token: it lists every host, however many pages they take.
 func TestHostsListAllPages(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
 
 	const n = 1234 // flowctl asks for 500 a page: three pages
-	addr := startCollectorWith(t, dir, func(st store.Store) {
+	addr := startCollectorWith(t, p, func(st store.Store) {
 		var bs []store.Batch
 		for i := 0; i < n; i++ {
 			bs = append(bs, store.Batch{Host: fmt.Sprintf("host%04d", i), StreamID: "s", Seq: 1, Drops: uint64(i), Received: time.Now()})
@@ -38,7 +34,7 @@ func TestHostsListAllPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	conn := []string{"--collector", addr, "--cert", reader.Cert, "--key", reader.Key, "--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s"}
+	conn := []string{"--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile, "--ca", p.CAFile(), "--timeout", "10s"}
 
 	out, err := flowctl(append([]string{"hosts", "list", "-o", "json"}, conn...)...)
 	if err != nil {
@@ -76,22 +72,18 @@ func TestHostsListAllPages(t *testing.T) {
 // different stream ids mean two sensors share one certificate (issue 14, items 4 and the cloned-VM
 // detection).
 func TestHostsListDropsAndStreams(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue(t, ca, dir, auth.RoleCollector, "c", pki.IssueOptions{})
-	reader := issue(t, ca, dir, auth.RoleReader, "alice", pki.IssueOptions{})
-	sensor := issue(t, ca, dir, auth.RoleSensor, "web", pki.IssueOptions{})
-	addr := startCollectorWith(t, dir, func(st store.Store) {
+	p := pkitest.New(t)
+	p.Issue(t, auth.RoleCollector, "c", pki.IssueOptions{})
+	reader := p.Issue(t, auth.RoleReader, "alice", pki.IssueOptions{})
+	sensor := p.Issue(t, auth.RoleSensor, "web", pki.IssueOptions{})
+	addr := startCollectorWith(t, p, func(st store.Store) {
 		if _, err := st.SaveBatches(context.Background(), []store.Batch{{Host: "web", StreamID: "s", Seq: 1, Drops: 3,
 			FlowDrops: 21410, Received: time.Now()}}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	// Two sensors with the same certificate: two streams, two stream ids.
-	creds, err := auth.NewClientCredentials(auth.Files{CertFile: sensor.Cert, KeyFile: sensor.Key, CAFile: filepath.Join(dir, pki.CACertFile)},
+	creds, err := auth.NewClientCredentials(sensor,
 		"127.0.0.1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +108,8 @@ func TestHostsListDropsAndStreams(t *testing.T) {
 			t.Fatalf("stream %s: %v, %v", id, resp, err)
 		}
 	}
-	out, err := flowctl("hosts", "list", "--collector", addr, "--cert", reader.Cert, "--key", reader.Key,
-		"--ca", filepath.Join(dir, pki.CACertFile), "--timeout", "10s")
+	out, err := flowctl("hosts", "list", "--collector", addr, "--cert", reader.CertFile, "--key", reader.KeyFile,
+		"--ca", p.CAFile(), "--timeout", "10s")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -392,7 +392,6 @@ type flowJSON struct {
 	GlobalCount *int64 `json:"globalCount,omitempty"`
 }
 
-
 func portNumber(s string) *int {
 	n, err := strconv.Atoi(s)
 	if err != nil || s == "" {

@@ -8,9 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
-	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/cli"
-	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
 // NewRootCommand builds the flowctl command tree.
@@ -36,8 +34,8 @@ init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 		return loadConfig(vp, cmd)
 	}
 	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newFlowsCommand(vp), newHostsCommand(vp), newSageCommand(vp),
-		newConfigCommand(vp), pki.NewCommand())
-	buildinfo.AddTo(root)
+		newConfigCommand(vp), newCertsCommand())
+	cli.AddVersion(root)
 	return root
 }
 

@@ -2,10 +2,12 @@ package ctl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
@@ -67,6 +70,11 @@ certificate: --collector, --cert, --key and --ca, or FLOWFLEET_COLLECTOR, FLOWFL
 	addConnFlags(flows)
 	addOutputFlag(flows)
 	flows.Flags().String("category", "", "only flows NetworkSage put in this category (an enriched sample)")
+	flows.Flags().Bool("global-count", false, "ask NetworkSage how many samples globally hold each flow (one request per distinct flow id, rate-limited; needs this machine's API key)")
+	flows.Flags().Float64("global-count-rate", 5, "most --global-count requests a second")
+	flows.Flags().Int("global-count-max", 500, "most distinct flow ids --global-count asks about; a sample with more is refused")
+	flows.Flags().String("networksage-url", relay.DefaultBaseURL, "NetworkSage API base URL (--global-count)")
+	flows.Flags().String("networksage-api-key-file", "", "file holding the NetworkSage API key (--global-count; else FLOWFLEET_NETWORKSAGE_API_KEY or networksage-api-key in --config)")
 
 	watch := &cobra.Command{
 		Use:   "watch",
@@ -109,20 +117,33 @@ enrichment_failed. Needs a certificate with role admin, and a collector whose re
 	return cmd
 }
 
-func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
+// adminCall dials the collector and makes one admin-only SampleService call; what says what needs the
+// admin role, for the error a reader certificate gets.
+func adminCall[T any](cmd *cobra.Command, vp *viper.Viper, what string, call func(context.Context, flowfleetv1.SampleServiceClient) (T, error)) (T, error) {
+	var zero T
 	conn, addr, err := dial(vp)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	defer conn.Close()
 	ctx, cancel := timeoutCtx(cmd.Context(), vp)
 	defer cancel()
-	resp, err := flowfleetv1.NewSampleServiceClient(conn).RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	resp, err := call(ctx, flowfleetv1.NewSampleServiceClient(conn))
 	if status.Code(err) == codes.PermissionDenied {
-		return fmt.Errorf("permission denied: re-queueing a sample needs a certificate with role admin (%s)", status.Convert(err).Message())
+		return zero, fmt.Errorf("permission denied: %s needs a certificate with role admin (%s)", what, status.Convert(err).Message())
 	}
 	if err != nil {
-		return friendly(err, addr)
+		return zero, friendly(err, addr)
+	}
+	return resp, nil
+}
+
+func runSamplesRelay(cmd *cobra.Command, vp *viper.Viper, id string) error {
+	resp, err := adminCall(cmd, vp, "re-queueing a sample", func(ctx context.Context, c flowfleetv1.SampleServiceClient) (*flowfleetv1.RelaySampleResponse, error) {
+		return c.RelaySample(ctx, &flowfleetv1.RelaySampleRequest{Id: id})
+	})
+	if err != nil {
+		return err
 	}
 	s := resp.GetSample()
 	fmt.Fprintf(cmd.OutOrStdout(), "%s queued for upload to NetworkSage (state %s)\n", s.GetId(), stateName(s.GetState()))
@@ -138,19 +159,11 @@ func runSamplesEnrich(cmd *cobra.Command, vp *viper.Viper, args []string) error 
 	if !all {
 		req.Id = args[0]
 	}
-	conn, addr, err := dial(vp)
+	resp, err := adminCall(cmd, vp, "enriching a sample again", func(ctx context.Context, c flowfleetv1.SampleServiceClient) (*flowfleetv1.EnrichSampleResponse, error) {
+		return c.EnrichSample(ctx, req)
+	})
 	if err != nil {
 		return err
-	}
-	defer conn.Close()
-	ctx, cancel := timeoutCtx(cmd.Context(), vp)
-	defer cancel()
-	resp, err := flowfleetv1.NewSampleServiceClient(conn).EnrichSample(ctx, req)
-	if status.Code(err) == codes.PermissionDenied {
-		return fmt.Errorf("permission denied: enriching a sample again needs a certificate with role admin (%s)", status.Convert(err).Message())
-	}
-	if err != nil {
-		return friendly(err, addr)
 	}
 	if all {
 		fmt.Fprintf(cmd.OutOrStdout(), "%d samples queued for enrichment\n", resp.GetQueued())
@@ -339,7 +352,73 @@ func runSamplesFlows(cmd *cobra.Command, vp *viper.Viper, id string) error {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	return printAll(cmd.OutOrStdout(), out, flowColumns(clockOf(vp)), flowToJSON, flows)
+	cols, toJSON := flowColumns(clockOf(vp)), flowToJSON
+	if vp.GetBool("global-count") {
+		counts, err := globalCounts(cmd, vp, flows)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, column[*flowfleetv1.Flow]{head: "GLOBAL", cell: func(f *flowfleetv1.Flow) string {
+			if c, ok := counts[f.GetFlowId()]; ok {
+				return strconv.FormatInt(c, 10)
+			}
+			return "-"
+		}})
+		toJSON = func(f *flowfleetv1.Flow) any {
+			j := flowToJSON(f).(flowJSON)
+			if c, ok := counts[f.GetFlowId()]; ok {
+				j.GlobalCount = &c
+			}
+			return j
+		}
+	}
+	return printAll(cmd.OutOrStdout(), out, cols, toJSON, flows)
+}
+
+// globalCounts asks NetworkSage for the global count of each distinct flow id of flows (an enriched
+// sample's), at most --global-count-rate requests a second and --global-count-max ids in all, so that a
+// large sample does not turn into a flood of requests.
+func globalCounts(cmd *cobra.Command, vp *viper.Viper, flows []*flowfleetv1.Flow) (map[string]int64, error) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, f := range flows {
+		if id := f.GetFlowId(); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("--global-count: the sample's flows have no NetworkSage flow ids (is it enriched? flowctl samples list shows its state)")
+	}
+	if m := vp.GetInt("global-count-max"); len(ids) > m {
+		return nil, fmt.Errorf("--global-count: %d distinct flow ids, more than --global-count-max %d; narrow with --category or raise the bound", len(ids), m)
+	}
+	rate := vp.GetFloat64("global-count-rate")
+	if rate <= 0 || rate > 100 {
+		return nil, fmt.Errorf("--global-count-rate %v: want more than 0 and at most 100", rate)
+	}
+	client, err := sageClient(vp)
+	if err != nil {
+		return nil, err
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	counts := make(map[string]int64, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			select {
+			case <-tick.C:
+			case <-cmd.Context().Done():
+				return nil, cmd.Context().Err()
+			}
+		}
+		n, err := client.FlowCount(cmd.Context(), id)
+		if err != nil {
+			return nil, fmt.Errorf("--global-count: flow %s: %w", id, err)
+		}
+		counts[id] = n
+	}
+	return counts, nil
 }
 
 func runSamplesWatch(cmd *cobra.Command, vp *viper.Viper) error {

@@ -1,8 +1,11 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -10,7 +13,9 @@ import (
 	"github.com/spf13/viper"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
+	"github.com/flowfleet/flowfleet/internal/dataset"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
+	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
@@ -28,20 +33,45 @@ and JSON as 'flowctl samples flows'.
 A .bf file holds each flow's destination name but not its address: DST ADDR (dstAddr in JSON) is the
 destination when its name source is "original" (the name is the address) and empty otherwise. Start
 times are the file's trafficDate plus each flow's relativeStart; windowStart is 0 (a file is no
-sample of a window). A duration the file writes as -1 (unknown, NetFlow) shows as 0.`,
+sample of a window). A duration the file writes as -1 (unknown, NetFlow) shows as 0.
+
+--to csv|jsonl|parquet writes the flows as a dataset instead (docs/dataset.md: the schema fleet exports
+share; host and window_start are empty, sample_id is the file's name), to standard output or to the file
+-f names (replaced whole, or not at all).`,
 		Example: `  flowctl show capture_filtered.bf
   flowctl show -o wide --utc capture_filtered.bf
-  flowctl show -o jsonl capture_filtered.bf | jq -r .dstName | sort | uniq -c`,
+  flowctl show -o jsonl capture_filtered.bf | jq -r .dstName | sort | uniq -c
+  flowctl show --to parquet -f capture.parquet capture_filtered.bf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(cmd, vp, args[0])
 		},
 	}
 	addOutputFlag(cmd)
+	cmd.Flags().String("to", "", "write a dataset instead of a listing: csv, jsonl or parquet (docs/dataset.md)")
+	cmd.Flags().StringP("file", "f", "", "with --to: the file to write (default: standard output)")
 	return cmd
 }
 
 func runShow(cmd *cobra.Command, vp *viper.Viper, path string) error {
+	to, file := vp.GetString("to"), vp.GetString("file")
+	if to != "" {
+		df, err := dataset.ParseFormat(to)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		if cmd.Flags().Changed("output") {
+			return errors.New("--to writes a dataset; -o/--output chooses a listing's format: give one of them")
+		}
+		flows, err := readBayseFlowFile(path)
+		if err != nil {
+			return err
+		}
+		return writeDataset(cmd.OutOrStdout(), file, df, flows, dataset.Meta{SampleID: filepath.Base(path)})
+	}
+	if file != "" {
+		return errors.New("-f/--file names the file --to writes: add --to csv, jsonl or parquet")
+	}
 	out, err := outputFormat(vp)
 	if err != nil {
 		return err
@@ -51,6 +81,29 @@ func runShow(cmd *cobra.Command, vp *viper.Viper, path string) error {
 		return err
 	}
 	return printAll(cmd.OutOrStdout(), out, flowColumns(clockOf(vp)), flowToJSON, flows)
+}
+
+// writeDataset writes flows as a dataset to file (atomically), or to stdout when file is "".
+func writeDataset(stdout io.Writer, file string, df dataset.Format, flows []*flowfleetv1.Flow, meta dataset.Meta) error {
+	write := func(w io.Writer) error {
+		dw, err := dataset.NewWriter(df, w)
+		if err != nil {
+			return err
+		}
+		for _, f := range flows {
+			if err := dw.Write(dataset.FromProto(f, meta)); err != nil {
+				return err
+			}
+		}
+		return dw.Close()
+	}
+	if file == "" {
+		return write(stdout)
+	}
+	if err := atomicfile.ReplaceFunc(file, 0o644, write); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
 }
 
 // readBayseFlowFile reads a .bf file's flows as API flows.

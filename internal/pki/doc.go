@@ -1,5 +1,6 @@
 // Package pki creates FlowFleet's certificate authority and issues the certificates that
-// internal/auth accepts. It backs `flowctl certs` (see NewCommand) and test fixtures.
+// internal/auth accepts. It backs `flowctl certs` (internal/ctl/certs.go) and the test PKI (pkitest). It is
+// a library: no cobra or viper here.
 //
 // # What it makes
 //

@@ -28,7 +28,7 @@ import (
 // with the failed call and how it failed, and `flowctl samples enrich` tries again.
 
 // enrichOps are the enrichment's steps, the values of the enrichment failure metric's step label.
-var enrichOps = []string{"content", "flows", "aggregated", "request_report", "report", "deadline", "store"}
+var enrichOps = []string{"content", "flows", "aggregated", "request_report", "report", "deadline"}
 
 // enrichStep is a failed enrichment step: which, and the error.
 type enrichStep struct {

@@ -41,24 +41,7 @@ func enrichSampleContent(name string) []byte {
 // addEnrichSample writes a sample of enrichFlows, queued for the relay.
 func (e *env) addEnrichSample(host string, ws int64) string {
 	e.t.Helper()
-	ctx := context.Background()
-	b := store.Batch{Host: host, StreamID: "s", Seq: uint64(ws), Received: time.Now(), Parts: []store.BatchPart{{
-		WindowStart: ws, WindowSeconds: 60, FlowCount: 1, Flows: []byte("f")}}}
-	if _, err := e.st.SaveBatches(ctx, []store.Batch{b}); err != nil {
-		e.t.Fatal(err)
-	}
-	id := fmt.Sprintf("%s_%d", host, ws)
-	if _, err := e.st.CloseWindow(ctx, store.WindowRef{Host: host, WindowStart: ws, WindowSeconds: 60},
-		func(store.WindowContent) (store.NewSample, error) {
-			c := enrichSampleContent(id + ".bf")
-			return store.NewSample{ID: id, FileName: id + ".bf", FlowCount: len(enrichFlows), Bytes: int64(len(c)),
-				State: store.StateWritten, Content: c, Flows: []byte("f"), Relay: true}, nil
-		}); err != nil {
-		e.t.Fatal(err)
-	}
-	if e.w != nil {
-		e.w.Notify()
-	}
+	id, _ := e.addSampleWith(host, ws, len(enrichFlows), enrichSampleContent)
 	return id
 }
 

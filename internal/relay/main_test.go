@@ -179,6 +179,12 @@ func sampleContent(name string) []byte {
 // addSample writes host's sample for window ws, queued for the relay; it returns its id and file name.
 func (e *env) addSample(host string, ws int64) (string, string) {
 	e.t.Helper()
+	return e.addSampleWith(host, ws, 1, sampleContent)
+}
+
+// addSampleWith is addSample with content(file name) of flows flows.
+func (e *env) addSampleWith(host string, ws int64, flows int, content func(name string) []byte) (string, string) {
+	e.t.Helper()
 	ctx := context.Background()
 	b := store.Batch{Host: host, StreamID: "s", Seq: uint64(ws), Received: time.Now(), Parts: []store.BatchPart{{
 		WindowStart: ws, WindowSeconds: 60, FlowCount: 1, Flows: []byte("f")}}}
@@ -189,8 +195,8 @@ func (e *env) addSample(host string, ws int64) (string, string) {
 	name := id + ".bf"
 	_, err := e.st.CloseWindow(ctx, store.WindowRef{Host: host, WindowStart: ws, WindowSeconds: 60},
 		func(store.WindowContent) (store.NewSample, error) {
-			c := sampleContent(name)
-			return store.NewSample{ID: id, FileName: name, FlowCount: 1, Bytes: int64(len(c)), State: store.StateWritten,
+			c := content(name)
+			return store.NewSample{ID: id, FileName: name, FlowCount: flows, Bytes: int64(len(c)), State: store.StateWritten,
 				Content: c, Flows: []byte("f"), Relay: true}, nil
 		})
 	if err != nil {

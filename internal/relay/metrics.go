@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		enrichAttempts: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_relay_enrich_attempts_total",
 			Help: "Attempts to fetch a processed sample's enriched flows and aggregated view from NetworkSage."}),
 		enrichFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowfleet_relay_enrich_failures_total",
-			Help: "Samples marked enrichment_failed, by the step that failed (content, flows, aggregated, request_report, report, deadline, store)."},
+			Help: "Samples marked enrichment_failed, by the step that failed (content, flows, aggregated, request_report, report, deadline)."},
 			[]string{"step"}),
 		enriched: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowfleet_relay_samples_enriched_total",
 			Help: "Samples enriched with NetworkSage's answers."}),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowfleet/flowfleet/internal/backoff"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
@@ -296,13 +296,7 @@ func (w *Worker) process(ctx context.Context, e store.OutboxEntry) {
 // backoff returns the wait before retry number attempts (1 for the first retry): equal jitter, between
 // half and all of min(base·2^(attempts-1), max).
 func (w *Worker) backoff(attempts int) time.Duration {
-	d := w.cfg.BackoffBase
-	for i := 1; i < attempts && d < w.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, w.cfg.BackoffMax)
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return backoff.Policy{Base: w.cfg.BackoffBase, Max: w.cfg.BackoffMax, Equal: true}.Delay(attempts)
 }
 
 // retry releases an entry to be tried again after wait.

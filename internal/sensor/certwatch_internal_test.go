@@ -11,31 +11,21 @@ import (
 
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/sensor/metrics"
 	"github.com/flowfleet/flowfleet/internal/sensor/sensortest"
 )
 
 func TestCertExpiryWarning(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := pkitest.New(t)
 	for _, c := range []struct {
 		days int
 		warn bool
 	}{{7, true}, {30, false}} {
-		leaf, err := ca.Issue(pki.IssueOptions{Role: auth.RoleSensor, Name: "s" + string(rune('a'+c.days%26)), Days: c.days})
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths, err := leaf.WriteFiles(dir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := p.Issue(t, auth.RoleSensor, "s"+string(rune('a'+c.days%26)), pki.IssueOptions{Days: c.days})
 		var buf bytes.Buffer
 		m := metrics.New(prometheus.NewRegistry())
-		checkCert(paths.Cert, time.Now(), m, slog.New(slog.NewTextHandler(&buf, nil)))
+		checkCert(files.CertFile, time.Now(), m, slog.New(slog.NewTextHandler(&buf, nil)))
 		left := sensortest.Value(m.CertExpiry)
 		if want := float64(c.days) * 86400; left > want || left < want-float64(pki.Backdate/time.Second)-60 {
 			t.Errorf("%d days: gauge %v s", c.days, left)

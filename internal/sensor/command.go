@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/cli"
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/window"
 )
@@ -41,8 +41,8 @@ const (
 	KeyMaxFlows         = "max-flows"
 	KeyMaxInFlight      = "max-in-flight"
 	KeyMetricsListen    = "metrics-listen"
-	KeyLogFormat        = "log-format"
-	KeyLogLevel         = "log-level"
+	KeyLogFormat        = cli.FlagLogFormat
+	KeyLogLevel         = cli.FlagLogLevel
 	KeyShutdownTimeout  = "shutdown-timeout"
 )
 
@@ -116,14 +116,13 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 	f.String(KeyServerName, "", "name to verify the collector's certificate against (default: the host of each --collector address)")
 	f.String(KeySpoolDir, "", "spool directory: unacknowledged batches, stream id, seq counter, name cache (required)")
 	f.String(KeySpoolMaxBytes, "1GiB", "spool size limit (bytes, or with a unit: 512MiB, 2GiB); past it the oldest batches are dropped")
-	f.Duration(KeyWindow, d.Window, "window length: whole seconds, 10s–24h; windows are aligned to multiples of it since the Unix epoch")
+	f.Duration(KeyWindow, d.Window, "window length: whole seconds, 10s–24h; windows are aligned to multiples of it since the Unix epoch (a collector's window replaces it)")
 	f.Int(KeyBatchFlows, d.BatchFlows, fmt.Sprintf("flows per batch at most (1–%d)", window.MaxBatchFlows))
 	f.Duration(KeyBatchInterval, d.BatchInterval, "how often flows exported early (flow table full) are shipped")
 	f.Int(KeyMaxFlows, d.MaxFlows, "flow table bound; when full, the least recently active flow is exported early")
 	f.Int(KeyMaxInFlight, d.MaxInFlight, "batches sent and not yet acknowledged at most")
 	f.String(KeyMetricsListen, "", `Prometheus metrics address, e.g. "127.0.0.1:9464" (off when empty); serves /metrics and /healthz`)
-	f.String(KeyLogFormat, d.LogFormat, "log format: text or json")
-	f.String(KeyLogLevel, d.LogLevel, "log level: debug, info, warn or error")
+	cli.AddLogFlags(f)
 	f.Duration(KeyShutdownTimeout, d.ShutdownTimeout, "on SIGTERM/SIGINT, how long to try delivering the last batches before exiting")
 
 	// viper's Unmarshal and Get ignore AutomaticEnv for keys it has never seen (spf13/viper#522): every
@@ -134,7 +133,7 @@ func NewCommand(run func(cmd *cobra.Command, cfg Config) error) *cobra.Command {
 	for _, k := range []string{KeyCollector, KeyInterface, KeyExcludeInterface} {
 		vp.SetDefault(k, []string{})
 	}
-	buildinfo.AddTo(cmd)
+	cli.AddVersion(cmd)
 	return cmd
 }
 
@@ -208,7 +207,7 @@ func configFrom(vp *viper.Viper, fs *pflag.FlagSet) (Config, error) {
 // RunCommand is the sensor command's default action: it builds the logger from cfg and runs the sensor
 // until the command's context ends (cmd/sensor cancels it on SIGTERM or SIGINT).
 func RunCommand(cmd *cobra.Command, cfg Config) error {
-	log, err := NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	log, err := logx.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/sensor/capture"
 	"github.com/flowfleet/flowfleet/internal/sensor/spool"
 	"github.com/flowfleet/flowfleet/internal/sensor/window"
@@ -152,7 +153,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := logx.ParseLevel(c.LogLevel); err != nil {
 		bad("--log-level: %v", err)
 	}
 	if c.ShutdownTimeout < 0 {

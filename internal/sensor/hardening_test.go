@@ -22,7 +22,9 @@ import (
 func loopbackConfig(t *testing.T, p *sensortest.PKI, c *sensortest.Collector, port int) sensor.Config {
 	t.Helper()
 	cfg := sensor.DefaultConfig()
-	cfg.Collectors = []string{c.Addr()}
+	if c != nil {
+		cfg.Collectors = []string{c.Addr()}
+	}
 	cfg.Interfaces = []string{"lo"}
 	cfg.BPF = fmt.Sprintf("udp port %d", port)
 	cfg.CertFile, cfg.KeyFile, cfg.CAFile = p.Sensor.CertFile, p.Sensor.KeyFile, p.Sensor.CAFile

@@ -153,6 +153,8 @@ func New(cfg Config, opts Options) (*Sensor, error) {
 	s.ship, err = ship.New(ship.Options{
 		Addrs: cfg.Collectors, Creds: creds, Spool: s.spool, StreamID: s.spool.StreamID(),
 		SoftwareVersion: SoftwareVersion(), WindowSeconds: uint32(cfg.Window / time.Second),
+		// The window is the collector's: the windower takes its length up at the next packet or tick.
+		OnWindow:   func(secs uint32) { s.win.SetWindow(time.Duration(secs) * time.Second) },
 		DropsTotal: s.dropsTotal, MaxInFlight: cfg.MaxInFlight, Backoff: opts.Backoff,
 		DialOptions: opts.DialOptions, Logger: s.log, Metrics: s.m,
 	})

@@ -215,6 +215,9 @@ func (s *sqlStore) PruneSamples(ctx context.Context, r PruneRequest) (PruneResul
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM relay_outbox WHERE sample_id IN (`+in+`)`), ids...); err != nil {
 			return fail(err) // the poll phase: uploaded, waiting to hear that NetworkSage processed it
 		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sink_outbox WHERE sample_id IN (`+in+`)`), ids...); err != nil {
+			return fail(err) // not published yet: retention wins, as for the relay
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sample_data WHERE id IN (`+in+`)`), ids...); err != nil {
 			return fail(err)
 		}

@@ -168,6 +168,7 @@ type NewSample struct {
 	// that SampleFlowChunks reads a page's chunks only.
 	FlowChunks [][]byte
 	Relay      bool // queue the sample for the NetworkSage relay (Outbox) in the same transaction
+	Sink       bool // queue the sample for the message-bus sink (SinkQueue) in the same transaction
 }
 
 // Sample is a sample's metadata.
@@ -267,6 +268,11 @@ type Store interface {
 	// close succeeds. It returns the attempts so far (1 after the first failure); 0 when the window is
 	// not open.
 	FailWindow(ctx context.Context, f WindowFailure) (attempts int, err error)
+	// SetSampleFile records whether a recorded sample's .bf file was written: StateWritten when
+	// writeErr is "", else StateWriteFailed with writeErr (cut to MaxWriteError bytes). Only a sample in
+	// StateClosed or StateWriteFailed changes; one the relay moved on meanwhile keeps its state. It
+	// returns the sample as it is then, ErrNotFound when there is none.
+	SetSampleFile(ctx context.Context, id, writeErr string) (*Sample, error)
 
 	ListSamples(ctx context.Context, f SampleFilter) (samples []Sample, nextToken string, err error)
 	GetSample(ctx context.Context, id string) (*Sample, error)
@@ -291,6 +297,8 @@ type Store interface {
 	Outbox
 	// Enrichments reads what NetworkSage said of samples (enrichment.go).
 	Enrichments
+	// SinkQueue is the message-bus sink's queue (sinkqueue.go).
+	SinkQueue
 
 	// Pruner deletes what the retention settings let go (prune.go).
 	Pruner

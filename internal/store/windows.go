@@ -50,8 +50,8 @@ func (s *sqlStore) DueWindows(ctx context.Context, now time.Time, grace time.Dur
 //
 //   - On PostgreSQL the window row is locked (FOR UPDATE SKIP LOCKED) for the whole close. That blocks
 //     only this window's writers, and a second collector skips the window instead of waiting.
-//   - SQLite has one writer for the whole database, and building a sample (decode, order, encode, write
-//     and sync the .bf file) takes milliseconds: holding the write lock meanwhile stalled every ingest
+//   - SQLite has one writer for the whole database, and building a sample (decode, order, encode
+//     its content) takes milliseconds: holding the write lock meanwhile stalled every ingest
 //     commit and capped closes near a hundred a second. There the window is read from a snapshot and
 //     built without the lock, then recorded in a short write transaction that first checks the window is
 //     unchanged (still open, same revision and first frame time, same batches); if it changed, the close
@@ -254,6 +254,11 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 			return nil, fmt.Errorf("store: close window: %w", err)
 		}
 	}
+	if ns.Sink {
+		if err := s.enqueueSinkTx(ctx, tx, ns.ID, now); err != nil {
+			return nil, fmt.Errorf("store: close window: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE windows SET state = 'closed', end_marked = 0, revision = ?,
 		close_attempts = 0, next_close_at = 0, close_error = ''
 		WHERE host = ? AND window_start = ?`), c.Revision, w.Host, w.WindowStart); err != nil {
@@ -265,10 +270,7 @@ func (s *sqlStore) recordSample(ctx context.Context, tx *sql.Tx, snap *windowSna
 }
 
 func (s *sqlStore) FailWindow(ctx context.Context, f WindowFailure) (int, error) {
-	msg := strings.ToValidUTF8(f.Error, "?")
-	if len(msg) > MaxWriteError {
-		msg = strings.ToValidUTF8(msg[:MaxWriteError], "")
-	}
+	msg := cutWriteError(f.Error)
 	var attempts int
 	err := s.runWrites(ctx, []*smallOp{{fn: func(ctx context.Context, tx *sql.Tx) error {
 		lock := ""
@@ -306,6 +308,32 @@ func (s *sqlStore) FailWindow(ctx context.Context, f WindowFailure) (int, error)
 		return 0, fmt.Errorf("store: fail window %s/%d: %w", f.Host, f.WindowStart, err)
 	}
 	return attempts, nil
+}
+
+func (s *sqlStore) SetSampleFile(ctx context.Context, id, writeErr string) (*Sample, error) {
+	state := StateWritten
+	if writeErr != "" {
+		state = StateWriteFailed
+	}
+	err := s.smallWrite(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE samples SET state = ?, write_error = ?, updated_at = ?
+			WHERE id = ? AND state IN (?, ?)`), string(state), cutWriteError(writeErr), ms(time.Now()), id,
+			string(StateClosed), string(StateWriteFailed))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: set sample file %s: %w", id, err)
+	}
+	return s.GetSample(ctx, id)
+}
+
+// cutWriteError makes a write error valid UTF-8 of at most MaxWriteError bytes.
+func cutWriteError(msg string) string {
+	msg = strings.ToValidUTF8(msg, "?")
+	if len(msg) > MaxWriteError {
+		msg = strings.ToValidUTF8(msg[:MaxWriteError], "")
+	}
+	return msg
 }
 
 func (s *sqlStore) CountOpenWindows(ctx context.Context) (int, error) {

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
-	"github.com/flowfleet/flowfleet/internal/collector"
+	"github.com/flowfleet/flowfleet/internal/collector/closer"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
 
@@ -34,7 +34,7 @@ func TestFlowsAndEncoding(t *testing.T) {
 	if err := proto.Unmarshal(encodeBatch(nil, 7, field), &got); err != nil || !proto.Equal(got.GetBatch(), batch) {
 		t.Fatalf("pre-encoded batch decodes to %v (%v)", got.GetBatch().GetSeq(), err)
 	}
-	s := collector.BuildSample(flows, 0)
+	s := closer.BuildSample(flows, 0)
 	bf := bayseflow.Encode(s, "h_1700000000.bf", "")
 	all, _ := proto.Marshal(&flowfleetv1.FlowBatch{Flows: flows})
 	t.Logf("per flow: %d bytes on the wire (protobuf), %d bytes of BayseFlow", len(all)/len(flows), len(bf)/len(flows))

@@ -21,6 +21,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/collector"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 	"github.com/flowfleet/flowfleet/internal/store"
 )
 
@@ -44,47 +45,30 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// testFleet is a CA in a temporary directory and a real collector serving mTLS on 127.0.0.1.
+// testFleet is a CA in a temporary directory (internal/pki/pkitest) and a real collector serving mTLS
+// on 127.0.0.1.
 type testFleet struct {
-	dir  string
-	ca   *pki.CA
+	*pkitest.PKI
 	addr string
 }
 
 func (f *testFleet) issue(t *testing.T, role auth.Role, name string) auth.Files {
 	t.Helper()
-	opts := pki.IssueOptions{Role: role, Name: name}
-	if role == auth.RoleCollector {
-		opts.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		opts.DNSNames = []string{"localhost"}
-	}
-	leaf, err := f.ca.Issue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := leaf.WriteFiles(f.dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auth.Files{CertFile: p.Cert, KeyFile: p.Key, CAFile: filepath.Join(f.dir, pki.CACertFile)}
+	return f.Issue(t, role, name, pki.IssueOptions{})
 }
 
 func startFleet(t *testing.T) *testFleet {
 	t.Helper()
-	f := &testFleet{dir: t.TempDir()}
-	var err error
-	if f.ca, err = pki.InitCA(pki.InitOptions{Dir: f.dir}); err != nil {
-		t.Fatal(err)
-	}
+	f := &testFleet{PKI: pkitest.New(t)}
 	log := slog.New(slog.DiscardHandler)
 	dataDir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dataDir, "flowfleet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test's flows are of 2023: no bound on their age (collector.Config.MaxFlowAge).
+	// The test's flows are of 2023: no bound on their age (collector.Limits.MaxFlowAge).
 	c, err := collector.New(st, collector.Config{DataDir: dataDir, Window: time.Minute, Grace: time.Hour,
-		CloseInterval: 50 * time.Millisecond, MaxFlowAge: -1}, log, prometheus.NewRegistry())
+		CloseInterval: 50 * time.Millisecond, Limits: collector.Limits{MaxFlowAge: -1}}, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -573,8 +573,14 @@ type Welcome struct {
 	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
 	// The collector's software version.
 	CollectorVersion string `protobuf:"bytes,2,opt,name=collector_version,json=collectorVersion,proto3" json:"collector_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The collector's window length in seconds, 10–86400 (0: see below): the windows it closes samples on. A sensor
+	// adopts it, so its windows align to the collector's whatever its own --window says (it warns once
+	// when they differ). A collector refuses, after this Welcome, a Hello whose window_seconds differs,
+	// so a sensor that adopts the value reconnects with it. 0 (a collector older than this field) means
+	// unknown: the sensor keeps its configured window.
+	WindowSeconds uint32 `protobuf:"varint,3,opt,name=window_seconds,json=windowSeconds,proto3" json:"window_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -619,6 +625,13 @@ func (x *Welcome) GetCollectorVersion() string {
 		return x.CollectorVersion
 	}
 	return ""
+}
+
+func (x *Welcome) GetWindowSeconds() uint32 {
+	if x != nil {
+		return x.WindowSeconds
+	}
+	return 0
 }
 
 // Ack acknowledges one batch: it is durable in the collector's store (or was already).
@@ -776,10 +789,11 @@ const file_flowfleet_v1_ingest_service_proto_rawDesc = "" +
 	"\x0ewindow_seconds\x18\x02 \x01(\rB\v\xbaH\b*\x06\x18\x80\xa3\x05(\n" +
 	"R\rwindowSeconds\x12:\n" +
 	"\x10first_frame_time\x18\x03 \x01(\x01B\x10\xbaH\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x0efirstFrameTime:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n" +
-	"\x12window_end.aligned\x121window_start must be a multiple of window_seconds\x1aNthis.window_seconds == 0u || this.window_start % int(this.window_seconds) == 0\"J\n" +
+	"\x12window_end.aligned\x121window_start must be a multiple of window_seconds\x1aNthis.window_seconds == 0u || this.window_start % int(this.window_seconds) == 0\"|\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12+\n" +
-	"\x11collector_version\x18\x02 \x01(\tR\x10collectorVersion\"\x17\n" +
+	"\x11collector_version\x18\x02 \x01(\tR\x10collectorVersion\x120\n" +
+	"\x0ewindow_seconds\x18\x03 \x01(\rB\t\xbaH\x06*\x04\x18\x80\xa3\x05R\rwindowSeconds\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\x85\x01\n" +
 	"\x06Notice\x12,\n" +

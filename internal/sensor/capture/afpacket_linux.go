@@ -75,7 +75,7 @@ func openAFPacket(cfg Config) (Source, error) {
 		}
 		s.promisc = fd
 	}
-	cfg.Logger.Info("capture opened", slog.String("interface", iface), slog.String("method", string(MethodAFPacket)),
+	cfg.Logger.Info("capture opened", slog.String("interface", iface), slog.String("capture", string(MethodAFPacket)),
 		slog.String("link_type", flow.LinkRaw.String()), slog.Int("snaplen", cfg.Snaplen), slog.String("filter", cfg.Filter),
 		slog.Int("ring_bytes", blocks*afBlockSize))
 	return s, nil

@@ -82,7 +82,7 @@ func openAFPacket(cfg Config) (Source, error) {
 			return fail("promiscuous mode", err)
 		}
 	}
-	cfg.Logger.Info("capture opened", slog.String("interface", iface), slog.String("method", string(MethodAFPacket)),
+	cfg.Logger.Info("capture opened", slog.String("interface", iface), slog.String("capture", string(MethodAFPacket)),
 		slog.String("link_type", flow.LinkRaw.String()), slog.Int("snaplen", cfg.Snaplen), slog.String("filter", cfg.Filter),
 		slog.Int("buffer_bytes", cfg.BufferBytes), slog.Bool("ring", false))
 	return s, nil

@@ -66,7 +66,7 @@ func openPcap(cfg Config) (Source, error) {
 	}
 	s := &pcapSource{name: cfg.Interface, h: h, link: link, log: cfg.Logger}
 	s.cooked = link == flow.LinkLinuxSLL || link == flow.LinkLinuxSLL2
-	cfg.Logger.Info("capture opened", slog.String("interface", cfg.Interface), slog.String("method", string(MethodPcap)),
+	cfg.Logger.Info("capture opened", slog.String("interface", cfg.Interface), slog.String("capture", string(MethodPcap)),
 		slog.String("link_type", link.String()), slog.Int("snaplen", cfg.Snaplen), slog.String("filter", cfg.Filter))
 	return s, nil
 }

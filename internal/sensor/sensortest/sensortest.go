@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/pki"
+	"github.com/flowfleet/flowfleet/internal/pki/pkitest"
 )
 
 // SensorName is the name in the sensor certificate NewPKI issues.
@@ -36,32 +36,12 @@ type PKI struct {
 	Sensor    auth.Files
 }
 
-// NewPKI creates the CA and certificates in t.TempDir().
+// NewPKI creates the CA and certificates in t.TempDir() (internal/pki/pkitest).
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.InitCA(pki.InitOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &PKI{Dir: dir, CA: ca}
-	caFile := filepath.Join(dir, pki.CACertFile)
-	for _, c := range []struct {
-		role auth.Role
-		name string
-		out  *auth.Files
-	}{{auth.RoleCollector, "collector1", &p.Collector}, {auth.RoleSensor, SensorName, &p.Sensor}} {
-		leaf, err := ca.Issue(pki.IssueOptions{Role: c.role, Name: c.name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths, err := leaf.WriteFiles(dir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*c.out = auth.Files{CertFile: paths.Cert, KeyFile: paths.Key, CAFile: caFile}
-	}
-	return p
+	tp := pkitest.New(t)
+	return &PKI{Dir: tp.Dir, CA: tp.CA, Collector: tp.Issue(t, auth.RoleCollector, "collector1", pki.IssueOptions{}),
+		Sensor: tp.Issue(t, auth.RoleSensor, SensorName, pki.IssueOptions{})}
 }
 
 // QuietLogger discards everything.
@@ -86,6 +66,7 @@ type Collector struct {
 	order      []uint64 // seqs in the order first stored
 	events     []string // "batch <seq>" and "window_end <start>", in arrival order
 	holdAcks   bool
+	window     uint32 // Welcome.window_seconds (0: as a collector older than the field)
 	// AfterBatch, when set, is called for each batch received before it is acked; returning false
 	// withholds the ack (the batch is still recorded).
 	AfterBatch func(b *flowfleetv1.FlowBatch) bool
@@ -154,6 +135,14 @@ func (c *Collector) Restart() {
 	c.serve(c.Addr())
 }
 
+// SetWindow makes the Welcome carry secs as the collector's window (0, the default, leaves it out, as
+// a collector older than Welcome.window_seconds does). The fake never refuses a Hello's window.
+func (c *Collector) SetWindow(secs uint32) {
+	c.mu.Lock()
+	c.window = secs
+	c.mu.Unlock()
+}
+
 // HoldAcks stops (true) or resumes (false) acknowledging batches.
 func (c *Collector) HoldAcks(hold bool) {
 	c.mu.Lock()
@@ -173,9 +162,10 @@ func (c *Collector) Ingest(stream grpc.BidiStreamingServer[flowfleetv1.IngestReq
 	}
 	c.mu.Lock()
 	c.hellos = append(c.hellos, hello)
+	window := c.window
 	c.mu.Unlock()
 	if err := stream.Send(&flowfleetv1.IngestResponse{Message: &flowfleetv1.IngestResponse_Welcome{
-		Welcome: &flowfleetv1.Welcome{Host: SensorName, CollectorVersion: "fake"}}}); err != nil {
+		Welcome: &flowfleetv1.Welcome{Host: SensorName, CollectorVersion: "fake", WindowSeconds: window}}}); err != nil {
 		return err
 	}
 	for {

@@ -1,9 +1,9 @@
 package ship
 
 import (
-	"math"
-	"math/rand/v2"
 	"time"
+
+	"github.com/flowfleet/flowfleet/internal/backoff"
 )
 
 // Backoff is an exponential reconnection schedule with jitter, as grpc-go's backoff.Config. Zero fields
@@ -49,13 +49,5 @@ func (b Backoff) withDefaults() Backoff {
 
 // Delay returns the wait before reconnection attempt n (0 for the first retry).
 func (b Backoff) Delay(n int) time.Duration {
-	d := float64(b.Base) * math.Pow(b.Multiplier, float64(n))
-	if d > float64(b.Max) || math.IsInf(d, 0) || math.IsNaN(d) {
-		d = float64(b.Max)
-	}
-	d *= 1 + b.Jitter*(2*rand.Float64()-1)
-	if d < 0 {
-		d = 0
-	}
-	return time.Duration(d)
+	return backoff.Policy{Base: b.Base, Max: b.Max, Multiplier: b.Multiplier, Spread: b.Jitter}.Delay(n + 1)
 }

@@ -9,6 +9,16 @@
 // A WindowEnd is sent after every batch of its window has been sent on the current stream, and kept
 // (and sent again on the next stream) until those batches are acknowledged. WindowEnds are not spooled:
 // a sensor restart loses the pending ones, which only delays the collector's close by its grace period.
+//
+// # The collector's window
+//
+// The window length is the collector's: a Welcome carries it (window_seconds), and when it differs from
+// the length the Hello carried, the shipper adopts it. It tells Options.OnWindow (the sensor moves its
+// windows), warns once per Shipper when the length differs from the configured Options.WindowSeconds,
+// ends the stream (the collector refuses a Hello of another length) and reconnects at once with the new
+// length; later Hellos carry it. Pending window ends of another length are dropped unsent: the
+// collector would refuse them, and closes those windows after its grace period. A Welcome without a
+// window (0, a collector older than the field) leaves the length as it is.
 package ship
 
 import (
@@ -18,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -64,10 +75,14 @@ type Options struct {
 	Creds credentials.TransportCredentials
 	// Spool holds the batches. Required.
 	Spool Spool
-	// StreamID, SoftwareVersion and WindowSeconds go into each Hello. Required.
+	// StreamID, SoftwareVersion and WindowSeconds go into each Hello. Required. WindowSeconds is the
+	// configured length; a collector's Welcome replaces it (see the package doc).
 	StreamID        string
 	SoftwareVersion string
 	WindowSeconds   uint32
+	// OnWindow is called, on the Run goroutine, with the collector's window length when a Welcome
+	// carries one other than the length in force; nil for none.
+	OnWindow func(seconds uint32)
 	// DropsTotal returns the losses since the process started, for each Hello; nil for none.
 	DropsTotal func() *flowfleetv1.DropCounters
 	// MaxInFlight bounds the batches sent and not yet acknowledged; 0 means DefaultMaxInFlight.
@@ -104,7 +119,14 @@ type Shipper struct {
 	endsCh    chan struct{}
 	gen       uint64
 	connected bool
+
+	window atomic.Uint32 // the length Hellos carry: the configured one until a collector's replaces it
+	warned bool          // the differing-window warning was logged (Run goroutine only)
 }
+
+// errWindowAdopted ends a session whose Welcome carried another window length: the collector refuses
+// the stream, and the next Hello carries the adopted length.
+var errWindowAdopted = errors.New("adopted the collector's window; reconnecting with it")
 
 // New checks opts and returns a Shipper.
 func New(opts Options) (*Shipper, error) {
@@ -139,7 +161,9 @@ func New(opts Options) (*Shipper, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(nil)
 	}
-	return &Shipper{opts: opts, log: opts.Logger, m: opts.Metrics, endsCh: make(chan struct{}, 1)}, nil
+	s := &Shipper{opts: opts, log: opts.Logger, m: opts.Metrics, endsCh: make(chan struct{}, 1)}
+	s.window.Store(opts.WindowSeconds)
+	return s, nil
 }
 
 // EnqueueWindowEnd queues we to be sent once every batch up to seq after (the window's last batch) has
@@ -205,6 +229,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		start := time.Now()
 		welcomed, err := s.session(ctx, addr)
+		if errors.Is(err, errWindowAdopted) && ctx.Err() == nil {
+			// Once, at once: a collector that changes its window again waits for the backoff.
+			welcomed, err = s.session(ctx, addr)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -219,7 +247,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			level = slog.LevelError // retrying helps only once the certificate or the collector changes
 		}
 		s.log.Log(ctx, level, "collector stream ended; reconnecting", slog.String("collector", addr), slog.String("err", errText(err)),
-			slog.String("next_collector", next), slog.Duration("backoff", delay))
+			slog.String("next_collector", next), slog.Duration("retry_in", delay))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -275,7 +303,7 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 		welcomeTimer.Stop()
 		return false, fail("open stream", err)
 	}
-	hello := &flowfleetv1.Hello{StreamId: s.opts.StreamID, SoftwareVersion: s.opts.SoftwareVersion, WindowSeconds: s.opts.WindowSeconds}
+	hello := &flowfleetv1.Hello{StreamId: s.opts.StreamID, SoftwareVersion: s.opts.SoftwareVersion, WindowSeconds: s.window.Load()}
 	if s.opts.DropsTotal != nil {
 		hello.DropsTotal = s.opts.DropsTotal()
 	}
@@ -294,6 +322,10 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 	welcome := resp.GetWelcome()
 	if welcome == nil {
 		return false, fmt.Errorf("collector answered the hello with %T, not a welcome", resp.GetMessage())
+	}
+	if w := welcome.GetWindowSeconds(); w != 0 && w != hello.GetWindowSeconds() {
+		s.adoptWindow(w)
+		return false, errWindowAdopted
 	}
 	s.mu.Lock()
 	s.gen++
@@ -420,6 +452,22 @@ func (s *Shipper) session(ctx context.Context, addr string) (bool, error) {
 	}
 }
 
+// adoptWindow makes w, the collector's window length, the one Hellos carry.
+func (s *Shipper) adoptWindow(w uint32) {
+	if w != s.opts.WindowSeconds && !s.warned {
+		s.warned = true
+		s.log.Warn("the collector's window differs from this sensor's --window; using the collector's (warned once)",
+			slog.Uint64("collector_window_seconds", uint64(w)), slog.Uint64("configured_window_seconds", uint64(s.opts.WindowSeconds)))
+	}
+	s.window.Store(w)
+	if s.opts.OnWindow != nil {
+		s.opts.OnWindow(w)
+	}
+}
+
+// Window returns the window length in force, in seconds.
+func (s *Shipper) Window() uint32 { return s.window.Load() }
+
 // sendEnds sends, in order, the pending window ends whose batches have all been sent on this stream.
 func (s *Shipper) sendEnds(stream grpc.BidiStreamingClient[flowfleetv1.IngestRequest, flowfleetv1.IngestResponse], gen, lastSent uint64) error {
 	next, more := s.opts.Spool.Next(lastSent) // the first batch not yet sent on this stream
@@ -439,6 +487,12 @@ func (s *Shipper) sendEnds(stream grpc.BidiStreamingClient[flowfleetv1.IngestReq
 		we := pe.we
 		pe.sent = gen
 		s.mu.Unlock()
+		if we.GetWindowSeconds() != s.window.Load() {
+			// Made before the collector's window was adopted: the collector would refuse it.
+			s.log.Debug("window end of another window length dropped", slog.Int64("window_start", we.GetWindowStart()),
+				slog.Uint64("window_seconds", uint64(we.GetWindowSeconds())))
+			continue
+		}
 		if err := stream.Send(&flowfleetv1.IngestRequest{Message: &flowfleetv1.IngestRequest_WindowEnd{WindowEnd: we}}); err != nil {
 			return err
 		}

@@ -3,7 +3,9 @@ package ship_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,6 +132,9 @@ func TestShipperAcksRemoveBatches(t *testing.T) {
 	h := c.Hellos()
 	if len(h) != 1 || h[0].GetStreamId() != r.sp.StreamID() || h[0].GetWindowSeconds() != 300 || h[0].GetDropsTotal().GetKernelPackets() != 9 {
 		t.Errorf("hello %v", h)
+	}
+	if r.sh.Window() != 300 { // the fake's Welcome has no window: an older collector's
+		t.Errorf("window %d after a Welcome without one, want the configured 300", r.sh.Window())
 	}
 	if got := sensortest.Value(r.m.BatchesAcked); got != 50 {
 		t.Errorf("acked metric %v", got)
@@ -335,3 +340,74 @@ func TestBackoffSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestShipperAdoptsCollectorWindow: a Welcome with another window makes the shipper adopt it (OnWindow,
+// the next Hello at once), warn once however often it reconnects, and drop pending window ends of the
+// old length, which the collector would refuse; a Welcome without a window (an older collector) keeps
+// the configured length (TestShipperAcksRemoveBatches).
+func TestShipperAdoptsCollectorWindow(t *testing.T) {
+	p := sensortest.NewPKI(t)
+	c := sensortest.StartCollector(t, p, "127.0.0.1:0")
+	c.SetWindow(60)
+	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), Logger: sensortest.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	creds, err := auth.NewClientCredentials(p.Sensor, "localhost", sensortest.QuietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuf
+	var adopted atomic.Int64
+	sh, err := ship.New(ship.Options{Addrs: []string{c.Addr()}, Creds: creds, Spool: sp, StreamID: sp.StreamID(),
+		SoftwareVersion: "test", WindowSeconds: 300, Backoff: fastBackoff, WelcomeTimeout: 3 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnWindow: func(s uint32) { adopted.Add(int64(s)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A window end made before the adoption (300 s) and one after (60 s).
+	sh.EnqueueWindowEnd(&flowfleetv1.WindowEnd{WindowStart: 1699999800, WindowSeconds: 300}, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sh.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	sensortest.Eventually(t, testTimeout, sh.Connected, "never connected")
+	sh.EnqueueWindowEnd(&flowfleetv1.WindowEnd{WindowStart: 1700000040, WindowSeconds: 60}, 0)
+	wctx, wcancel := context.WithTimeout(context.Background(), testTimeout)
+	defer wcancel()
+	if err := sh.WaitIdle(wctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart() // a reconnect: the warning must not come again
+	sensortest.Eventually(t, testTimeout, func() bool { return len(c.Hellos()) >= 3 && sh.Connected() }, "never reconnected")
+
+	var windows []uint32
+	for _, h := range c.Hellos() {
+		windows = append(windows, h.GetWindowSeconds())
+	}
+	if !slices.Equal(windows, []uint32{300, 60, 60}) {
+		t.Errorf("hello windows %v, want [300 60 60] (adopted at the first welcome)", windows)
+	}
+	if sh.Window() != 60 || adopted.Load() != 60 {
+		t.Errorf("window %d, OnWindow got %d in total; want 60 and one call with 60", sh.Window(), adopted.Load())
+	}
+	if n := strings.Count(logs.String(), "the collector's window differs"); n != 1 {
+		t.Errorf("warning logged %d times, want once:\n%s", n, logs.String())
+	}
+	var ends []string
+	for _, we := range c.WindowEnds() {
+		ends = append(ends, fmt.Sprintf("%d/%d", we.GetWindowStart(), we.GetWindowSeconds()))
+	}
+	if !slices.Equal(ends, []string{"1700000040/60"}) {
+		t.Errorf("window ends %v, want only the 60 s one (the 300 s one dropped unsent)", ends)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -79,7 +79,8 @@ type Options struct {
 // Windower owns a flow engine and the current window.
 type Windower struct {
 	opts    Options
-	w       int64 // window length, seconds
+	w       int64        // window length, seconds
+	next    atomic.Int64 // a length SetWindow asked for, taken up by the next Packet or Tick (0: none)
 	eng     *flow.Engine
 	log     *slog.Logger
 	m       *metrics.Metrics
@@ -100,6 +101,7 @@ type Windower struct {
 // window, or a sync request.
 type job struct {
 	start   int64 // the window's start
+	secs    int64 // the window's length (for a detached window)
 	win     *flow.Detached
 	evicted []flow.Flow
 	synced  chan struct{}
@@ -108,7 +110,6 @@ type job struct {
 // emitter is the state of the emitter goroutine.
 type emitter struct {
 	opts    Options
-	w       int64
 	sink    Sink
 	log     *slog.Logger
 	m       *metrics.Metrics
@@ -143,7 +144,7 @@ func New(opts Options, sink Sink) *Windower {
 		opts: opts, w: w, log: opts.Logger, m: opts.Metrics, cur: -1, logs: logs,
 		eng:  flow.NewEngine(flow.Options{DecodeVLAN: true, SessionNames: true, MaxFlows: opts.MaxFlows, CarryAnswers: float64(w)}),
 		jobs: make(chan job, queueJobs), done: make(chan struct{}),
-		em: emitter{opts: opts, w: w, sink: sink, log: opts.Logger, m: opts.Metrics, logs: logs},
+		em: emitter{opts: opts, sink: sink, log: opts.Logger, m: opts.Metrics, logs: logs},
 	}
 	go win.em.run(win.jobs, win.done)
 	return win
@@ -173,6 +174,34 @@ func (w *Windower) Close() {
 // Start returns the start of window containing sec.
 func (w *Windower) Start(sec int64) int64 { return sec - sec%w.w }
 
+// SetWindow makes d (whole seconds, 10 s to 24 h) the window length from the next Packet or Tick on: the
+// sensor adopts its collector's window this way. It is safe to call from any goroutine. The window in
+// progress is not cut: its start moves to the start of the new window containing it, so it ends at
+// the next boundary of the new length (a longer window goes on; a shorter one ends early, and the
+// collector files each of its flows under the window of the flow's first packet). The window ends
+// already made keep the old length.
+func (w *Windower) SetWindow(d time.Duration) {
+	if secs := int64(d / time.Second); secs >= 10 && secs <= 86400 {
+		w.next.Store(secs)
+	}
+}
+
+// Window returns the window length in force.
+func (w *Windower) Window() time.Duration { return time.Duration(w.w) * time.Second }
+
+// adopt takes up a length SetWindow asked for; it runs on the Windower's goroutine.
+func (w *Windower) adopt() {
+	n := w.next.Load()
+	if n == 0 || n == w.w {
+		return
+	}
+	w.log.Info("window length changed", slog.Int64("from_seconds", w.w), slog.Int64("to_seconds", n))
+	w.w = n
+	if w.cur >= 0 {
+		w.cur = w.Start(w.cur)
+	}
+}
+
 // Current returns the current window's start, or -1 before the first packet.
 func (w *Windower) Current() int64 { return w.cur }
 
@@ -190,6 +219,7 @@ func (w *Windower) Engine() *flow.Engine { return w.eng }
 // Packet feeds one packet. It flushes the current window first when the packet's time is in a later
 // one. It returns false when the packet was dropped as late.
 func (w *Windower) Packet(link flow.LinkType, sec uint64, usec uint32, data []byte) bool {
+	w.adopt()
 	ws := w.Start(int64(sec))
 	switch {
 	case w.cur < 0:
@@ -289,6 +319,7 @@ func clip(s string, n int) string {
 // Tick checks the wall clock: when now is past the current window's end plus the grace period, no
 // packet has closed the window, so it is flushed here and the window containing now becomes current.
 func (w *Windower) Tick(now time.Time) {
+	w.adopt()
 	if w.cur < 0 {
 		return
 	}
@@ -336,7 +367,7 @@ func (w *Windower) flush() {
 	d := w.eng.Detach()
 	w.flushes++
 	w.m.Windows.Inc()
-	w.jobs <- job{start: w.cur, win: d}
+	w.jobs <- job{start: w.cur, secs: w.w, win: d}
 }
 
 // run does the emitter's jobs in order until jobs is closed.
@@ -347,7 +378,7 @@ func (e *emitter) run(jobs <-chan job, done chan<- struct{}) {
 		case j.synced != nil:
 			close(j.synced)
 		case j.win != nil:
-			e.window(j.start, j.win)
+			e.window(j.start, j.secs, j.win)
 		default:
 			e.emit(j.start, j.evicted)
 		}
@@ -355,7 +386,7 @@ func (e *emitter) run(jobs <-chan job, done chan<- struct{}) {
 }
 
 // window finishes a detached window: its flows, then its WindowEnd, then the name cache is saved.
-func (e *emitter) window(start int64, d *flow.Detached) {
+func (e *emitter) window(start, secs int64, d *flow.Detached) {
 	t0 := time.Now()
 	// A chunk of flow records at a time: a window of a million flows never holds them all as records.
 	ord := d.Order(e.opts.Cache)
@@ -368,7 +399,7 @@ func (e *emitter) window(start int64, d *flow.Detached) {
 	b.flush()
 	ord.Done()
 	if e.shipped > 0 {
-		we := &flowfleetv1.WindowEnd{WindowStart: start, WindowSeconds: uint32(e.w)}
+		we := &flowfleetv1.WindowEnd{WindowStart: start, WindowSeconds: uint32(secs)}
 		if s := ord.Start(); s != flow.NoStart && s > 0 {
 			we.FirstFrameTime = s
 		}

@@ -261,3 +261,39 @@ func TestWindowPacketsGoOnWhileTheSinkIsBusy(t *testing.T) {
 		t.Errorf("%d batches delivered, want 111", sink.batches)
 	}
 }
+
+// TestWindowSetWindowAdoptsLength: a length set while a window is open moves the window's start to the
+// new length's boundary without cutting it, and its end carries the new length.
+func TestWindowSetWindowAdoptsLength(t *testing.T) {
+	rec := &recorder{}
+	w := window.New(window.Options{Window: 60 * time.Second, Logger: sensortest.QuietLogger()}, rec)
+	t.Cleanup(w.Close)
+	pkt := func(sec uint64, src uint16) {
+		t.Helper()
+		if !w.Packet(flow.LinkEthernet, sec, 0, sensortest.UDPFrame("10.1.0.5", src, "10.2.0.9", 53, []byte("payload-payload-1"))) {
+			t.Fatalf("packet at %d dropped", sec)
+		}
+	}
+	pkt(base+120, 1000) // the 60 s window at base+120
+	w.SetWindow(300 * time.Second)
+	pkt(base+200, 1001) // in the old length's next window, but the same 300 s window: no flush
+	if ev := rec.take(w); len(ev) != 0 || w.Current() != base || w.Window() != 300*time.Second {
+		t.Fatalf("after SetWindow(300s): events %v, current %d, window %s; want none, %d, 5m0s", ev, w.Current(), w.Window(), base)
+	}
+	pkt(base+300, 1002) // the next 300 s window flushes the first
+	ev := rec.take(w)
+	if len(ev) != 2 || ev[1].end == nil {
+		t.Fatalf("want a batch and a window end, got %v", ev)
+	}
+	if end := ev[1].end; end.GetWindowStart() != base || end.GetWindowSeconds() != 300 {
+		t.Errorf("window end %v, want start %d and 300 s", end, base)
+	}
+	if n := len(ev[0].flows); n != 2 {
+		t.Errorf("%d flows in the first window, want 2 (one a packet before the change, one after)", n)
+	}
+	w.SetWindow(5 * time.Second) // out of range: ignored
+	pkt(base+301, 1003)
+	if w.Window() != 300*time.Second {
+		t.Errorf("window %s after an out-of-range SetWindow, want 5m0s", w.Window())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,13 +59,31 @@ type Options struct {
 	Location *time.Location
 	// Flow holds the engine's extensions (VLAN decoding, session names).
 	Flow flow.Options
+	// AllInterfaces reads a merged pcapng on past the interface where libpcap, and so the reference,
+	// stop (pcapfile.Options.AllInterfaces): an extension, off by default.
+	AllInterfaces bool
 	// Progress, when set, is called now and then with the bytes read so far and the input's size.
 	Progress func(read, total int64)
 	// OutName, when set, replaces the R-OUT-4 name of the output (file name and fileName field).
 	OutName string
 	// Out, when set, receives the .bf instead of a file in OutDir (Result.Output is then "").
 	Out io.Writer
+	// NewWriter, when set, writes the output instead of the BayseFlow encoder (a dataset, for
+	// example): it is given the output and the name the .bf would have, then the flows in the .bf's
+	// order, named, a chunk at a time, then Close. OutExt then replaces the name's ".bf".
+	NewWriter func(w io.Writer, bfName string) (FlowWriter, error)
+	OutExt    string
 }
+
+// FlowWriter receives a conversion's flows (Options.NewWriter). Flows are only valid during the call.
+type FlowWriter interface {
+	WriteFlows(flows []Flow) error
+	// Close flushes; the output is complete after it.
+	Close() error
+}
+
+// Flow is an engine flow: First and Last absolute, RelativeStart and Duration set, named.
+type Flow = flow.Flow
 
 // Result describes a finished conversion.
 type Result struct {
@@ -89,6 +108,9 @@ type Result struct {
 	// Mixed is set when a pcapng file changed link type, snapshot length, byte order or version and
 	// reading stopped there (pcapfile.ErrMixed).
 	Mixed bool
+	// ReadPastMixed is set when Options.AllInterfaces read on past such a change, so the output holds
+	// flows the reference's does not.
+	ReadPastMixed bool
 	// Read is the time taken to read the input into flows; Write the time to order, name and write them.
 	Read, Write time.Duration
 }
@@ -189,7 +211,7 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 			fileName = opts.OutName
 		}
 		var rd *pcapfile.BatchReader
-		rd, err = pcapfile.NewBatchReader(in)
+		rd, err = pcapfile.NewBatchReaderWith(in, pcapfile.Options{AllInterfaces: opts.AllInterfaces})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (R-PCAP-1)", path, err)
 		}
@@ -198,6 +220,16 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 		if ord, err = convertCapture(ctx, rd, path, size, opts, res); err == nil {
 			res.Start, res.Flows = ord.Start(), ord.Len()
 			write = func(w io.Writer) error { return writeOrdered(w, ord, fileName, &res.CacheNamed) }
+			if opts.NewWriter != nil {
+				write = func(w io.Writer) error {
+					var buf []flow.Flow
+					return writeFlows(w, opts, fileName, ord.Chunks(), func(k int) []flow.Flow {
+						buf = ord.Chunk(k, buf)
+						res.CacheNamed += countCacheNamed(buf)
+						return buf
+					})
+				}
+			}
 			defer ord.Done() // the cache learns the answers once every flow was named (R-CACHE-3)
 		}
 	case FormatZeek, FormatInterflow, FormatNetflow:
@@ -210,6 +242,11 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 			res.Start, res.Flows = s.Start, len(s.Flows)
 			res.CacheNamed = countCacheNamed(s.Flows)
 			write = func(w io.Writer) error { return bayseflow.EncodeTo(w, s, fileName, "") }
+			if opts.NewWriter != nil {
+				write = func(w io.Writer) error {
+					return writeFlows(w, opts, fileName, 1, func(int) []flow.Flow { return s.Flows })
+				}
+			}
 		}
 	default:
 		err = fmt.Errorf("%w: format %q", ErrUnsupported, format)
@@ -229,13 +266,31 @@ func run(ctx context.Context, f io.Reader, size int64, path string, format Forma
 		}
 		return res, nil
 	}
-	out := filepath.Join(opts.OutDir, fileName)
+	outName := fileName
+	if opts.NewWriter != nil {
+		outName = strings.TrimSuffix(fileName, ".bf") + opts.OutExt
+	}
+	out := filepath.Join(opts.OutDir, outName)
 	// Not synced: a converted file can be made again, and syncing took a sixth of a conversion's time.
 	if err := atomicfile.ReplaceFunc(out, 0o644, write); err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
 	res.Output = out
 	return res, nil
+}
+
+// writeFlows writes chunks of flows through opts.NewWriter.
+func writeFlows(w io.Writer, opts Options, bfName string, chunks int, chunk func(k int) []flow.Flow) error {
+	fw, err := opts.NewWriter(w, bfName)
+	if err != nil {
+		return err
+	}
+	for k := 0; k < chunks; k++ {
+		if err := fw.WriteFlows(chunk(k)); err != nil {
+			return err
+		}
+	}
+	return fw.Close()
 }
 
 // writeOrdered writes a capture's BayseFlow file while its flows are exported and named: each chunk is
@@ -269,65 +324,100 @@ func countCacheNamed(flows []flow.Flow) int {
 	return n
 }
 
-// Detect names the format of an input from its first bytes.
+// Detect names the format of an input from its first bytes (at most the first 64 KiB are given). The
+// reference is told the format (R-CLI-1) and then refuses a file whose libmagic type does not fit it;
+// Detect names the format whose rule accepts the file, and agrees with the reference on which text is
+// a Zeek log (R-ZEEK-1):
+//   - a pcap or pcapng magic number is a capture (R-PCAP-1);
+//   - JSON (first non-blank byte `{` or `[`) is an Interflow log when it has Interflow members (R-IF-1),
+//     else a Zeek log: the reference reads any JSON conn.log, records without Zeek's fields giving none;
+//   - text whose first line has five commas or more (and fewer than five tabs) is NetFlow CSV (R-NF-1);
+//   - any other text is a Zeek log when libmagic would call it exactly "ASCII text" (see asciiText):
+//     headers are optional and fields go by tab (R-ZEEK-2), so the reference reads a Bro-era
+//     space-separated log too, to no flows. Other text (UTF-8, CRLF, lines over 300 characters, no
+//     line end) the reference refuses as a Zeek log: so does Detect; --format zeek reads it anyway.
+//
+// An empty input is a Zeek log here, which the Zeek reader then refuses (R-ZEEK-1).
 func Detect(head []byte) (Format, error) {
 	if pcapfile.IsCapture(head) {
 		return FormatPcap, nil
 	}
-	trimmed := bytes.TrimLeft(head, " \t\r\n")
-	if len(trimmed) == 0 {
-		// An empty file, or one of blank lines: a Zeek log without records gives an empty sample.
+	if len(head) == 0 {
 		return FormatZeek, nil
 	}
-	switch trimmed[0] {
-	case '{', '[':
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		// Zeek never writes "srcip"; an Interflow record may carry a "uid" of its own.
 		if bytes.Contains(head, []byte(`"srcip"`)) && !bytes.Contains(head, []byte(`"id.orig_h"`)) {
 			return FormatInterflow, nil
 		}
-		if bytes.Contains(head, []byte(`"id.orig_h"`)) || bytes.Contains(head, []byte(`"uid"`)) {
-			return FormatZeek, nil
-		}
-		if bytes.Contains(head, []byte(`"_id"`)) {
+		if !bytes.Contains(head, []byte(`"id.orig_h"`)) && !bytes.Contains(head, []byte(`"uid"`)) &&
+			bytes.Contains(head, []byte(`"_id"`)) {
 			return FormatInterflow, nil
 		}
-		if onlyEmptyArrays(trimmed) {
-			// "[]": no records in any of the JSON formats; read as Zeek, whose reader gives the empty
-			// sample (R-ZEEK-3, R-OUT-9) and whose output name is the one every log format gets.
-			return FormatZeek, nil
-		}
-		return "", fmt.Errorf("%w: JSON that is neither a Zeek conn.log nor Interflow; use --format", ErrUnsupported)
-	case '#':
+		// R-ZEEK-1: "JSON/NDJSON content → JSON". "[]" and JSON without Zeek's fields give the empty
+		// sample (R-ZEEK-3, R-OUT-9), as they do in the reference.
 		return FormatZeek, nil
-	}
-	if !isText(head) {
-		return "", fmt.Errorf("%w: not a capture (pcap, pcapng), Zeek, Interflow or NetFlow CSV file", ErrUnsupported)
 	}
 	line := trimmed
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
 		line = line[:i]
 	}
-	switch {
-	case bytes.Count(line, []byte("\t")) >= 5:
-		return FormatZeek, nil
-	case bytes.Count(line, []byte(",")) >= 5:
+	if isText(head) && len(line) > 0 && line[0] != '#' && bytes.Count(line, []byte("\t")) < 5 && bytes.Count(line, []byte(",")) >= 5 {
 		return FormatNetflow, nil
 	}
-	return "", fmt.Errorf("%w: text that looks like no known flow log; use --format", ErrUnsupported)
+	switch why := asciiText(head); why {
+	case "":
+		return FormatZeek, nil
+	case notText:
+		return "", fmt.Errorf("%w: not a capture (pcap, pcapng), Zeek, Interflow or NetFlow CSV file", ErrUnsupported)
+	default:
+		return "", fmt.Errorf("%w: text the reference refuses as a Zeek log: libmagic calls it %s, not \"ASCII text\" (R-ZEEK-1); --format zeek reads it anyway",
+			ErrUnsupported, why)
+	}
 }
 
-// onlyEmptyArrays reports whether every non-blank line of b is an empty JSON array.
-func onlyEmptyArrays(b []byte) bool {
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if line[0] != '[' || len(bytes.TrimSpace(line[1:])) != 1 || line[len(line)-1] != ']' {
-			return false
+// notText is asciiText's answer for bytes that are not text at all.
+const notText = "data"
+
+// maxTextLine is the longest line libmagic (5.44) still calls plain "ASCII text": from 301 characters on
+// it adds ", with very long lines" (R-ZEEK-1).
+const maxTextLine = 300
+
+// asciiText returns "" when libmagic would describe b exactly as "ASCII text" (R-ZEEK-1), else what it
+// would say instead. libmagic's ASCII set is BEL, BS, TAB, LF, VT, FF, CR, ESC and 0x20–0x7e; a CR, an ESC
+// or a BS adds a qualifier (", with CRLF line terminators", ", with escape sequences", ", with
+// overstriking"), as do a line longer than maxTextLine and text without any LF. Only b is looked at (the
+// first 64 KiB of a file); libmagic looks further.
+func asciiText(b []byte) string {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && (c < 0x07 || c > 0x0d) && c != 0x1b || c == 0x7f {
+			return notText
 		}
 	}
-	return true
+	lineLen, lf := 0, false
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			return "non-ASCII (UTF-8 or other) text"
+		case c == '\n':
+			lf, lineLen = true, 0
+			continue
+		case c == '\r':
+			return "ASCII text, with CR or CRLF line terminators"
+		case c == 0x1b:
+			return "ASCII text, with escape sequences"
+		case c == 0x08:
+			return "ASCII text, with overstriking"
+		}
+		if lineLen++; lineLen > maxTextLine {
+			return "ASCII text, with very long lines"
+		}
+	}
+	if !lf {
+		return "ASCII text, with no line terminators"
+	}
+	return ""
 }
 
 func isText(b []byte) bool {
@@ -392,6 +482,9 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 		res.Frames += uint64(len(b.Frames))
 		end, err := b.End, b.Err
 		b.Release()
+		if err != nil {
+			res.ReadPastMixed = rd.ReadPastMixed()
+		}
 		if err == io.EOF {
 			break
 		}
@@ -411,6 +504,9 @@ func convertCapture(ctx context.Context, rd *pcapfile.BatchReader, path string, 
 		}
 	}
 	pl.Close()
+	if res.ReadPastMixed {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: --all-interfaces: read on past an interface of another link type or snapshot length, where the reference stops (R-PCAP-2): this output holds flows the reference's does not", path))
+	}
 	res.Stats = eng.Stats()
 	if res.Stats.Truncated > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d frame(s) too short for their TCP or IPv6 header were skipped (the reference aborts on them, R-DEC-11)", path, res.Stats.Truncated))

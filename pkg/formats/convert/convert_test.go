@@ -184,9 +184,11 @@ func TestDetect(t *testing.T) {
 		{`{"_id":"x","dstip":"10.0.0.2"}` + "\n", FormatInterflow},
 		{"[]\n", FormatZeek},
 		{" [ ] \n\n[]\n", FormatZeek},
-		{`{"foo":1}` + "\n", ""},
+		{`{"foo":1}` + "\n", FormatZeek}, // R-ZEEK-1: any JSON is read as a Zeek log (no records)
 		{"Date first seen,Duration,Proto,Src IP Addr,Dst IP Addr,Packets\n", FormatNetflow},
-		{"hello world\n", ""},
+		{"hello world\n", FormatZeek}, // R-ZEEK-1: "ASCII text" is a TSV Zeek log (R-ZEEK-2: no records)
+		{"hello world", ""},           // "ASCII text, with no line terminators"
+		{"caf\xc3\xa9\tx\n", ""},      // UTF-8 text
 		{"\x00\x01\x02\x03binary", ""},
 	} {
 		got, err := Detect([]byte(c.head))

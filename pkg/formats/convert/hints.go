@@ -45,7 +45,7 @@ func captureHints(res *Result, flows int) []string {
 			res.Input, res.CookedNoAddr, flows))
 	}
 	if res.Mixed {
-		hints = append(hints, fmt.Sprintf("%s: ONLY PART OF THIS CAPTURE WAS CONVERTED: the pcapng file goes on with an interface of another link type or snapshot length (a file merged by mergecap from different captures?), where libpcap, and so the reference, stop reading; %d frame(s) before it gave %d flow(s). Convert the original captures one by one",
+		hints = append(hints, fmt.Sprintf("%s: ONLY PART OF THIS CAPTURE WAS CONVERTED: the pcapng file goes on with an interface of another link type or snapshot length (a file merged by mergecap from different captures?), where libpcap, and so the reference, stop reading; %d frame(s) before it gave %d flow(s). Convert the original captures one by one, or pass --all-interfaces to read every interface (a departure from the reference)",
 			res.Input, res.Frames, flows))
 	}
 	return hints

@@ -39,15 +39,18 @@ const (
 	batchesOut   = 2
 )
 
-// NewBatchReader reads the file header and starts reading. Close must be called.
-func NewBatchReader(r io.Reader) (*BatchReader, error) {
+// NewBatchReader reads the file header and starts reading, as libpcap reads. Close must be called.
+func NewBatchReader(r io.Reader) (*BatchReader, error) { return NewBatchReaderWith(r, Options{}) }
+
+// NewBatchReaderWith is NewBatchReader with options.
+func NewBatchReaderWith(r io.Reader, opts Options) (*BatchReader, error) {
 	src := &aheadSource{full: make(chan aheadBuf, 2), free: make(chan []byte, batchBuffers), done: make(chan struct{}),
 		retire: true}
 	for i := 0; i < batchBuffers; i++ {
 		src.free <- nil // made when first needed (fill)
 	}
 	go src.fill(r)
-	rd, err := newReader(src)
+	rd, err := newReader(src, opts)
 	if err != nil {
 		src.close()
 		return nil, err
@@ -60,6 +63,9 @@ func NewBatchReader(r io.Reader) (*BatchReader, error) {
 	go br.run()
 	return br, nil
 }
+
+// ReadPastMixed is Reader.ReadPastMixed; call it after the batch whose Err ended the reading.
+func (br *BatchReader) ReadPastMixed() bool { return br.rd.ReadPastMixed() }
 
 // LinkType is Reader.LinkType.
 func (br *BatchReader) LinkType() (flow.LinkType, bool) { return br.rd.LinkType() }

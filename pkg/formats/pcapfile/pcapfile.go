@@ -72,8 +72,20 @@ func IsCapture(head []byte) bool {
 	return false
 }
 
+// Options are departures from libpcap's reading; the zero value reads as libpcap does.
+type Options struct {
+	// AllInterfaces reads a pcapng file on where libpcap stops with ErrMixed: past an interface whose
+	// link type or snapshot length differs from the first interface's (a file merged by mergecap from
+	// captures of different devices), and past a section of the other byte order. Each frame then has
+	// its own interface's link type, and is checked against and cut to its own interface's snapshot
+	// length. A section of another major version still ends the reading (ErrMixed).
+	AllInterfaces bool
+}
+
 // Reader reads frames from a capture.
 type Reader struct {
+	all    bool // Options.AllInterfaces
+	mixed  bool // read on (all) past a point where libpcap stops
 	r      source
 	win    *window // the source's bytes at hand, when it has them in memory (nil for a bufio.Reader)
 	copied bool    // the last frame's bytes are a copy that the next record overwrites
@@ -114,12 +126,12 @@ type source interface {
 
 // NewReader reads the file header and returns a reader positioned at the first frame.
 func NewReader(r io.Reader) (*Reader, error) {
-	return newReader(bufio.NewReaderSize(r, 1<<20))
+	return newReader(bufio.NewReaderSize(r, 1<<20), Options{})
 }
 
 // NewBytesReader reads a capture held in memory (for example a mapped file); frames point into data.
 func NewBytesReader(data []byte) (*Reader, error) {
-	return newReader(&bytesSource{window{cur: data}})
+	return newReader(&bytesSource{window{cur: data}}, Options{})
 }
 
 type bytesSource struct {
@@ -172,8 +184,8 @@ func (rd *Reader) readFull(p []byte) error {
 	return nil
 }
 
-func newReader(src source) (*Reader, error) {
-	rd := &Reader{r: src}
+func newReader(src source, opts Options) (*Reader, error) {
+	rd := &Reader{r: src, all: opts.AllInterfaces}
 	switch s := src.(type) {
 	case *aheadSource:
 		rd.win = &s.window
@@ -381,7 +393,10 @@ func (rd *Reader) nextNG() (Frame, error) {
 			if firstSection {
 				rd.firstOrder = rd.order
 			} else if rd.order != rd.firstOrder {
-				return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrMixed)
+				if !rd.all {
+					return Frame{}, fmt.Errorf("pcapng section header at byte %d: %w", start, ErrMixed)
+				}
+				rd.mixed = true
 			}
 			blen := int(rd.order.Uint32(rd.hdr[4:8]))
 			if blen < 28 || blen%4 != 0 || blen > maxBlock {
@@ -431,6 +446,10 @@ func (rd *Reader) nextNG() (Frame, error) {
 				first := *in
 				rd.first = &first
 			} else if in.link != rd.first.link || in.snaplen != rd.first.snaplen {
+				if rd.all {
+					rd.mixed = true
+					break
+				}
 				return Frame{}, fmt.Errorf("pcapng interface block at byte %d: link type %d, snapshot length %d after the first interface's %d, %d: %w",
 					start, in.link, in.snaplen, rd.first.link, rd.first.snaplen, ErrMixed)
 			}
@@ -455,9 +474,9 @@ func (rd *Reader) nextNG() (Frame, error) {
 			if caplen > len(body)-20 || caplen < 0 {
 				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d exceeds the block: %w", start, caplen, ErrDamaged)
 			}
-			if caplen > rd.first.snaplen { // libpcap 1.10: a read error, not a cut
+			if limit := rd.snaplen(&rd.ifaces[id]); caplen > limit { // libpcap 1.10: a read error, not a cut
 				return Frame{}, fmt.Errorf("pcapng packet block at byte %d: captured length %d is larger than the snapshot length %d: %w",
-					start, caplen, rd.first.snaplen, ErrDamaged)
+					start, caplen, limit, ErrDamaged)
 			}
 			return rd.frame(&rd.ifaces[id], ts, body[20:20+caplen], start), nil
 		case 3: // simple packet
@@ -468,7 +487,7 @@ func (rd *Reader) nextNG() (Frame, error) {
 				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: no interface: %w", start, ErrDamaged)
 			}
 			in := &rd.ifaces[0]
-			caplen := min(int(rd.order.Uint32(body[0:4])), rd.first.snaplen) // the original length, cut
+			caplen := min(int(rd.order.Uint32(body[0:4])), rd.snaplen(in)) // the original length, cut
 			data := body[4:]
 			if caplen > len(data) {
 				return Frame{}, fmt.Errorf("pcapng simple packet block at byte %d: shorter than its packet: %w", start, ErrDamaged)
@@ -480,6 +499,19 @@ func (rd *Reader) nextNG() (Frame, error) {
 			// Name resolution, statistics, custom blocks…: skipped.
 		}
 	}
+}
+
+// ReadPastMixed reports whether the reader, with Options.AllInterfaces, read on past a point where
+// libpcap stops (ErrMixed). Call it after Next returned an error (io.EOF at the end).
+func (rd *Reader) ReadPastMixed() bool { return rd.mixed }
+
+// snaplen is the snapshot length a frame of interface in is checked against: the file's first
+// interface's, as libpcap does (every interface has it unless Options.AllInterfaces), else its own.
+func (rd *Reader) snaplen(in *iface) int {
+	if rd.all {
+		return in.snaplen
+	}
+	return rd.first.snaplen
 }
 
 func (rd *Reader) addIface(b []byte) error {

@@ -15,7 +15,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from flowfleet.v1 import flow_pb2 as flowfleet_dot_v1_dot_flow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/ingest_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\"\xb9\x01\n\rIngestRequest\x12+\n\x05hello\x18\x01 \x01(\x0b\x32\x13.flowfleet.v1.HelloH\x00R\x05hello\x12/\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.flowfleet.v1.FlowBatchH\x00R\x05\x62\x61tch\x12\x38\n\nwindow_end\x18\x03 \x01(\x0b\x32\x17.flowfleet.v1.WindowEndH\x00R\twindowEndB\x10\n\x07message\x12\x05\xbaH\x02\x08\x01\"\xa5\x01\n\x0eIngestResponse\x12\x31\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.flowfleet.v1.WelcomeH\x00R\x07welcome\x12%\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x11.flowfleet.v1.AckH\x00R\x03\x61\x63k\x12.\n\x06notice\x18\x03 \x01(\x0b\x32\x14.flowfleet.v1.NoticeH\x00R\x06noticeB\t\n\x07message\"\xeb\x01\n\x05Hello\x12\x31\n\tstream_id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x10\x01\x18\x80\x01\x32\x08^[!-~]+$R\x08streamId\x12>\n\x10software_version\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e\x10\x01\x18@2\x08^[ -~]+$R\x0fsoftwareVersion\x12\x32\n\x0ewindow_seconds\x18\x03 \x01(\rB\x0b\xbaH\x08*\x06\x18\x80\xa3\x05(\nR\rwindowSeconds\x12;\n\x0b\x64rops_total\x18\x04 \x01(\x0b\x32\x1a.flowfleet.v1.DropCountersR\ndropsTotal\"\x7f\n\x0c\x44ropCounters\x12%\n\x0ekernel_packets\x18\x01 \x01(\x04R\rkernelPackets\x12%\n\x0esensor_packets\x18\x02 \x01(\x04R\rsensorPackets\x12!\n\x0csensor_flows\x18\x03 \x01(\x04R\x0bsensorFlows\"\x97\x01\n\tFlowBatch\x12#\n\x03seq\x18\x01 \x01(\x04\x42\x11\xbaH\x0e\x32\x0c\x18\xff\xff\xff\xff\xff\xff\xff\xff\x7f(\x01R\x03seq\x12\x33\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x12.flowfleet.v1.FlowB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05\x66lows\x12\x30\n\x05\x64rops\x18\x03 \x01(\x0b\x32\x1a.flowfleet.v1.DropCountersR\x05\x64rops\"\xc8\x02\n\tWindowEnd\x12*\n\x0cwindow_start\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x0bwindowStart\x12\x32\n\x0ewindow_seconds\x18\x02 \x01(\rB\x0b\xbaH\x08*\x06\x18\x80\xa3\x05(\nR\rwindowSeconds\x12:\n\x10\x66irst_frame_time\x18\x03 \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x0e\x66irstFrameTime:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n\x12window_end.aligned\x12\x31window_start must be a multiple of window_seconds\x1aNthis.window_seconds == 0u || this.window_start % int(this.window_seconds) == 0\"J\n\x07Welcome\x12\x12\n\x04host\x18\x01 \x01(\tR\x04host\x12+\n\x11\x63ollector_version\x18\x02 \x01(\tR\x10\x63ollectorVersion\"\x17\n\x03\x41\x63k\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\"\x85\x01\n\x06Notice\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x18.flowfleet.v1.NoticeCodeR\x04\x63ode\x12\x10\n\x03seq\x18\x02 \x01(\x04R\x03seq\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message*\x80\x01\n\nNoticeCode\x12\x1b\n\x17NOTICE_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTICE_CODE_DUPLICATE_BATCH\x10\x01\x12\x1a\n\x16NOTICE_CODE_LATE_FLOWS\x10\x02\x12\x18\n\x14NOTICE_CODE_DRAINING\x10\x03\x32X\n\rIngestService\x12G\n\x06Ingest\x12\x1b.flowfleet.v1.IngestRequest\x1a\x1c.flowfleet.v1.IngestResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!flowfleet/v1/ingest_service.proto\x12\x0c\x66lowfleet.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x17\x66lowfleet/v1/flow.proto\"\xb9\x01\n\rIngestRequest\x12+\n\x05hello\x18\x01 \x01(\x0b\x32\x13.flowfleet.v1.HelloH\x00R\x05hello\x12/\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.flowfleet.v1.FlowBatchH\x00R\x05\x62\x61tch\x12\x38\n\nwindow_end\x18\x03 \x01(\x0b\x32\x17.flowfleet.v1.WindowEndH\x00R\twindowEndB\x10\n\x07message\x12\x05\xbaH\x02\x08\x01\"\xa5\x01\n\x0eIngestResponse\x12\x31\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.flowfleet.v1.WelcomeH\x00R\x07welcome\x12%\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x11.flowfleet.v1.AckH\x00R\x03\x61\x63k\x12.\n\x06notice\x18\x03 \x01(\x0b\x32\x14.flowfleet.v1.NoticeH\x00R\x06noticeB\t\n\x07message\"\xeb\x01\n\x05Hello\x12\x31\n\tstream_id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x10\x01\x18\x80\x01\x32\x08^[!-~]+$R\x08streamId\x12>\n\x10software_version\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e\x10\x01\x18@2\x08^[ -~]+$R\x0fsoftwareVersion\x12\x32\n\x0ewindow_seconds\x18\x03 \x01(\rB\x0b\xbaH\x08*\x06\x18\x80\xa3\x05(\nR\rwindowSeconds\x12;\n\x0b\x64rops_total\x18\x04 \x01(\x0b\x32\x1a.flowfleet.v1.DropCountersR\ndropsTotal\"\x7f\n\x0c\x44ropCounters\x12%\n\x0ekernel_packets\x18\x01 \x01(\x04R\rkernelPackets\x12%\n\x0esensor_packets\x18\x02 \x01(\x04R\rsensorPackets\x12!\n\x0csensor_flows\x18\x03 \x01(\x04R\x0bsensorFlows\"\x97\x01\n\tFlowBatch\x12#\n\x03seq\x18\x01 \x01(\x04\x42\x11\xbaH\x0e\x32\x0c\x18\xff\xff\xff\xff\xff\xff\xff\xff\x7f(\x01R\x03seq\x12\x33\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x12.flowfleet.v1.FlowB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05\x66lows\x12\x30\n\x05\x64rops\x18\x03 \x01(\x0b\x32\x1a.flowfleet.v1.DropCountersR\x05\x64rops\"\xc8\x02\n\tWindowEnd\x12*\n\x0cwindow_start\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x0bwindowStart\x12\x32\n\x0ewindow_seconds\x18\x02 \x01(\rB\x0b\xbaH\x08*\x06\x18\x80\xa3\x05(\nR\rwindowSeconds\x12:\n\x10\x66irst_frame_time\x18\x03 \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x0e\x66irstFrameTime:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n\x12window_end.aligned\x12\x31window_start must be a multiple of window_seconds\x1aNthis.window_seconds == 0u || this.window_start % int(this.window_seconds) == 0\"|\n\x07Welcome\x12\x12\n\x04host\x18\x01 \x01(\tR\x04host\x12+\n\x11\x63ollector_version\x18\x02 \x01(\tR\x10\x63ollectorVersion\x12\x30\n\x0ewindow_seconds\x18\x03 \x01(\rB\t\xbaH\x06*\x04\x18\x80\xa3\x05R\rwindowSeconds\"\x17\n\x03\x41\x63k\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\"\x85\x01\n\x06Notice\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x18.flowfleet.v1.NoticeCodeR\x04\x63ode\x12\x10\n\x03seq\x18\x02 \x01(\x04R\x03seq\x12!\n\x0cwindow_start\x18\x03 \x01(\x03R\x0bwindowStart\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message*\x80\x01\n\nNoticeCode\x12\x1b\n\x17NOTICE_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTICE_CODE_DUPLICATE_BATCH\x10\x01\x12\x1a\n\x16NOTICE_CODE_LATE_FLOWS\x10\x02\x12\x18\n\x14NOTICE_CODE_DRAINING\x10\x03\x32X\n\rIngestService\x12G\n\x06Ingest\x12\x1b.flowfleet.v1.IngestRequest\x1a\x1c.flowfleet.v1.IngestResponse(\x01\x30\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowfleet.v1.ingest_service_pb2', globals())
@@ -42,8 +42,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WINDOWEND.fields_by_name['first_frame_time']._serialized_options = b'\272H\r\022\013@\001)\000\000\000\000\000\000\000\000'
   _WINDOWEND._options = None
   _WINDOWEND._serialized_options = b'\272H\232\001\032\227\001\n\022window_end.aligned\0221window_start must be a multiple of window_seconds\032Nthis.window_seconds == 0u || this.window_start % int(this.window_seconds) == 0'
-  _NOTICECODE._serialized_start=1551
-  _NOTICECODE._serialized_end=1679
+  _WELCOME.fields_by_name['window_seconds']._options = None
+  _WELCOME.fields_by_name['window_seconds']._serialized_options = b'\272H\006*\004\030\200\243\005'
+  _NOTICECODE._serialized_start=1601
+  _NOTICECODE._serialized_end=1729
   _INGESTREQUEST._serialized_start=106
   _INGESTREQUEST._serialized_end=291
   _INGESTRESPONSE._serialized_start=294
@@ -57,11 +59,11 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WINDOWEND._serialized_start=983
   _WINDOWEND._serialized_end=1311
   _WELCOME._serialized_start=1313
-  _WELCOME._serialized_end=1387
-  _ACK._serialized_start=1389
-  _ACK._serialized_end=1412
-  _NOTICE._serialized_start=1415
-  _NOTICE._serialized_end=1548
-  _INGESTSERVICE._serialized_start=1681
-  _INGESTSERVICE._serialized_end=1769
+  _WELCOME._serialized_end=1437
+  _ACK._serialized_start=1439
+  _ACK._serialized_end=1462
+  _NOTICE._serialized_start=1465
+  _NOTICE._serialized_end=1598
+  _INGESTSERVICE._serialized_start=1731
+  _INGESTSERVICE._serialized_end=1819
 # @@protoc_insertion_point(module_scope)

@@ -83,12 +83,14 @@ class Notice(_message.Message):
     def __init__(self, code: _Optional[_Union[NoticeCode, str]] = ..., seq: _Optional[int] = ..., window_start: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ["collector_version", "host"]
+    __slots__ = ["collector_version", "host", "window_seconds"]
     COLLECTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     collector_version: str
     host: str
-    def __init__(self, host: _Optional[str] = ..., collector_version: _Optional[str] = ...) -> None: ...
+    window_seconds: int
+    def __init__(self, host: _Optional[str] = ..., collector_version: _Optional[str] = ..., window_seconds: _Optional[int] = ...) -> None: ...
 
 class WindowEnd(_message.Message):
     __slots__ = ["first_frame_time", "window_seconds", "window_start"]

@@ -1,16 +1,13 @@
-package collector
+package closer
 
 import (
 	"bytes"
-	"fmt"
-	"path/filepath"
 	"strconv"
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/flowpb"
 	"github.com/flowfleet/flowfleet/internal/store"
-	"github.com/flowfleet/flowfleet/pkg/atomicfile"
 	"github.com/flowfleet/flowfleet/pkg/flow"
 	"github.com/flowfleet/flowfleet/pkg/formats/bayseflow"
 )
@@ -65,8 +62,10 @@ func finishSample(s *flow.Sample, firstFrameTime float64) {
 	flow.FixZeroPackets(s.Flows)
 }
 
-// buildSample is the store's CloseWindow callback: it decodes the window's batches, writes the .bf file
-// atomically and returns the sample to record.
+// build is the heart of the store's CloseWindow callback: it decodes the window's batches, orders and
+// finishes the flows, encodes the .bf content and the flow chunks, and returns the sample to record
+// (state closed: its file is written after the commit, Closer.writeFile). It writes no file, so SQLite's
+// optimistic close may call it again at no cost but the CPU.
 //
 // What it holds at once is about three times the window's encoded flows (the engine's flows with their
 // names, the .bf content and the encoded chunks), and the window is bounded (Config.MaxWindowBytes):
@@ -76,7 +75,7 @@ func finishSample(s *flow.Sample, firstFrameTime float64) {
 // lived at once as stored batches, decoded messages, engine flows, ordered messages, one encoded copy
 // and a doubling content buffer: closing 100,000 flows with 1 KiB names peaked at 1,282 MiB resident,
 // 830–860 MiB now (bench/README.md).
-func (c *Collector) buildSample(w store.WindowContent) (store.NewSample, error) {
+func build(w store.WindowContent) (store.NewSample, error) {
 	s := flow.Sample{Start: flow.NoStart}
 	for i, b := range w.Batches {
 		flows, err := flowpb.Decode(b)
@@ -94,9 +93,6 @@ func (c *Collector) buildSample(w store.WindowContent) (store.NewSample, error) 
 	finishSample(&s, w.FirstFrameTime)
 	id, name := SampleName(w.Host, w.WindowStart, w.Revision)
 	content := encodeContent(s, name)
-	if err := atomicfile.WriteFile(filepath.Join(c.SampleDir(), name), content, 0o644); err != nil {
-		return store.NewSample{}, fmt.Errorf("write %s: %w", name, err)
-	}
 	chunks := make([][]byte, 0, (len(s.Flows)+store.FlowChunkFlows-1)/store.FlowChunkFlows)
 	ordered := make([]*flowfleetv1.Flow, 0, min(len(s.Flows), store.FlowChunkFlows))
 	for from := 0; from < len(s.Flows); from += store.FlowChunkFlows {
@@ -111,7 +107,7 @@ func (c *Collector) buildSample(w store.WindowContent) (store.NewSample, error) 
 		chunks = append(chunks, enc)
 	}
 	return store.NewSample{ID: id, FileName: name, FlowCount: len(s.Flows), Bytes: int64(len(content)),
-		State: store.StateWritten, Content: content, FlowChunks: chunks}, nil
+		State: store.StateClosed, Content: content, FlowChunks: chunks}, nil
 }
 
 // encodeContent encodes the sample's .bf into a buffer sized for it up front: bayseflow.Encode's buffer

@@ -1,4 +1,4 @@
-package pki
+package ctl
 
 import (
 	"errors"
@@ -11,11 +11,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
-// NewCommand returns the `certs` command with its `init` and `issue` subcommands. It reads no global
+// newCertsCommand returns the `certs` command with its `init` and `issue` subcommands. It reads no global
 // state, so each call gives an independent command tree (tests build a fresh one per case).
-func NewCommand() *cobra.Command {
+func newCertsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs",
 		Short: "Create the FlowFleet CA and issue mTLS certificates",
@@ -47,7 +48,7 @@ Never commit a private key. certs/README.md shows the same steps with openssl.`,
 }
 
 func newInitCommand() *cobra.Command {
-	var opts InitOptions
+	var opts pki.InitOptions
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new certificate authority (ca.pem, ca-key.pem)",
@@ -62,7 +63,7 @@ the CA makes every certificate it issued untrusted.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ca, err := InitCA(opts)
+			ca, err := pki.InitCA(opts)
 			if err != nil {
 				return err
 			}
@@ -70,7 +71,7 @@ the CA makes every certificate it issued untrusted.`,
 			fmt.Fprintf(out, "created CA %q for trust domain %s, valid until %s\n",
 				ca.Cert.Subject.CommonName, ca.TrustDomain, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 			fmt.Fprintf(out, "  certificate: %s\n  private key: %s (mode 0600; never commit it)\n",
-				filepath.Join(opts.Dir, CACertFile), filepath.Join(opts.Dir, CAKeyFile))
+				filepath.Join(opts.Dir, pki.CACertFile), filepath.Join(opts.Dir, pki.CAKeyFile))
 			fmt.Fprintf(out, "next: flowctl certs issue --dir %s --role collector --name <name> [--dns <host>] [--ip <addr>]\n", opts.Dir)
 			return nil
 		},
@@ -79,7 +80,7 @@ the CA makes every certificate it issued untrusted.`,
 	f.StringVar(&opts.Dir, "dir", ".", "directory to write ca.pem and ca-key.pem into (created, mode 0700, if missing)")
 	f.StringVar(&opts.TrustDomain, "trust-domain", auth.DefaultTrustDomain, "SPIFFE trust domain recorded in the CA, [a-z0-9._-]")
 	f.StringVar(&opts.CommonName, "common-name", "", `subject common name of the CA (default "FlowFleet CA (<trust domain>)")`)
-	f.IntVar(&opts.Days, "days", DefaultCADays, fmt.Sprintf("days the CA is valid, 1–%d", MaxDays))
+	f.IntVar(&opts.Days, "days", pki.DefaultCADays, fmt.Sprintf("days the CA is valid, 1–%d", pki.MaxDays))
 	f.BoolVar(&opts.Force, "force", false, "replace an existing CA (every certificate it issued stops being trusted)")
 	return cmd
 }
@@ -89,7 +90,7 @@ func newIssueCommand() *cobra.Command {
 		dir, outDir, role string
 		ipTexts           []string
 		force             bool
-		opts              IssueOptions
+		opts              pki.IssueOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "issue",
@@ -125,7 +126,7 @@ Fails if either output file exists, unless --force is given.`,
 			if r != auth.RoleCollector && (len(opts.DNSNames) > 0 || len(opts.IPAddresses) > 0) {
 				return errors.New("--dns and --ip apply to --role collector only")
 			}
-			ca, err := LoadCA(dir)
+			ca, err := pki.LoadCA(dir)
 			if err != nil {
 				return fmt.Errorf("%w (create one with: flowctl certs init --dir %s)", err, dir)
 			}
@@ -146,7 +147,7 @@ Fails if either output file exists, unless --force is given.`,
 				fmt.Fprintf(out, "  server names: %s\n", serverNames(leaf))
 			}
 			fmt.Fprintf(out, "  certificate: %s\n  private key: %s (mode 0600; never commit it)\n  CA bundle:   %s\n",
-				p.Cert, p.Key, filepath.Join(dir, CACertFile))
+				p.Cert, p.Key, filepath.Join(dir, pki.CACertFile))
 			return nil
 		},
 	}
@@ -158,14 +159,14 @@ Fails if either output file exists, unless --force is given.`,
 	f.StringVar(&opts.TrustDomain, "trust-domain", "", "SPIFFE trust domain (default: the CA's, else "+auth.DefaultTrustDomain+")")
 	f.StringSliceVar(&opts.DNSNames, "dns", nil, "DNS name the collector is reached by; repeatable or comma-separated (collector only; default localhost)")
 	f.StringSliceVar(&ipTexts, "ip", nil, "IP address the collector is reached by; repeatable or comma-separated (collector only; default 127.0.0.1)")
-	f.IntVar(&opts.Days, "days", DefaultLeafDays, fmt.Sprintf("days the certificate is valid, 1–%d and not past the CA's expiry", MaxDays))
+	f.IntVar(&opts.Days, "days", pki.DefaultLeafDays, fmt.Sprintf("days the certificate is valid, 1–%d and not past the CA's expiry", pki.MaxDays))
 	f.BoolVar(&force, "force", false, "replace an existing certificate and key of the same role and name")
 	_ = cmd.MarkFlagRequired("role")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
 
-func serverNames(l *Leaf) string {
+func serverNames(l *pki.Leaf) string {
 	var names []string
 	names = append(names, l.Cert.DNSNames...)
 	for _, ip := range l.Cert.IPAddresses {

@@ -1,4 +1,4 @@
-package pki
+package ctl
 
 import (
 	"bytes"
@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/pki"
 )
 
-// run executes a fresh `certs` command tree with args and returns its output.
-func run(t *testing.T, args ...string) (string, error) {
+// runCerts executes a fresh `certs` command tree with args and returns its output.
+func runCerts(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := NewCommand()
+	cmd := newCertsCommand()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
@@ -28,7 +29,7 @@ func run(t *testing.T, args ...string) (string, error) {
 
 func TestCommandInitAndIssue(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
-	out, err := run(t, "init", "--dir", dir, "--trust-domain", "fleet.example.net")
+	out, err := runCerts(t, "init", "--dir", dir, "--trust-domain", "fleet.example.net")
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
@@ -36,7 +37,7 @@ func TestCommandInitAndIssue(t *testing.T) {
 		t.Errorf("init output:\n%s", out)
 	}
 
-	out, err = run(t, "issue", "--dir", dir, "--role", "collector", "--name", "c1",
+	out, err = runCerts(t, "issue", "--dir", dir, "--role", "collector", "--name", "c1",
 		"--dns", "collector.example.net,localhost", "--ip", "10.0.0.5", "--ip", "127.0.0.1")
 	if err != nil {
 		t.Fatalf("issue collector: %v\n%s", err, out)
@@ -46,16 +47,16 @@ func TestCommandInitAndIssue(t *testing.T) {
 	}
 
 	outDir := filepath.Join(t.TempDir(), "out")
-	out, err = run(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--days", "30", "--out", outDir)
+	out, err = runCerts(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--days", "30", "--out", outDir)
 	if err != nil {
 		t.Fatalf("issue sensor: %v\n%s", err, out)
 	}
-	p := PathsFor(outDir, auth.RoleSensor, "web01")
+	p := pki.PathsFor(outDir, auth.RoleSensor, "web01")
 	leafPEM, err := os.ReadFile(p.Cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := LoadCA(dir)
+	ca, err := pki.LoadCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +74,13 @@ func TestCommandInitAndIssue(t *testing.T) {
 	}
 
 	// Again without --force: refused, and the message says how to override.
-	if out, err := run(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--out", outDir); err == nil || !strings.Contains(err.Error(), "--force") {
+	if out, err := runCerts(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--out", outDir); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second issue: err %v\n%s", err, out)
 	}
-	if out, err := run(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--out", outDir, "--force"); err != nil {
+	if out, err := runCerts(t, "issue", "--dir", dir, "--role", "sensor", "--name", "web01", "--out", outDir, "--force"); err != nil {
 		t.Errorf("issue --force: %v\n%s", err, out)
 	}
-	if out, err := run(t, "init", "--dir", dir); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if out, err := runCerts(t, "init", "--dir", dir); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second init: err %v\n%s", err, out)
 	}
 }
@@ -102,7 +103,7 @@ func TestCommandErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			out, err := run(t, tt.args...)
+			out, err := runCerts(t, tt.args...)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v\n%s", err, out)
@@ -125,7 +126,7 @@ func TestCommandHelp(t *testing.T) {
 		{[]string{"init", "--help"}, []string{"--dir", "--trust-domain", "--days", "--force", "--common-name", "flowfleet.local", "0600"}},
 		{[]string{"issue", "--help"}, []string{"--dir", "--role", "--name", "--dns", "--ip", "--days", "--force", "--out", "--trust-domain", "(required)", "127.0.0.1"}},
 	} {
-		out, err := run(t, tc.args...)
+		out, err := runCerts(t, tc.args...)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -158,9 +159,9 @@ func TestOpenSSLRecipe(t *testing.T) {
 		t.Fatalf("recipe failed: %v\n%s", err, out)
 	}
 
-	ca, err := LoadCA(dir)
+	ca, err := pki.LoadCA(dir)
 	if err != nil {
-		t.Fatalf("LoadCA on the openssl CA: %v", err)
+		t.Fatalf("pki.LoadCA on the openssl CA: %v", err)
 	}
 	if ca.TrustDomain != auth.DefaultTrustDomain || !ca.Cert.MaxPathLenZero {
 		t.Errorf("openssl CA: trust domain %q, pathlen zero %v", ca.TrustDomain, ca.Cert.MaxPathLenZero)
@@ -178,7 +179,7 @@ func TestOpenSSLRecipe(t *testing.T) {
 		{auth.RoleReader, "alice", x509.ExtKeyUsageClientAuth, ""},
 		{auth.RoleAdmin, "ops", x509.ExtKeyUsageClientAuth, ""},
 	} {
-		p := PathsFor(dir, tc.role, tc.name)
+		p := pki.PathsFor(dir, tc.role, tc.name)
 		data, err := os.ReadFile(p.Cert)
 		if err != nil {
 			t.Fatal(err)
@@ -191,12 +192,12 @@ func TestOpenSSLRecipe(t *testing.T) {
 		if err != nil || id.Role != tc.role || id.Name != tc.name {
 			t.Errorf("%s: identity %+v, %v", p.Cert, id, err)
 		}
-		if got := mode(t, p.Key); got != 0o600 {
-			t.Errorf("%s mode %o, want 600", p.Key, got)
+		if fi, err := os.Stat(p.Key); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 600", p.Key, fi, err)
 		}
 	}
 	// The openssl CA can issue with pki too.
-	if _, err := ca.Issue(IssueOptions{Role: auth.RoleSensor, Name: "mixed"}); err != nil {
+	if _, err := ca.Issue(pki.IssueOptions{Role: auth.RoleSensor, Name: "mixed"}); err != nil {
 		t.Errorf("issue from openssl CA: %v", err)
 	}
 }
