@@ -21,6 +21,7 @@ const (
 	IngestServiceName     = "flowfleet.v1.IngestService"
 	SampleServiceName     = "flowfleet.v1.SampleService"
 	FleetServiceName      = "flowfleet.v1.FleetService"
+	FlowServiceName       = "flowfleet.v1.FlowService"
 	healthServiceName     = "grpc.health.v1.Health"
 	reflectionV1Name      = "grpc.reflection.v1.ServerReflection"
 	reflectionV1AlphaName = "grpc.reflection.v1alpha.ServerReflection"
@@ -29,7 +30,7 @@ const (
 // DefaultPolicy is FlowFleet's access policy:
 //
 //   - IngestService: sensor, admin
-//   - SampleService and FleetService: reader, admin; SampleService.RelaySample (which re-queues an
+//   - SampleService, FleetService and FlowService: reader, admin; SampleService.RelaySample (which re-queues an
 //     upload) and SampleService.EnrichSample (which re-queues enrichment): admin only
 //   - grpc.health.v1.Health and server reflection (v1 and v1alpha): any authenticated identity
 //
@@ -41,6 +42,7 @@ func DefaultPolicy() Policy {
 		"/" + SampleServiceName + "/RelaySample":  {RoleAdmin},
 		"/" + SampleServiceName + "/EnrichSample": {RoleAdmin},
 		"/" + FleetServiceName + "/*":             {RoleReader, RoleAdmin},
+		"/" + FlowServiceName + "/*":              {RoleReader, RoleAdmin},
 		"/" + healthServiceName + "/*":            {AnyRole},
 		"/" + reflectionV1Name + "/*":             {AnyRole},
 		"/" + reflectionV1AlphaName + "/*":        {AnyRole},

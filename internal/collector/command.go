@@ -23,6 +23,7 @@ import (
 	"github.com/flowfleet/flowfleet/internal/auth"
 	"github.com/flowfleet/flowfleet/internal/buildinfo"
 	"github.com/flowfleet/flowfleet/internal/cli"
+	"github.com/flowfleet/flowfleet/internal/flowindex"
 	"github.com/flowfleet/flowfleet/internal/logx"
 	"github.com/flowfleet/flowfleet/internal/relay"
 	"github.com/flowfleet/flowfleet/internal/sink"
@@ -268,6 +269,10 @@ func run(ctx context.Context, set settings) error {
 			return nil
 		})
 	}
+	// Fleet search: index stored samples, old ones included (docs/search.md).
+	g.Go(func() error {
+		return (&flowindex.Indexer{Store: st, Log: log.With("component", "flowindex")}).Run(gctx)
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		if ctx.Err() != nil {

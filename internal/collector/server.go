@@ -20,6 +20,7 @@ import (
 
 	flowfleetv1 "github.com/flowfleet/flowfleet/gen/flowfleet/v1"
 	"github.com/flowfleet/flowfleet/internal/auth"
+	"github.com/flowfleet/flowfleet/internal/flowindex"
 )
 
 // MaxMessageSize is the largest message the collector accepts: a full batch of 10,000 flows fits.
@@ -71,6 +72,7 @@ func (c *Collector) NewGRPCServer(creds credentials.TransportCredentials) (*grpc
 	flowfleetv1.RegisterIngestServiceServer(srv, &ingestServer{c: c, st: c.store})
 	flowfleetv1.RegisterSampleServiceServer(srv, &sampleServer{c: c, st: c.store})
 	flowfleetv1.RegisterFleetServiceServer(srv, &fleetServer{c: c, st: c.store})
+	flowfleetv1.RegisterFlowServiceServer(srv, &flowindex.Server{Store: c.store}) // fleet search (docs/search.md)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

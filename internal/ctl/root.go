@@ -33,8 +33,8 @@ init' writes ($XDG_CONFIG_HOME/flowfleet/flowctl.yaml) when it exists.`,
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return loadConfig(vp, cmd)
 	}
-	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newHostsCommand(vp), newSageCommand(vp),
-		newConfigCommand(vp), newCertsCommand(), newUICommand(vp))
+	root.AddCommand(newConvertCommand(vp), newShowCommand(vp), newSamplesCommand(vp), newFlowsCommand(vp), newHostsCommand(vp),
+		newSageCommand(vp), newConfigCommand(vp), newCertsCommand(), newUICommand(vp))
 	cli.AddVersion(root)
 	return root
 }

@@ -8,8 +8,8 @@
 //
 // The files go by what they store: db.go (open, dialects, migrations, write transactions), batches.go
 // (SaveBatches), windows.go (ending, closing and failing windows), samples.go (reading samples, relay
-// states), hosts.go, seqmarks.go (dedup marks), outbox.go (relay queue), enrichment.go (NetworkSage's answers), prune.go (retention) and
-// integrity.go.
+// states), hosts.go, seqmarks.go (dedup marks), outbox.go (relay queue), enrichment.go (NetworkSage's answers), flowindex.go (fleet search's
+// index), prune.go (retention) and integrity.go.
 //
 // Integrity (integrity.go): each sample's content is stored with its SHA-256 and checked when read
 // (SampleContent, ErrCorrupt when it no longer matches); Open checks a SQLite file with PRAGMA quick_check before
@@ -302,6 +302,9 @@ type Store interface {
 
 	// Pruner deletes what the retention settings let go (prune.go).
 	Pruner
+
+	// FlowIndex is the fleet search index (flowindex.go).
+	FlowIndex
 
 	// Ping checks the database.
 	Ping(ctx context.Context) error
