@@ -120,12 +120,12 @@ func TestFailedWindowIsolatedAndLongHostWritten(t *testing.T) {
 		got := listOf(t, client, stuck)
 		return len(got) == 1 && got[0].GetState() == flowfleetv1.SampleState_SAMPLE_STATE_WRITTEN && got[0].GetWriteError() == ""
 	})
-	out := logs.String()
-	if n := strings.Count(out, "window close failed"); n != 1 {
-		t.Fatalf("the failure was logged %d times (want once per window):\n%s", n, out)
-	}
-	if !strings.Contains(out, "window written after failed closes") {
-		t.Fatalf("no log line for the retry that succeeded:\n%s", out)
+	// The state is visible before the closer logs the success: wait for the line, not for a moment.
+	waitFor(t, "the log line of the retry that succeeded", func() bool {
+		return strings.Contains(logs.String(), "window written after failed closes")
+	})
+	if out := logs.String(); strings.Count(out, "window close failed") != 1 {
+		t.Fatalf("the failure was logged %d times (want once per window):\n%s", strings.Count(out, "window close failed"), out)
 	}
 }
 
