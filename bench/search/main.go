@@ -59,7 +59,7 @@ func run(hosts, windows, flowsPer, dests int) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), 1.2, 1, uint64(dests-1))
 	ports := []string{"443", "443", "443", "80", "53", "8443", "22", "5432"}
-	ws0 := time.Now().Add(-2 * time.Hour).Unix() / 60 * 60
+	ws0 := time.Now().Add(-2*time.Hour).Unix() / 60 * 60
 	var seq uint64
 	start := time.Now()
 	var storeTime time.Duration
