@@ -99,11 +99,35 @@ func flowRowColumns(c clock) []column[*flowfleetv1.FlowRow] {
 	}
 }
 
+// flowRowJSON is a search result in JSON: the same camelCase keys, in a fixed order, as every other
+// flowctl listing (samples, flows, hosts).
+type flowRowJSON struct {
+	SampleID         string `json:"sampleId"`
+	Host             string `json:"host"`
+	WindowStart      string `json:"windowStart"`
+	WindowStartEpoch int64  `json:"windowStartEpoch"`
+	SrcAddr          string `json:"srcAddr"`
+	DstAddr          string `json:"dstAddr"`
+	DstPort          *int   `json:"dstPort"` // null for ICMP
+	Protocol         string `json:"protocol"`
+	DstName          string `json:"dstName"`
+	NameSource       string `json:"nameSource"`
+	Category         string `json:"category"`
+	Flows            int64  `json:"flows"`
+	Packets          int64  `json:"packets"`
+	Bytes            int64  `json:"bytes"`
+}
+
 func flowRowToJSON(r *flowfleetv1.FlowRow) any {
-	return map[string]any{"sample_id": r.GetSampleId(), "host": r.GetHost(), "window_start": rfc3339(r.GetWindowStart().AsTime()),
-		"src_addr": r.GetSrcAddr(), "dst_addr": r.GetDstAddr(), "dst_port": r.GetDstPort(), "protocol": r.GetProtocol(),
-		"dst_name": r.GetDstName(), "name_source": r.GetNameSource(), "category": r.GetCategory(), "flows": r.GetFlows(),
-		"packets": r.GetPackets(), "bytes": r.GetBytes()}
+	j := flowRowJSON{SampleID: r.GetSampleId(), Host: r.GetHost(), WindowStart: rfc3339(r.GetWindowStart().AsTime()),
+		WindowStartEpoch: r.GetWindowStart().GetSeconds(), SrcAddr: r.GetSrcAddr(), DstAddr: r.GetDstAddr(),
+		Protocol: r.GetProtocol(), DstName: r.GetDstName(), NameSource: r.GetNameSource(), Category: r.GetCategory(),
+		Flows: r.GetFlows(), Packets: r.GetPackets(), Bytes: r.GetBytes()}
+	if p := r.GetDstPort(); p >= 0 {
+		port := int(p)
+		j.DstPort = &port
+	}
+	return j
 }
 
 func runFlowsSearch(cmd *cobra.Command, vp *viper.Viper) error {

@@ -69,10 +69,12 @@ func TestFlowsSearchAndTop(t *testing.T) {
 	var hosts []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r struct {
-			Host  string `json:"host"`
-			Flows int    `json:"flows"`
+			Host     string `json:"host"`
+			Flows    int    `json:"flows"`
+			SampleID string `json:"sampleId"`
+			DstPort  int    `json:"dstPort"`
 		}
-		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Flows != 2 {
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Flows != 2 || r.SampleID == "" || r.DstPort != 443 {
 			t.Fatalf("jsonl line %q: %v", l, err)
 		}
 		hosts = append(hosts, r.Host)
